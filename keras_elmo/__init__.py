@@ -1,0 +1,15 @@
+"""keras_elmo: ELMo contextual word vectors as a Keras 3 layer."""
+
+from keras_elmo.characters import batch_to_ids, tokens_to_char_ids
+from keras_elmo.layer import ElmoLayer
+from keras_elmo.options import load_options, published_options
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ElmoLayer",
+    "batch_to_ids",
+    "load_options",
+    "published_options",
+    "tokens_to_char_ids",
+]

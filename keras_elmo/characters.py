@@ -1,0 +1,153 @@
+"""Tokens -> ELMo character ids, in numpy (`batch_to_ids`) and in the graph.
+
+A token becomes `max_chars` ids (50 for every published model):
+`[bow, b0, b1, ..., bn, eow, pad, pad, ...]` where `b*` are the bytes of the
+token's UTF-8 encoding truncated to `max_chars - 2`, and every id is then
+shifted by +1 so that an all-zero row means "no token here" (batch padding).
+`<S>` and `</S>` get the special begin/end-of-sentence char instead of bytes.
+
+Both implementations treat the empty string as padding (all zeros): in a
+dense string tensor "" is the padding value, so the numpy side must agree.
+A token that is not valid UTF-8 is an error, never silently altered.
+"""
+
+import numpy as np
+
+MAX_CHARS_PER_TOKEN = 50
+
+# The raw (unshifted) special char ids of the original vocabulary.
+BOS_CHAR = 256  # begin of sentence
+EOS_CHAR = 257  # end of sentence
+BOW_CHAR = 258  # begin of word
+EOW_CHAR = 259  # end of word
+PAD_CHAR = 260  # padding inside a token
+# Every id is stored +1 so that 0 can mean "no token" (batch padding).
+ID_SHIFT = 1
+
+BOS_TOKEN = "<S>"
+EOS_TOKEN = "</S>"
+
+
+def _special_token_ids(marker, max_chars):
+    ids = np.full((max_chars,), PAD_CHAR, dtype=np.int32)
+    ids[0], ids[1], ids[2] = BOW_CHAR, marker, EOW_CHAR
+    return ids + ID_SHIFT
+
+
+def boundary_char_ids(max_chars=MAX_CHARS_PER_TOKEN):
+    """The shifted char ids of `<S>` and `</S>`, shape (2, max_chars)."""
+    return np.stack(
+        [_special_token_ids(BOS_CHAR, max_chars), _special_token_ids(EOS_CHAR, max_chars)]
+    )
+
+
+def _token_bytes(token, where):
+    if isinstance(token, bytes):
+        try:
+            token.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{where}: token {token!r} is not valid UTF-8 ({err.reason}).") from None
+        return token
+    if not isinstance(token, str):
+        raise TypeError(f"{where}: tokens must be str or bytes, got {type(token).__name__}.")
+    try:
+        return token.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{where}: token {token!r} is not valid UTF-8 ({err.reason}).") from None
+
+
+def token_to_ids(token, max_chars=MAX_CHARS_PER_TOKEN, where="token"):
+    """Shifted char ids of one token, shape (max_chars,); zeros for ""."""
+    data = _token_bytes(token, where)
+    if not data:
+        return np.zeros((max_chars,), dtype=np.int32)
+    if data == b"<S>":
+        return _special_token_ids(BOS_CHAR, max_chars)
+    if data == b"</S>":
+        return _special_token_ids(EOS_CHAR, max_chars)
+    data = data[: max_chars - 2]
+    ids = np.full((max_chars,), PAD_CHAR, dtype=np.int32)
+    ids[0] = BOW_CHAR
+    ids[1 : len(data) + 1] = np.frombuffer(data, dtype=np.uint8)
+    ids[len(data) + 1] = EOW_CHAR
+    return ids + ID_SHIFT
+
+
+def batch_to_ids(sentences, max_chars=MAX_CHARS_PER_TOKEN):
+    """Turn a list of token lists into int32 char ids (batch, max_tokens, max_chars).
+
+    Rows are 0-padded to the longest sentence; no `<S>`/`</S>` is added (the
+    model adds them). Tokens may be `str` or UTF-8 `bytes`.
+    """
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError("batch_to_ids expects a list of token lists, got a single string.")
+    sentences = list(sentences)
+    if not sentences:
+        raise ValueError("batch_to_ids got an empty list of sentences.")
+    if max_chars < 3:
+        raise ValueError(f"max_chars must be at least 3, got {max_chars}.")
+    for i, sentence in enumerate(sentences):
+        if isinstance(sentence, (str, bytes)):
+            raise TypeError(
+                f"sentence {i} is a string; pass a list of tokens (e.g. sentence.split())."
+            )
+    longest = max(len(s) for s in sentences)
+    out = np.zeros((len(sentences), longest, max_chars), dtype=np.int32)
+    cache = {}
+    for i, sentence in enumerate(sentences):
+        for j, token in enumerate(sentence):
+            key = token
+            if key not in cache:
+                cache[key] = token_to_ids(token, max_chars, where=f"sentence {i}, token {j}")
+            out[i, j] = cache[key]
+    return out
+
+
+def tokens_to_char_ids(tokens, max_chars=MAX_CHARS_PER_TOKEN, validate_utf8=True):
+    """In-graph twin of `batch_to_ids`: string tokens of any rank -> int32 ids.
+
+    `tokens` is a `tf.Tensor` or `tf.RaggedTensor` of strings; the result has
+    the same (ragged) shape plus a trailing `max_chars` axis. "" maps to zeros.
+    Only core TensorFlow ops are used, so exported graphs run on stock servers.
+    """
+    import tensorflow as tf
+
+    if isinstance(tokens, tf.RaggedTensor):
+        return tokens.with_flat_values(
+            tokens_to_char_ids(tokens.flat_values, max_chars, validate_utf8)
+        )
+    tokens = tf.convert_to_tensor(tokens)
+    if tokens.dtype != tf.string:
+        raise TypeError(f"tokens_to_char_ids expects string tokens, got dtype {tokens.dtype.name}.")
+    if validate_utf8:
+        # Transcoding with errors="replace" changes exactly the invalid inputs.
+        clean = tf.strings.unicode_transcode(
+            tokens, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        valid = tf.equal(clean, tokens)
+        tf.debugging.Assert(
+            tf.reduce_all(valid),
+            ["keras_elmo: a token is not valid UTF-8:", tf.boolean_mask(tokens, ~valid)],
+            summarize=3,
+        )
+    n_bytes = max_chars - 2
+    head = tf.strings.substr(tokens, 0, n_bytes, unit="BYTE")
+    length = tf.strings.length(head, unit="BYTE")
+    # Pad every token to exactly n_bytes so decode_raw gives a dense array; the
+    # filler is masked out below by `length`, so its value does not matter.
+    filler = tf.constant("\x00" * n_bytes)
+    fixed = tf.strings.substr(tf.strings.join([head, tf.fill(tf.shape(head), filler)]), 0, n_bytes)
+    raw = tf.cast(tf.io.decode_raw(fixed, tf.uint8), tf.int32)  # (..., n_bytes)
+    pos = tf.range(n_bytes, dtype=tf.int32)
+    len_ = tf.expand_dims(length, -1)
+    body = tf.where(pos < len_, raw, tf.where(pos == len_, EOW_CHAR, PAD_CHAR))
+    bow = tf.fill(tf.concat([tf.shape(tokens), [1]], 0), BOW_CHAR)
+    pad_tail = tf.fill(tf.concat([tf.shape(tokens), [1]], 0), PAD_CHAR)
+    # A full-length token puts its end-of-word marker in the last slot.
+    last = tf.where(len_ == n_bytes, EOW_CHAR, pad_tail)
+    ids = tf.concat([bow, body, last], axis=-1)
+    specials = boundary_char_ids(max_chars) - ID_SHIFT
+    ids = tf.where(tf.expand_dims(tokens == BOS_TOKEN, -1), specials[0], ids)
+    ids = tf.where(tf.expand_dims(tokens == EOS_TOKEN, -1), specials[1], ids)
+    ids = ids + ID_SHIFT
+    return tf.where(tf.expand_dims(tokens == "", -1), 0, ids)

@@ -1,0 +1,137 @@
+"""The published `weights.hdf5` format <-> the Keras weights, as one table.
+
+`weight_table(encoder, bilm)` lists every dataset of the original file with
+its shape and the Keras variable slot(s) it fills. Loading and saving walk
+the same table, so write -> read is exact by construction and every dataset
+name and shape is checked in both directions.
+"""
+
+import dataclasses
+
+import h5py
+import numpy as np
+
+from keras_elmo import options as options_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Port:
+    """One dataset of the original file and where its values live in Keras.
+
+    `slots` are (variable, index) pairs; index selects a leading slice of the
+    variable (the direction of a stacked LSTM weight) or is None for all of it.
+    `to_keras` maps the file array to one array per slot; `to_file` inverts it.
+    """
+
+    dataset: str
+    shape: tuple
+    slots: tuple
+    to_keras: callable = lambda a: [a]
+    to_file: callable = lambda parts: parts[0]
+
+
+def _char_embed_port(encoder):
+    # The file has rows for ids 1..261 only; id 0 is the batch-padding id we
+    # reserve, so a zero row is prepended on load and dropped on save.
+    n_rows, dim = encoder.char_embed.shape
+    return Port(
+        "char_embed", (n_rows - 1, dim), ((encoder.char_embed, None),),
+        to_keras=lambda a: [np.concatenate([np.zeros((1, a.shape[1]), a.dtype), a])],
+        to_file=lambda parts: parts[0][1:],
+    )
+
+
+def _lstm_ports(bilm, layer, direction):
+    lstm = bilm.lstms[layer]
+    prefix = f"RNN_{direction}/RNN/MultiRNNCell/Cell{layer}/LSTMCell"
+    n_in = lstm.kernel.shape[1]
+    n_gates = lstm.kernel.shape[2]
+    return [
+        # W_0 multiplies [x, h_prev] (x first); we keep the two row blocks apart
+        # so the input side can be computed for all steps in one matmul. The
+        # columns stay in TF1's i, j, f, o gate order.
+        Port(
+            f"{prefix}/W_0", (n_in + lstm.projection_dim, n_gates),
+            ((lstm.kernel, direction), (lstm.recurrent_kernel, direction)),
+            to_keras=lambda a, n=n_in: [a[:n], a[n:]],
+            to_file=lambda parts: np.concatenate(parts, axis=0),
+        ),
+        # B has no forget bias folded in: the cell adds 1.0 at run time.
+        Port(f"{prefix}/B", (n_gates,), ((lstm.bias, direction),)),
+        Port(f"{prefix}/W_P_0", (lstm.units, lstm.projection_dim), ((lstm.projection, direction),)),
+    ]
+
+
+def weight_table(encoder, bilm):
+    """The full list of Ports for a token encoder + biLM pair."""
+    table = [_char_embed_port(encoder)]
+    for i, (kernel, bias) in enumerate(zip(encoder.conv_kernels, encoder.conv_biases)):
+        # Same (1, width, char_dim, count) conv2d layout as the file.
+        table.append(Port(f"CNN/W_cnn_{i}", tuple(kernel.shape), ((kernel, None),)))
+        table.append(Port(f"CNN/b_cnn_{i}", tuple(bias.shape), ((bias, None),)))
+    for k, hw in enumerate(encoder.highway):
+        for name in ("W_carry", "b_carry", "W_transform", "b_transform"):
+            var = hw[name.lower()]
+            table.append(Port(f"CNN_high_{k}/{name}", tuple(var.shape), ((var, None),)))
+    if encoder.use_projection:
+        table.append(Port("CNN_proj/W_proj", tuple(encoder.w_proj.shape), ((encoder.w_proj, None),)))
+        table.append(Port("CNN_proj/b_proj", tuple(encoder.b_proj.shape), ((encoder.b_proj, None),)))
+    for direction in (0, 1):
+        for layer in range(bilm.n_layers):
+            table.extend(_lstm_ports(bilm, layer, direction))
+    return table
+
+
+def load_original_weights(weight_file, encoder, bilm):
+    """Fill the (built) encoder and biLM from a published weights.hdf5."""
+    table = weight_table(encoder, bilm)
+    pending = {}  # id(variable) -> (variable, numpy value being assembled)
+    try:
+        handle = h5py.File(weight_file, "r")
+    except OSError as err:
+        raise ValueError(f"Cannot read weights file {weight_file}: {err}") from None
+    with handle:
+        for port in table:
+            if port.dataset not in handle or not isinstance(handle[port.dataset], h5py.Dataset):
+                raise ValueError(
+                    f"Weights file {weight_file} has no dataset {port.dataset!r} "
+                    f"(expected shape {port.shape}); does it match the options file?"
+                )
+            array = handle[port.dataset][...]
+            if tuple(array.shape) != tuple(port.shape):
+                raise ValueError(
+                    f"Weights file {weight_file}: dataset {port.dataset!r} has shape "
+                    f"{tuple(array.shape)}, but the options give {port.shape}."
+                )
+            for (var, index), part in zip(port.slots, port.to_keras(array.astype(np.float32))):
+                key = id(var)
+                if key not in pending:
+                    pending[key] = (var, np.array(var.numpy()))
+                target = pending[key][1]
+                if index is None:
+                    target[...] = part
+                else:
+                    target[index] = part
+    for var, value in pending.values():
+        var.assign(value)
+
+
+def save_original_weights(weight_file, encoder, bilm):
+    """Write the encoder and biLM in the published weights.hdf5 layout."""
+    with h5py.File(weight_file, "w") as handle:
+        for port in weight_table(encoder, bilm):
+            parts = []
+            for var, index in port.slots:
+                value = var.numpy()
+                parts.append(value if index is None else value[index])
+            array = np.asarray(port.to_file(parts), dtype=np.float32)
+            if tuple(array.shape) != tuple(port.shape):
+                raise ValueError(f"Internal shape mismatch writing {port.dataset}: {array.shape}.")
+            handle.create_dataset(port.dataset, data=array)
+
+
+def options_to_original(options):
+    """The options dict as written next to the weights (published layout)."""
+    options = options_lib.validate_options(options)
+    lstm = {k: v for k, v in options["lstm"].items() if v is not None}
+    return {"lstm": lstm, "char_cnn": options["char_cnn"]}

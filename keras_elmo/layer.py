@@ -1,0 +1,294 @@
+"""`ElmoLayer`: the whole ELMo model as one Keras 3 layer."""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_elmo import characters
+from keras_elmo import conversion
+from keras_elmo import options as options_lib
+from keras_elmo import tokenization
+from keras_elmo.bilm import BidirectionalLM
+from keras_elmo.scalar_mix import ScalarMix
+from keras_elmo.token_encoder import CharCNNTokenEncoder
+
+FINE_TUNE_MODES = ("mix", "top", "all")
+OUTPUT_MODES = ("elmo", "dict")
+
+
+@keras.saving.register_keras_serializable(package="keras_elmo")
+class ElmoLayer(keras.layers.Layer):
+    """ELMo vectors for a batch of sentences.
+
+    Inputs, any of:
+      - int char ids (batch, T, max_chars) as made by `keras_elmo.batch_to_ids`;
+      - string tokens (batch, T), "" as padding, or a ragged (batch, None);
+      - raw sentences, strings (batch,), split on whitespace in the graph.
+
+    Output (`output_mode="elmo"`): the ELMo vectors (batch, T, 2P), zero at
+    padding, with a Keras mask; a list of them if `num_output_representations`
+    > 1. With `output_mode="dict"`, a dict with TF Hub's names: `word_emb`
+    (batch, T, P), `lstm_outputs1`.. (batch, T, 2P), `elmo` (then `elmo_1`,
+    ... for further mixes), `default` (batch, 2P, masked mean of `elmo`) and
+    `sequence_len` (batch,).
+
+    Args:
+        options: the model options (the published `options.json` layout).
+        num_output_representations: independent scalar mixes to return.
+        do_layer_norm: masked layer norm before mixing (bilm-tf semantics:
+            statistics over real tokens only, boundaries excluded).
+        l2_coef: L2 penalty on the mix weights, added to `layer.losses`.
+        use_top_only: the mix returns `gamma * top LSTM layer`.
+        dropout: dropout rate on the mixed vectors (training only).
+        fine_tune: which part trains with the layer: "mix" (only the scalar
+            mixes, as TF Hub's module), "top" (mixes + top LSTM layer) or
+            "all" (the whole biLM).
+        stateful: carry each batch row's LSTM state into the next call, as
+            the original code does; `reset_states()` starts over.
+        max_batch_size: rows of carried state kept when `stateful=True`.
+        output_mode: "elmo" or "dict".
+    """
+
+    def __init__(self, options, num_output_representations=1, do_layer_norm=False, l2_coef=0.0,
+                 use_top_only=False, dropout=0.0, fine_tune="mix", stateful=False,
+                 max_batch_size=128, output_mode="elmo", **kwargs):
+        super().__init__(**kwargs)
+        self.options = options_lib.validate_options(options)
+        if (not isinstance(num_output_representations, int)
+                or isinstance(num_output_representations, bool)
+                or num_output_representations < 1):
+            raise ValueError(
+                f"num_output_representations must be a positive integer, got "
+                f"{num_output_representations!r}.")
+        if fine_tune not in FINE_TUNE_MODES:
+            raise ValueError(f"fine_tune must be one of {FINE_TUNE_MODES}, got {fine_tune!r}.")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        self.num_output_representations = num_output_representations
+        self.do_layer_norm = bool(do_layer_norm)
+        self.l2_coef = float(l2_coef)
+        self.use_top_only = bool(use_top_only)
+        self.dropout = float(dropout)
+        self.fine_tune = fine_tune
+        self.stateful = bool(stateful)
+        self.max_batch_size = max_batch_size
+        self.output_mode = output_mode
+
+        lstm = self.options["lstm"]
+        self.projection_dim = lstm["projection_dim"]
+        self.n_lstm_layers = lstm["n_layers"]
+        self.max_chars = self.options["char_cnn"]["max_characters_per_token"]
+        # The biLM keeps float32 under any mixed-precision policy: the LSTM
+        # state and the clipping thresholds are not safe in float16.
+        self.token_encoder = CharCNNTokenEncoder(self.options, name="token_encoder", dtype="float32")
+        self.bilm = BidirectionalLM(
+            lstm["dim"], lstm["projection_dim"], lstm["n_layers"],
+            cell_clip=lstm["cell_clip"], proj_clip=lstm["proj_clip"],
+            use_skip_connections=lstm["use_skip_connections"], stateful=self.stateful,
+            max_batch_size=max_batch_size, name="bilm", dtype="float32")
+        self.mixes = [
+            ScalarMix(self.n_lstm_layers + 1, do_layer_norm=self.do_layer_norm,
+                      l2_coef=self.l2_coef, use_top_only=self.use_top_only,
+                      name=f"scalar_mix_{k}", dtype="float32")
+            for k in range(num_output_representations)
+        ]
+        self.dropout_layer = keras.layers.Dropout(self.dropout, name="mix_dropout")
+        self._apply_fine_tune()
+
+    def _apply_fine_tune(self):
+        self.token_encoder.trainable = self.fine_tune == "all"
+        self.bilm.trainable = self.fine_tune in ("top", "all")
+        for layer, lstm in enumerate(self.bilm.lstms):
+            top = layer == self.n_lstm_layers - 1
+            lstm.trainable = self.fine_tune == "all" or (self.fine_tune == "top" and top)
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape=None):
+        self.token_encoder.build((None, self.max_chars))
+        self.bilm.build()
+        for mix in self.mixes:
+            mix.build()
+        self.dropout_layer.build(None)
+        self.built = True
+
+    @classmethod
+    def from_original(cls, options_file, weight_file, **kwargs):
+        """Build from the published `options.json` + `weights.hdf5` pair."""
+        for path, what in ((options_file, "options file"), (weight_file, "weight file")):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"ELMo {what} not found: {path}")
+        layer = cls(options_lib.load_options(options_file), **kwargs)
+        layer.build()
+        conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
+        return layer
+
+    def save_original(self, options_file, weight_file):
+        """Write `options.json` + `weights.hdf5` readable by bilm-tf and AllenNLP."""
+        if not self.built:
+            self.build()
+        with open(options_file, "w", encoding="utf-8") as f:
+            json.dump(conversion.options_to_original(self.options), f, indent=1)
+        conversion.save_original_weights(weight_file, self.token_encoder, self.bilm)
+
+    # ------------------------------------------------------------------ inputs
+    def _to_char_ids(self, inputs):
+        """Any supported input -> int32 char ids (batch, T, max_chars)."""
+        if isinstance(inputs, tf.RaggedTensor):
+            if inputs.dtype != tf.string:
+                raise ValueError("ElmoLayer: ragged inputs must be string tokens.")
+            inputs = inputs.to_tensor(default_value="")
+        inputs = tf.convert_to_tensor(inputs)
+        rank = inputs.shape.rank
+        if inputs.dtype == tf.string:
+            if rank == 1:
+                inputs = tokenization.whitespace_tokenize(inputs)
+            elif rank != 2:
+                raise ValueError(
+                    f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
+                    f"got rank {rank}.")
+            return characters.tokens_to_char_ids(inputs, self.max_chars)
+        if not inputs.dtype.is_integer:
+            raise ValueError(
+                f"ElmoLayer: expected int char ids or strings, got dtype {inputs.dtype.name}.")
+        if rank != 3 or (inputs.shape[-1] is not None and inputs.shape[-1] != self.max_chars):
+            raise ValueError(
+                f"ElmoLayer: char ids must have shape (batch, T, {self.max_chars}); got {inputs.shape}.")
+        return tf.cast(inputs, tf.int32)
+
+    # ------------------------------------------------------------------ model
+    def _representations(self, char_ids, initial_state=None):
+        """char ids -> (list of (B, T, 2P) layers, word_emb, mask, final_state)."""
+        mask = tf.reduce_any(char_ids > 0, axis=-1)
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        tokens = self.token_encoder(char_ids)  # (B, T, P), zeros at padding
+        # The model always runs on <S> tokens </S>; the two boundary vectors
+        # are encoded once and written at position 0 and at length + 1.
+        bos, eos = tf.unstack(
+            self.token_encoder.encode_unique(tf.constant(characters.boundary_char_ids(self.max_chars))))
+        padded = tf.pad(tokens, [[0, 0], [1, 1], [0, 0]])
+        pos = tf.range(tf.shape(padded)[1])[None, :, None]
+        len_ = lengths[:, None, None]
+        padded = tf.where(pos == 0, bos, tf.where(pos == len_ + 1, eos, padded))
+        outputs, final_state = self.bilm(padded, pos[..., 0] < len_[..., 0] + 2,
+                                         initial_state=initial_state)
+        # Drop the boundary positions: row i keeps positions 1..length_i.
+        m = tf.cast(mask, tokens.dtype)[..., None]
+        outputs = [out[:, 1:-1] * m for out in outputs]
+        if self.fine_tune == "mix":
+            # A frozen biLM needs no gradients: keep its activations off the tape.
+            tokens = tf.stop_gradient(tokens)
+            outputs = [tf.stop_gradient(out) for out in outputs]
+        layers = [tf.concat([tokens, tokens], axis=-1)] + outputs
+        return layers, tokens, mask, final_state
+
+    def call(self, inputs, training=None):
+        char_ids = self._to_char_ids(inputs)
+        layers, tokens, mask, _ = self._representations(char_ids)
+        m = tf.cast(mask, tokens.dtype)[..., None]
+        mixes = []
+        for mix in self.mixes:
+            mixed = mix(layers, mask=mask)
+            mixes.append(self.dropout_layer(mixed, training=training) * m)
+        if self.output_mode == "elmo":
+            return mixes[0] if len(mixes) == 1 else mixes
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        denom = tf.maximum(tf.cast(lengths, tokens.dtype), 1.0)[:, None]
+        out = {"word_emb": tokens, "sequence_len": lengths,
+               "default": tf.reduce_sum(mixes[0], axis=1) / denom}
+        for k, layer in enumerate(layers[1:]):
+            out[f"lstm_outputs{k + 1}"] = layer
+        out["elmo"] = mixes[0]
+        for k, mixed in enumerate(mixes[1:]):
+            out[f"elmo_{k + 1}"] = mixed
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(inputs, tf.RaggedTensor):
+            inputs = inputs.to_tensor(default_value="")
+        if inputs.dtype == tf.string:
+            if inputs.shape.rank == 1:
+                token_mask = tokenization.whitespace_tokenize(inputs) != ""
+            else:
+                token_mask = inputs != ""
+        else:
+            token_mask = tf.reduce_any(inputs > 0, axis=-1)
+        if self.output_mode == "elmo":
+            return token_mask if self.num_output_representations == 1 else [
+                token_mask] * self.num_output_representations
+        masks = {key: token_mask for key in self._sequence_keys()}
+        masks.update({"default": None, "sequence_len": None})
+        return masks
+
+    def _sequence_keys(self):
+        keys = ["word_emb"] + [f"lstm_outputs{k + 1}" for k in range(self.n_lstm_layers)] + ["elmo"]
+        return keys + [f"elmo_{k}" for k in range(1, self.num_output_representations)]
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0]
+        steps = input_shape[1] if len(input_shape) >= 2 else None
+        p2 = 2 * self.projection_dim
+        if self.output_mode == "elmo":
+            shape = (batch, steps, p2)
+            return shape if self.num_output_representations == 1 else [
+                shape] * self.num_output_representations
+        shapes = {key: (batch, steps, p2) for key in self._sequence_keys()}
+        shapes["word_emb"] = (batch, steps, self.projection_dim)
+        shapes.update({"default": (batch, p2), "sequence_len": (batch,)})
+        return shapes
+
+    # ------------------------------------------------------------------ state
+    def reset_states(self):
+        """Stateful mode: every row's carried LSTM state back to the initial state."""
+        self.bilm.reset_states()
+
+    def warm_up(self, sentences, n_streams=4):
+        """Store a warm initial LSTM state computed from some text.
+
+        The sentences (token lists) are dealt round-robin into `n_streams`
+        streams and run batch after batch with the state carried over, as the
+        original stateful code does; the final states are averaged over the
+        streams and stored as the initial state of every later call (and of
+        `reset_states`). Deterministic, saved with the model. Returns self.
+        """
+        sentences = [list(s) for s in sentences]
+        rounds = len(sentences) // n_streams
+        if rounds < 1:
+            raise ValueError(f"warm_up needs at least n_streams={n_streams} sentences.")
+        if not self.built:
+            self.build()
+        lstm = self.options["lstm"]
+        shape = (self.n_lstm_layers, 2, n_streams)
+        state = (tf.zeros(shape + (lstm["dim"],)), tf.zeros(shape + (self.projection_dim,)))
+        for r in range(rounds):
+            batch = sentences[r * n_streams:(r + 1) * n_streams]
+            char_ids = tf.constant(characters.batch_to_ids(batch, self.max_chars))
+            _, _, _, state = self._representations(char_ids, initial_state=state)
+        self.bilm.initial_c.assign(tf.reduce_mean(state[0], axis=2))
+        self.bilm.initial_h.assign(tf.reduce_mean(state[1], axis=2))
+        self.reset_states()
+        return self
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "options": self.options,
+            "num_output_representations": self.num_output_representations,
+            "do_layer_norm": self.do_layer_norm, "l2_coef": self.l2_coef,
+            "use_top_only": self.use_top_only, "dropout": self.dropout,
+            "fine_tune": self.fine_tune, "stateful": self.stateful,
+            "max_batch_size": self.max_batch_size, "output_mode": self.output_mode,
+        })
+        return config
+
+
+def embed_all_layers(outputs, n_lstm_layers):
+    """Stack a dict output into (batch, n_lstm_layers + 1, T, 2P) like `allennlp elmo --all`."""
+    word = outputs["word_emb"]
+    layers = [tf.concat([word, word], -1)] + [
+        outputs[f"lstm_outputs{k + 1}"] for k in range(n_lstm_layers)]
+    return tf.stack(layers, axis=1)
+

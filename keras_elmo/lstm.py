@@ -1,0 +1,121 @@
+"""The LSTM with output projection and clipping (TF1 `LSTMCell(num_proj=...)`).
+
+One `ProjectedLSTM` layer holds the weights of one stacked layer for several
+independent directions (ELMo: forward and backward) and advances all of them
+in the same time step with batched matmuls. Per direction and step:
+
+    z = x W_x + h_prev W_h + B          # the published W_0 is [W_x; W_h]
+    i, j, f, o = split(z, 4)            # TF1 gate order
+    c = sigmoid(f + 1) * c_prev + sigmoid(i) * tanh(j)   # forget bias 1.0, not in B
+    c = clip(c, cell_clip)
+    h = clip((sigmoid(o) * tanh(c)) W_P, proj_clip)
+
+`x W_x + B` does not depend on the recurrence, so it is computed for every
+time step at once in one large matmul before the loop; the loop only does the
+two small matmuls of the recurrence. Padding steps keep the previous state and
+emit zeros.
+"""
+
+import keras
+import tensorflow as tf
+
+# TF1's LSTMCell adds this to the forget gate at run time; it is not in B.
+FORGET_BIAS = 1.0
+
+
+def lstm_step(z, c_prev, w_proj, cell_clip, proj_clip):
+    """One step given the pre-activations z (..., 4D); returns (c, h)."""
+    i, j, f, o = tf.split(z, 4, axis=-1)
+    c = tf.sigmoid(f + FORGET_BIAS) * c_prev + tf.sigmoid(i) * tf.tanh(j)
+    if cell_clip is not None:
+        c = tf.clip_by_value(c, -cell_clip, cell_clip)
+    h = tf.matmul(tf.sigmoid(o) * tf.tanh(c), w_proj)
+    if proj_clip is not None:
+        h = tf.clip_by_value(h, -proj_clip, proj_clip)
+    return c, h
+
+
+def run_recurrence(pre, mask, w_rec, w_proj, c0, h0, cell_clip, proj_clip):
+    """The time loop.
+
+    pre: (T, n_dir, B, 4D) input pre-activations (x W_x + B); mask: (T, B) bool;
+    w_rec: (n_dir, P, 4D); w_proj: (n_dir, D, P); c0: (n_dir, B, D); h0: (n_dir, B, P).
+    Returns outputs (T, n_dir, B, P) and the final (c, h).
+    """
+    steps = tf.shape(pre)[0]
+    outputs = tf.TensorArray(pre.dtype, size=steps, element_shape=h0.shape)
+
+    def body(t, c, h, outputs):
+        z = pre[t] + tf.matmul(h, w_rec)
+        c_new, h_new = lstm_step(z, c, w_proj, cell_clip, proj_clip)
+        m = mask[t][None, :, None]  # same mask for every direction
+        c = tf.where(m, c_new, c)
+        h = tf.where(m, h_new, h)
+        outputs = outputs.write(t, tf.where(m, h_new, tf.zeros_like(h_new)))
+        return t + 1, c, h, outputs
+
+    _, c, h, outputs = tf.while_loop(
+        lambda t, *_: t < steps, body, (tf.constant(0), c0, h0, outputs),
+        parallel_iterations=1,
+    )
+    return outputs.stack(), c, h
+
+
+@keras.saving.register_keras_serializable(package="keras_elmo")
+class ProjectedLSTM(keras.layers.Layer):
+    """One LSTM layer with projection and clipping, for `n_directions` at once.
+
+    Call with inputs (n_dir, B, T, input_dim), mask (B, T) and an initial
+    state (c (n_dir, B, units), h (n_dir, B, projection_dim)); returns the
+    outputs (n_dir, B, T, projection_dim) and the final state. Each direction
+    reads its own slice of the inputs in its own time order.
+    """
+
+    def __init__(self, units, projection_dim, input_dim, n_directions=2,
+                 cell_clip=None, proj_clip=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("units", units), ("projection_dim", projection_dim),
+                            ("input_dim", input_dim), ("n_directions", n_directions)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"ProjectedLSTM: {name} must be a positive integer, got {value!r}.")
+        for name, value in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
+            if value is not None and not value > 0:
+                raise ValueError(f"ProjectedLSTM: {name} must be positive or None, got {value!r}.")
+        self.units = units
+        self.projection_dim = projection_dim
+        self.input_dim = input_dim
+        self.n_directions = n_directions
+        self.cell_clip = None if cell_clip is None else float(cell_clip)
+        self.proj_clip = None if proj_clip is None else float(proj_clip)
+
+    def build(self, input_shape=None):
+        d, gates = self.n_directions, 4 * self.units
+        init = keras.initializers.GlorotUniform()
+        self.kernel = self.add_weight(
+            name="kernel", shape=(d, self.input_dim, gates), initializer=init)
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel", shape=(d, self.projection_dim, gates), initializer=init)
+        self.bias = self.add_weight(name="bias", shape=(d, gates), initializer="zeros")
+        self.projection = self.add_weight(
+            name="projection", shape=(d, self.units, self.projection_dim), initializer=init)
+        self.built = True
+
+    def call(self, inputs, mask, initial_state):
+        c0, h0 = initial_state
+        # One big matmul for the input side of every gate over all time steps.
+        pre = tf.einsum("dbti,dig->tdbg", inputs, tf.convert_to_tensor(self.kernel))
+        pre = pre + self.bias[None, :, None, :]
+        outputs, c, h = run_recurrence(
+            pre, tf.transpose(mask), tf.convert_to_tensor(self.recurrent_kernel),
+            tf.convert_to_tensor(self.projection), c0, h0, self.cell_clip, self.proj_clip,
+        )
+        return tf.transpose(outputs, [1, 2, 0, 3]), (c, h)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "units": self.units, "projection_dim": self.projection_dim,
+            "input_dim": self.input_dim, "n_directions": self.n_directions,
+            "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
+        })
+        return config

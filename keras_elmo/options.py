@@ -1,0 +1,154 @@
+"""The original `options.json`: parsing, validation and the published sizes.
+
+Options stay a plain JSON-compatible dict (the same layout as the published
+files) so they can live inside a Keras config unchanged. `validate_options`
+returns a normalised copy: optional keys filled with their defaults.
+"""
+
+import copy
+import json
+
+ACTIVATIONS = ("relu", "tanh")
+
+_CHAR_CNN_DEFAULTS = {
+    "embedding": {"dim": 16},
+    "n_characters": 262,
+    "max_characters_per_token": 50,
+    "activation": "relu",
+    "filters": [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
+    "n_highway": 2,
+}
+
+
+def _published(dim, projection_dim, n_highway):
+    char_cnn = copy.deepcopy(_CHAR_CNN_DEFAULTS)
+    char_cnn["n_highway"] = n_highway
+    return {
+        "lstm": {
+            "dim": dim,
+            "projection_dim": projection_dim,
+            "n_layers": 2,
+            "cell_clip": 3,
+            "proj_clip": 3,
+            "use_skip_connections": True,
+        },
+        "char_cnn": char_cnn,
+    }
+
+
+# The three sizes released with the paper (same char CNN, different LSTM).
+PUBLISHED_OPTIONS = {
+    "small": _published(1024, 128, 1),
+    "medium": _published(2048, 256, 1),
+    "original": _published(4096, 512, 2),
+}
+
+
+def published_options(name):
+    """A copy of the options of a published size: small, medium or original."""
+    if name not in PUBLISHED_OPTIONS:
+        raise ValueError(f"Unknown published size {name!r}; choose one of {sorted(PUBLISHED_OPTIONS)}.")
+    return copy.deepcopy(PUBLISHED_OPTIONS[name])
+
+
+def load_options(path):
+    """Read and validate an `options.json` file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err}).") from None
+    return validate_options(raw, source=str(path))
+
+
+def _require(section, key, where, kind=int, positive=True):
+    if key not in section:
+        raise ValueError(f"{where}: missing required option {key!r}.")
+    value = section[key]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{where}: option {key!r} must be an integer, got {value!r}.")
+    if positive and value <= 0:
+        raise ValueError(f"{where}: option {key!r} must be positive, got {value!r}.")
+    return value
+
+
+def _clip(lstm, key, where):
+    value = lstm.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{where}: option lstm.{key} must be a positive number or absent, got {value!r}.")
+    return float(value)
+
+
+def validate_options(options, source="options"):
+    """Check an options dict and return a normalised deep copy."""
+    if not isinstance(options, dict):
+        raise ValueError(f"{source}: options must be a dict, got {type(options).__name__}.")
+    for section in ("lstm", "char_cnn"):
+        if not isinstance(options.get(section), dict):
+            raise ValueError(f"{source}: missing the {section!r} section.")
+    lstm = dict(options["lstm"])
+    cnn = copy.deepcopy(options["char_cnn"])
+    where_l, where_c = f"{source} [lstm]", f"{source} [char_cnn]"
+    out_lstm = {
+        "dim": _require(lstm, "dim", where_l),
+        "projection_dim": _require(lstm, "projection_dim", where_l),
+        "n_layers": _require(lstm, "n_layers", where_l),
+        "cell_clip": _clip(lstm, "cell_clip", where_l),
+        "proj_clip": _clip(lstm, "proj_clip", where_l),
+        "use_skip_connections": bool(lstm.get("use_skip_connections", False)),
+    }
+    embedding = cnn.get("embedding")
+    if not isinstance(embedding, dict):
+        raise ValueError(f"{where_c}: missing 'embedding': {{'dim': ...}}.")
+    activation = cnn.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"{where_c}: unknown activation {activation!r}; the original code supports {ACTIVATIONS}."
+        )
+    filters = cnn.get("filters")
+    if not isinstance(filters, list) or not filters:
+        raise ValueError(f"{where_c}: 'filters' must be a non-empty list of [width, count] pairs.")
+    max_chars = _require(cnn, "max_characters_per_token", where_c)
+    clean_filters = []
+    for k, pair in enumerate(filters):
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
+        ):
+            raise ValueError(f"{where_c}: filter {k} must be [width, count] of positive ints, got {pair!r}.")
+        if pair[0] > max_chars:
+            raise ValueError(f"{where_c}: filter {k} is wider ({pair[0]}) than max_characters_per_token.")
+        clean_filters.append([int(pair[0]), int(pair[1])])
+    n_characters = _require(cnn, "n_characters", where_c)
+    if n_characters not in (261, 262):
+        raise ValueError(
+            f"{where_c}: n_characters must be 262 (prediction) or 261 (as written during LM training), "
+            f"got {n_characters}."
+        )
+    n_highway = cnn.get("n_highway") or 0
+    if isinstance(n_highway, bool) or not isinstance(n_highway, int) or n_highway < 0:
+        raise ValueError(f"{where_c}: n_highway must be a non-negative integer, got {n_highway!r}.")
+    out_cnn = {
+        "embedding": {"dim": _require(embedding, "dim", where_c + " embedding")},
+        # Both spellings describe the same 261-row table; we always run with the
+        # +1 shifted ids, i.e. the prediction-time value.
+        "n_characters": 262,
+        "max_characters_per_token": max_chars,
+        "activation": activation,
+        "filters": clean_filters,
+        "n_highway": n_highway,
+    }
+    return {"lstm": out_lstm, "char_cnn": out_cnn}
+
+
+def n_filters(options):
+    """F, the width of the char-CNN output (sum of the filter counts)."""
+    return sum(count for _, count in options["char_cnn"]["filters"])
+
+
+def has_projection(options):
+    """The char-CNN projection exists only when F != P (see the spec)."""
+    return n_filters(options) != options["lstm"]["projection_dim"]

@@ -1,0 +1,83 @@
+"""The scalar mix: `gamma * sum_k softmax(w)_k * layer_k` (the ELMo vector)."""
+
+import keras
+import tensorflow as tf
+
+# bilm-tf's epsilon for its masked layer norm (AllenNLP uses 1e-13).
+LAYER_NORM_EPSILON = 1e-12
+
+
+def masked_layer_norm(x, mask):
+    """Normalise x (B, T, D) by ONE mean/variance over all unmasked elements.
+
+    This is bilm-tf's `do_layer_norm`: statistics are over every real token
+    and feature of the whole batch (so the result depends on the batch).
+    """
+    m = tf.cast(mask, x.dtype)[..., None]
+    n = tf.reduce_sum(m) * tf.cast(tf.shape(x)[-1], x.dtype)
+    n = tf.maximum(n, 1.0)
+    mean = tf.reduce_sum(x * m) / n
+    variance = tf.reduce_sum(tf.square((x - mean) * m)) / n
+    return (x - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON)
+
+
+@keras.saving.register_keras_serializable(package="keras_elmo")
+class ScalarMix(keras.layers.Layer):
+    """Mix a list of equally shaped layers with softmax weights and a scale.
+
+    Args:
+        n_layers: how many layers are mixed.
+        do_layer_norm: normalise each layer first (bilm-tf semantics, masked).
+        l2_coef: if > 0, `l2_coef * sum(w**2)` is added to the layer's losses
+            (bilm-tf's regulariser; it pulls the mix towards an average).
+        use_top_only: ignore the weights and use `gamma * layers[-1]`.
+    """
+
+    def __init__(self, n_layers, do_layer_norm=False, l2_coef=0.0, use_top_only=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers <= 0:
+            raise ValueError(f"ScalarMix: n_layers must be a positive integer, got {n_layers!r}.")
+        if not l2_coef >= 0:
+            raise ValueError(f"ScalarMix: l2_coef must be >= 0, got {l2_coef!r}.")
+        self.n_layers = n_layers
+        self.do_layer_norm = bool(do_layer_norm)
+        self.l2_coef = float(l2_coef)
+        self.use_top_only = bool(use_top_only)
+        self.supports_masking = True
+
+    def build(self, input_shape=None):
+        regularizer = keras.regularizers.L2(self.l2_coef) if self.l2_coef > 0 else None
+        # bilm-tf adds 1/n_layers before the softmax; with the equal (zero)
+        # initialisation that constant cancels, so the weights start at 0.
+        self.scalar_weights = self.add_weight(
+            name="scalar_weights", shape=(self.n_layers,), initializer="zeros",
+            regularizer=None if self.use_top_only else regularizer,
+            trainable=not self.use_top_only)
+        self.gamma = self.add_weight(name="gamma", shape=(1,), initializer="ones")
+        self.built = True
+
+    def call(self, layers, mask=None):
+        if len(layers) != self.n_layers:
+            raise ValueError(f"ScalarMix expects {self.n_layers} layers, got {len(layers)}.")
+        if self.do_layer_norm and mask is None:
+            raise ValueError("ScalarMix(do_layer_norm=True) needs a mask.")
+        if self.do_layer_norm:
+            layers = [masked_layer_norm(x, mask) for x in layers]
+        if self.use_top_only:
+            return self.gamma * layers[-1]
+        weights = tf.nn.softmax(tf.convert_to_tensor(self.scalar_weights))
+        mixed = weights[0] * layers[0]
+        for k in range(1, self.n_layers):
+            mixed = mixed + weights[k] * layers[k]
+        return self.gamma * mixed
+
+    def compute_mask(self, layers, mask=None):
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "n_layers": self.n_layers, "do_layer_norm": self.do_layer_norm,
+            "l2_coef": self.l2_coef, "use_top_only": self.use_top_only,
+        })
+        return config

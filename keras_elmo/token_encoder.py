@@ -1,0 +1,130 @@
+"""The context-free token encoder: char CNN + highway + projection."""
+
+import keras
+import tensorflow as tf
+
+from keras_elmo import options as options_lib
+
+
+@keras.saving.register_keras_serializable(package="keras_elmo")
+class CharCNNTokenEncoder(keras.layers.Layer):
+    """Char ids (..., max_chars) -> token vectors (..., projection_dim).
+
+    For each token: embed its chars; for each filter a valid 1-D convolution
+    over the char positions, max over positions, then the activation; concat
+    -> F features; `n_highway` highway layers; a linear projection to P when
+    F != P. Rows whose ids are all 0 (batch padding) give zero vectors.
+
+    Distinct tokens are encoded once per call: a batch of real text repeats
+    most of its tokens, and the CNN is the costly part of this layer.
+    """
+
+    def __init__(self, options, **kwargs):
+        super().__init__(**kwargs)
+        self.options = options_lib.validate_options(options)
+        cnn = self.options["char_cnn"]
+        self.char_dim = cnn["embedding"]["dim"]
+        self.filters = [tuple(f) for f in cnn["filters"]]
+        self.n_highway = cnn["n_highway"]
+        self.max_chars = cnn["max_characters_per_token"]
+        self.activation = cnn["activation"]
+        self.n_features = options_lib.n_filters(self.options)
+        self.output_dim = self.options["lstm"]["projection_dim"]
+        self.use_projection = options_lib.has_projection(self.options)
+        self.supports_masking = False
+
+    def build(self, input_shape=None):
+        # Row 0 is the batch-padding id; the published file stores rows 1..261.
+        self.char_embed = self.add_weight(
+            name="char_embed",
+            shape=(self.options["char_cnn"]["n_characters"], self.char_dim),
+            initializer=keras.initializers.RandomUniform(-1.0, 1.0),
+        )
+        self.conv_kernels, self.conv_biases = [], []
+        for i, (width, count) in enumerate(self.filters):
+            # (1, width, char_dim, count): the published conv2d layout (HWIO).
+            self.conv_kernels.append(
+                self.add_weight(
+                    name=f"conv_kernel_{i}",
+                    shape=(1, width, self.char_dim, count),
+                    initializer=keras.initializers.RandomNormal(
+                        stddev=(1.0 / (width * self.char_dim)) ** 0.5
+                    ),
+                )
+            )
+            self.conv_biases.append(
+                self.add_weight(name=f"conv_bias_{i}", shape=(count,), initializer="zeros")
+            )
+        f = self.n_features
+        self.highway = []
+        for k in range(self.n_highway):
+            stddev = (1.0 / f) ** 0.5
+            self.highway.append(
+                {
+                    "w_carry": self.add_weight(
+                        name=f"highway_{k}_w_carry", shape=(f, f),
+                        initializer=keras.initializers.RandomNormal(stddev=stddev),
+                    ),
+                    # bilm-tf starts the carry gate biased towards carrying x.
+                    "b_carry": self.add_weight(
+                        name=f"highway_{k}_b_carry", shape=(f,),
+                        initializer=keras.initializers.Constant(-2.0),
+                    ),
+                    "w_transform": self.add_weight(
+                        name=f"highway_{k}_w_transform", shape=(f, f),
+                        initializer=keras.initializers.RandomNormal(stddev=stddev),
+                    ),
+                    "b_transform": self.add_weight(
+                        name=f"highway_{k}_b_transform", shape=(f,), initializer="zeros"
+                    ),
+                }
+            )
+        if self.use_projection:
+            self.w_proj = self.add_weight(
+                name="w_proj", shape=(f, self.output_dim),
+                initializer=keras.initializers.RandomNormal(stddev=(1.0 / f) ** 0.5),
+            )
+            self.b_proj = self.add_weight(name="b_proj", shape=(self.output_dim,), initializer="zeros")
+        self.built = True
+
+    def _act(self, x):
+        return tf.nn.relu(x) if self.activation == "relu" else tf.tanh(x)
+
+    def encode_unique(self, char_ids):
+        """Encode a 2-D batch of token char ids (N, max_chars) -> (N, P); no dedupe."""
+        x = tf.gather(tf.convert_to_tensor(self.char_embed), char_ids)  # (N, C, d)
+        x = tf.expand_dims(x, 1)  # (N, 1, C, d): the conv2d layout of the weights
+        pieces = []
+        for kernel, bias in zip(self.conv_kernels, self.conv_biases):
+            conv = tf.nn.conv2d(x, tf.convert_to_tensor(kernel), strides=1, padding="VALID")
+            # max over char positions, then bias and activation, as bilm-tf does
+            # (adding a per-channel constant commutes with the max exactly).
+            pieces.append(self._act(tf.reduce_max(conv, axis=[1, 2]) + bias))
+        h = tf.concat(pieces, axis=-1)
+        for hw in self.highway:
+            gate = tf.sigmoid(tf.matmul(h, hw["w_carry"]) + hw["b_carry"])
+            transform = tf.nn.relu(tf.matmul(h, hw["w_transform"]) + hw["b_transform"])
+            h = gate * transform + (1.0 - gate) * h
+        if self.use_projection:
+            h = tf.matmul(h, self.w_proj) + self.b_proj
+        return h
+
+    def call(self, char_ids):
+        char_ids = tf.cast(char_ids, tf.int32)
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, [-1, self.max_chars])
+        # Encode each distinct token once (rows compared whole), then scatter.
+        unique, index = tf.raw_ops.UniqueV2(x=flat, axis=[0], out_idx=tf.int32)
+        encoded = self.encode_unique(unique)
+        is_token = tf.reduce_any(unique > 0, axis=-1, keepdims=True)
+        encoded = tf.where(is_token, encoded, tf.zeros_like(encoded))
+        out = tf.gather(encoded, index)
+        return tf.reshape(out, tf.concat([shape[:-1], [self.output_dim]], 0))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.output_dim,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"options": self.options})
+        return config
