@@ -1,0 +1,44 @@
+"""Shared test set-up: where the fixtures are, tiny configs, quiet TensorFlow."""
+
+import copy
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+# CI clones the repo with ../shared beside it; KERAS_ELMO_SHARED may point elsewhere.
+SHARED = pathlib.Path(os.environ.get("KERAS_ELMO_SHARED", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "bilm-tf"
+DATA = SHARED / "data"
+
+# A small random model: skip connections on, like the published ones.
+TINY_OPTIONS = {
+    "lstm": {"dim": 12, "projection_dim": 6, "n_layers": 2, "cell_clip": 3, "proj_clip": 3,
+             "use_skip_connections": True},
+    "char_cnn": {"embedding": {"dim": 4}, "n_characters": 262, "max_characters_per_token": 50,
+                 "activation": "relu", "filters": [[1, 4], [2, 4], [3, 8]], "n_highway": 1},
+}
+
+
+@pytest.fixture
+def tiny_options():
+    return copy.deepcopy(TINY_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def fixture_dir():
+    if not (FIXTURES / "options.json").is_file():
+        pytest.fail(
+            f"bilm-tf fixtures not found at {FIXTURES}; clone next to ../shared or set "
+            "KERAS_ELMO_SHARED", pytrace=False)
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    if not (DATA / "brown").is_dir():
+        pytest.fail(f"shared data not found at {DATA}; set KERAS_ELMO_SHARED", pytrace=False)
+    return DATA
