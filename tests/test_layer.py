@@ -154,6 +154,11 @@ def test_published_sizes_random_weights(size):
         assert out[key].shape == (3, longest, 2 * p)
         assert np.isfinite(out[key].numpy()).all()
     assert out["default"].shape == (3, 2 * p)
+    lengths = [len(s) for s in SENTENCES[:3]]
+    mask = layer.compute_mask(batch_to_ids(SENTENCES[:3]))["elmo"].numpy()
+    np.testing.assert_array_equal(mask, np.arange(longest)[None, :] < np.array(lengths)[:, None])
+    for i, n in enumerate(lengths):
+        assert (out["elmo"].numpy()[i, n:] == 0).all() and (np.abs(out["elmo"].numpy()[i, :n]).sum(-1) > 0).all()
     params = sum(int(np.prod(v.shape)) for v in layer.trainable_weights + layer.non_trainable_weights
                  if "initial_" not in v.path and "scalar_mix" not in v.path)
     # Published parameter counts of the biLM (AllenNLP model cards): 13.6M and 93.6M.
