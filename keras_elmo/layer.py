@@ -77,6 +77,9 @@ class ElmoLayer(keras.layers.Layer):
         self.stateful = bool(stateful)
         self.max_batch_size = max_batch_size
         self.output_mode = output_mode
+        # String ops and UniqueV2 have no XLA kernels: keep model.fit's
+        # jit_compile="auto" from compiling this layer on GPU.
+        self.supports_jit = False
 
         lstm = self.options["lstm"]
         self.projection_dim = lstm["projection_dim"]
