@@ -80,6 +80,10 @@ def _serving_copy(layer):
         layer.build()
     config = {**layer.get_config(), "output_mode": "dict", "stateful": False, "dropout": 0.0,
               "dtype": "float32", "trainable": False}
+    if "token_cache_size" in config:
+        # The token-vector cache only saves CNN time (its vectors are the
+        # CNN's); the export always runs the char CNN, so it serves any token.
+        config["token_cache_size"] = 0
     copy = ElmoLayer.from_config(config)
     copy.build()
     pairs = list(zip(layer.token_encoder.weights, copy.token_encoder.weights))
