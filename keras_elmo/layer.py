@@ -77,6 +77,9 @@ class ElmoLayer(keras.layers.Layer):
         self.stateful = bool(stateful)
         self.max_batch_size = max_batch_size
         self.output_mode = output_mode
+        # String ops and UniqueV2 have no XLA kernels: keep model.fit's
+        # jit_compile="auto" from compiling this layer on GPU.
+        self.supports_jit = False
 
         lstm = self.options["lstm"]
         self.projection_dim = lstm["projection_dim"]
@@ -108,6 +111,8 @@ class ElmoLayer(keras.layers.Layer):
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
+        if self.built:  # from_original and warm_up build early; never twice
+            return
         self.token_encoder.build((None, self.max_chars))
         self.bilm.build()
         for mix in self.mixes:
@@ -206,16 +211,25 @@ class ElmoLayer(keras.layers.Layer):
             out[f"elmo_{k + 1}"] = mixed
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def _token_mask(self, inputs):
+        if isinstance(inputs, keras.KerasTensor):
+            # Functional-API tracing needs the mask as a Keras op on the input.
+            if inputs.dtype == "string":
+                # Raw sentences are split inside call(); put a tokenizer layer
+                # in front to get a mask in a functional model.
+                return keras.ops.not_equal(inputs, "") if len(inputs.shape) == 2 else None
+            return keras.ops.any(keras.ops.greater(inputs, 0), axis=-1)
         if isinstance(inputs, tf.RaggedTensor):
             inputs = inputs.to_tensor(default_value="")
+        inputs = tf.convert_to_tensor(inputs)
         if inputs.dtype == tf.string:
             if inputs.shape.rank == 1:
-                token_mask = tokenization.whitespace_tokenize(inputs) != ""
-            else:
-                token_mask = inputs != ""
-        else:
-            token_mask = tf.reduce_any(inputs > 0, axis=-1)
+                inputs = tokenization.whitespace_tokenize(inputs)
+            return tf.not_equal(inputs, "")
+        return tf.reduce_any(inputs > 0, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        token_mask = self._token_mask(inputs)
         if self.output_mode == "elmo":
             return token_mask if self.num_output_representations == 1 else [
                 token_mask] * self.num_output_representations

@@ -42,3 +42,8 @@ def data_dir():
     if not (DATA / "brown").is_dir():
         pytest.fail(f"shared data not found at {DATA}; set KERAS_ELMO_SHARED", pytrace=False)
     return DATA
+
+import sys  # noqa: E402
+
+# Test helpers (the numpy reference) live next to the tests.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))

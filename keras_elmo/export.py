@@ -1,0 +1,264 @@
+"""SavedModel export for stock TensorFlow Serving: raw text in, ELMo vectors out.
+
+`export_saved_model(layer_or_model, export_dir)` writes
+`EXPORT_DIR/<version>/saved_model.pb` + `variables/` (the layout TensorFlow
+Serving watches) from an `ElmoLayer`, or from a Keras model holding exactly
+one. The export is a plain `tf.Module`: loading it needs TensorFlow only (no
+Keras, no keras_elmo), and by default the graph uses core TensorFlow ops only
+(no `py_function`), so any stock `tensorflow_model_server` runs it.
+
+Signatures, named as in TF Hub's ELMo module (google/elmo/2):
+
+- `serving_default` (and the same function as `default`): input `default`,
+  string [batch] of untokenized sentences, tokenized in the graph;
+- `tokens`: inputs `tokens`, string [batch, max_len] ("" padding), and
+  `sequence_len`, int32 [batch]; positions >= `sequence_len` are padding.
+
+Outputs of both: `word_emb` [batch, T, P], `lstm_outputs1`.. [batch, T, 2P],
+`elmo` [batch, T, 2P] (then `elmo_1`, ... for further scalar mixes),
+`default` [batch, 2P] (mean of `elmo` over the real tokens) and
+`sequence_len` int32 [batch]. Padding positions are exactly zero; an empty
+sentence gives `sequence_len` 0 and zero vectors.
+
+The export always runs stateless (zero, or the `warm_up`, initial state per
+call) and without dropout, whatever the source layer's settings.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+EXPORT_TOKENIZERS = ("whitespace", "punctuation", "tf_text")
+METADATA_DIR = "assets.extra"
+METADATA_FILE = "keras_elmo.json"
+SIGNATURE_NAMES = ("serving_default", "default", "tokens")
+
+# Source-layer variables that have no counterpart in the serving copy.
+_STATE_ONLY = ("state_c", "state_h")
+
+
+# ---------------------------------------------------------------- finding the layer
+def find_elmo_layer(layer_or_model):
+    """The single `ElmoLayer` of a layer or (nested) Keras model; ValueError otherwise."""
+    from keras_elmo.layer import ElmoLayer
+
+    if isinstance(layer_or_model, ElmoLayer):
+        return layer_or_model
+    found, seen = [], set()
+
+    def walk(obj):
+        for sub in getattr(obj, "layers", None) or ():
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            if isinstance(sub, ElmoLayer):
+                found.append(sub)
+            else:
+                walk(sub)
+
+    walk(layer_or_model)
+    what = type(layer_or_model).__name__
+    if not found:
+        raise ValueError(
+            f"export: expected an ElmoLayer or a Keras model containing one; got a {what} "
+            "with no ElmoLayer inside.")
+    if len(found) > 1:
+        names = ", ".join(layer.name for layer in found)
+        raise ValueError(
+            f"export: the {what} contains {len(found)} ElmoLayers ({names}); export one of "
+            "them directly.")
+    return found[0]
+
+
+# ---------------------------------------------------------------- serving copy
+def _serving_copy(layer):
+    """A stateless, dropout-free, float32, dict-output twin of `layer`, same weights."""
+    from keras_elmo.layer import ElmoLayer
+
+    if not layer.built:
+        layer.build()
+    config = {**layer.get_config(), "output_mode": "dict", "stateful": False, "dropout": 0.0,
+              "dtype": "float32", "trainable": False}
+    if "token_cache_size" in config:
+        # The token-vector cache only saves CNN time (its vectors are the
+        # CNN's); the export always runs the char CNN, so it serves any token.
+        config["token_cache_size"] = 0
+    copy = ElmoLayer.from_config(config)
+    copy.build()
+    pairs = list(zip(layer.token_encoder.weights, copy.token_encoder.weights))
+    if len(layer.token_encoder.weights) != len(copy.token_encoder.weights):
+        raise ValueError("export: token encoder weights do not match the layer's options.")
+    for src_lstm, dst_lstm in zip(layer.bilm.lstms, copy.bilm.lstms):
+        pairs += list(zip(src_lstm.weights, dst_lstm.weights))
+    pairs += [(layer.bilm.initial_c, copy.bilm.initial_c),
+              (layer.bilm.initial_h, copy.bilm.initial_h)]
+    for src_mix, dst_mix in zip(layer.mixes, copy.mixes):
+        pairs += [(src_mix.scalar_weights, dst_mix.scalar_weights),
+                  (src_mix.gamma, dst_mix.gamma)]
+    covered = {id(dst) for _, dst in pairs}
+    missing = [v.path for v in copy.variables if id(v) not in covered]
+    if missing or len(covered) != len(pairs):
+        raise ValueError(f"export: could not match the layer's variables (unmatched: {missing}).")
+    for src, dst in pairs:
+        if tuple(src.shape) != tuple(dst.shape):
+            raise ValueError(
+                f"export: variable {src.path} has shape {tuple(src.shape)}, expected "
+                f"{tuple(dst.shape)}.")
+        dst.assign(src.value)
+    return copy
+
+
+# ---------------------------------------------------------------- the module
+def _tokenize_fn(tokenizer):
+    """sentences (batch,) -> dense tokens (batch, T), "" padding, for the chosen tokenizer."""
+    if tokenizer == "tf_text":
+        import tensorflow_text as tf_text
+
+        splitter = tf_text.WhitespaceTokenizer()
+        return lambda sentences: splitter.tokenize(sentences).to_tensor(default_value="")
+    from keras_elmo import tokenization
+
+    return lambda sentences: tokenization.tokenize(sentences, tokenizer)
+
+
+def _output_keys(layer):
+    keys = ["word_emb"] + [f"lstm_outputs{k + 1}" for k in range(layer.n_lstm_layers)]
+    keys += ["elmo"] + [f"elmo_{k}" for k in range(1, layer.num_output_representations)]
+    return keys + ["default", "sequence_len"]
+
+
+def build_serving_module(layer, tokenizer="whitespace"):
+    """A `tf.Module` computing `layer`'s outputs; returns (module, signatures dict).
+
+    The module owns the serving copy's `tf.Variable`s (saved once, as
+    variables, never as constants) and two `tf.function`s, `default` and
+    `tokens`, which are also the exported signatures.
+    """
+    import tensorflow as tf
+
+    if tokenizer not in EXPORT_TOKENIZERS:
+        raise ValueError(f"Unknown tokenizer {tokenizer!r}; choose one of {EXPORT_TOKENIZERS}.")
+    serving = _serving_copy(find_elmo_layer(layer))
+    tokenize = _tokenize_fn(tokenizer)
+    keys = _output_keys(serving)
+
+    def outputs(tokens):
+        out = serving(tokens, training=False)
+        result = {}
+        for key in keys:
+            dtype = tf.int32 if key == "sequence_len" else tf.float32
+            result[key] = tf.identity(tf.cast(out[key], dtype), name=key)
+        return result
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="default")])
+    def default(default):
+        return outputs(tokenize(default))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens"),
+                                  tf.TensorSpec([None], tf.int32, name="sequence_len")])
+    def tokens(tokens, sequence_len):
+        positions = tf.range(tf.shape(tokens)[1])[None, :]
+        tokens = tf.where(positions < sequence_len[:, None], tokens, "")
+        return outputs(tokens)
+
+    module = tf.Module(name="keras_elmo_serving")
+    variables = []
+    for var in serving.variables:
+        value = var.value
+        if not isinstance(value, tf.Variable):
+            raise TypeError(f"export: {var.path} is not backed by a tf.Variable ({type(value)}).")
+        variables.append(value)
+    module.elmo_variables = variables
+    module.default = default
+    module.tokens = tokens
+    text_fn = default.get_concrete_function()
+    signatures = {"serving_default": text_fn, "default": text_fn,
+                  "tokens": tokens.get_concrete_function()}
+    return module, signatures
+
+
+# ---------------------------------------------------------------- writing
+def _version_path(export_dir, version):
+    os.makedirs(export_dir, exist_ok=True)
+    if version is None:
+        existing = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
+        version = max(existing, default=0) + 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"export: version must be a non-negative integer, got {version!r}.")
+    path = os.path.join(export_dir, str(version))
+    if os.path.exists(path):
+        raise ValueError(f"export: {path} already exists; pick another --version.")
+    return version, path
+
+
+def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace"):
+    """Write a TensorFlow Serving SavedModel to EXPORT_DIR/<version>; returns that path.
+
+    Args:
+        layer_or_model: an `ElmoLayer`, or a Keras model containing exactly one.
+        export_dir: the model base path TensorFlow Serving watches.
+        version: integer version directory; default 1, or the next free integer.
+        tokenizer: in-graph tokenizer of the `default` signature: "whitespace"
+            (`tf.strings.split`, as TF Hub's module), "punctuation" (keras_elmo's
+            PTB-like rules, core ops) or "tf_text" (tensorflow_text's
+            WhitespaceTokenizer: the server and every loader then need the
+            tensorflow-text ops).
+    """
+    import tensorflow as tf
+
+    import keras_elmo
+
+    module, signatures = build_serving_module(layer_or_model, tokenizer)
+    serving_layer_options = find_elmo_layer(layer_or_model).options
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    version, path = _version_path(export_dir, version)
+    # Write beside the target and rename, so that a watching server never
+    # sees a half-written version (it ignores non-numeric directory names).
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+        os.makedirs(os.path.join(tmp, METADATA_DIR), exist_ok=True)
+        metadata = {
+            "keras_elmo_version": keras_elmo.__version__,
+            "tensorflow_version": tf.__version__,
+            "tokenizer": tokenizer,
+            "requires_tensorflow_text": tokenizer == "tf_text",
+            "signatures": {
+                "serving_default": {"inputs": {"default": "string [batch]"}},
+                "default": {"inputs": {"default": "string [batch]"}},
+                "tokens": {"inputs": {"tokens": "string [batch, max_len]",
+                                      "sequence_len": "int32 [batch]"}},
+            },
+            "outputs": list(signatures["tokens"].structured_outputs),
+            "options": serving_layer_options,
+        }
+        with open(os.path.join(tmp, METADATA_DIR, METADATA_FILE), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
+    """Export from `(options_file, weight_file)` (the original format) or a `.keras` file."""
+    if isinstance(source, (tuple, list)):
+        if len(source) != 2:
+            raise ValueError("export: source must be (options_file, weight_file) or a .keras path.")
+        from keras_elmo.layer import ElmoLayer
+
+        layer = ElmoLayer.from_original(*source)
+    else:
+        path = os.fspath(source)
+        if not path.endswith(".keras"):
+            raise ValueError(f"export: expected a .keras file, got {path!r}.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Keras file not found: {path}")
+        import keras
+
+        import keras_elmo.layer  # noqa: F401  (registers the custom objects)
+
+        layer = keras.saving.load_model(path, compile=False)
+    return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer)

@@ -1,0 +1,100 @@
+"""Char ids: hand-computed expectations and numpy == graph on every input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_elmo import batch_to_ids, tokens_to_char_ids
+
+PAD = 261  # 260 + 1
+
+
+def expected(raw):
+    """Spec layout from a list of raw (unshifted) ids, padded, shifted by +1."""
+    raw = raw + [260] * (50 - len(raw))
+    return np.array(raw) + 1
+
+
+def test_ascii_token_layout():
+    ids = batch_to_ids([["ab"]])
+    assert ids.shape == (1, 1, 50) and ids.dtype == np.int32
+    np.testing.assert_array_equal(ids[0, 0], expected([258, 97, 98, 259]))
+
+
+def test_multibyte_and_emoji_are_utf8_bytes():
+    ids = batch_to_ids([["é", "🙂"]])
+    np.testing.assert_array_equal(ids[0, 0], expected([258, 0xC3, 0xA9, 259]))
+    np.testing.assert_array_equal(ids[0, 1], expected([258, 0xF0, 0x9F, 0x99, 0x82, 259]))
+
+
+def test_long_token_truncated_to_48_bytes():
+    token = "".join(chr(ord("a") + i % 26) for i in range(60))
+    ids = batch_to_ids([[token]])[0, 0]
+    np.testing.assert_array_equal(ids, expected([258] + list(token.encode()[:48]) + [259]))
+    assert ids[-1] == 259 + 1
+
+
+def test_sentence_boundary_tokens():
+    ids = batch_to_ids([["<S>", "</S>"]])[0]
+    np.testing.assert_array_equal(ids[0], expected([258, 256, 259]))
+    np.testing.assert_array_equal(ids[1], expected([258, 257, 259]))
+
+
+def test_padding_rows_are_zero_and_shape_is_longest():
+    ids = batch_to_ids([["a", "b", "c"], ["d"]])
+    assert ids.shape == (2, 3, 50)
+    assert (ids[1, 1:] == 0).all() and (ids[1, 0] > 0).all()
+
+
+def test_empty_string_is_padding():
+    ids = batch_to_ids([["a", ""]])
+    assert (ids[0, 1] == 0).all()
+
+
+TOKENS = ["The", "café", "naïve", "日本語", "🙂👍🏽", "x" * 47, "y" * 48, "z" * 49,
+          "é" * 30, "<S>", "</S>", "<s>", "a", ".", "--", "\x00", "don't"]
+
+
+def test_graph_equals_numpy_dense_with_padding():
+    rng = np.random.default_rng(0)
+    sentences = [list(rng.choice(TOKENS, size=n)) for n in (5, 1, 9, 3)]
+    want = batch_to_ids(sentences)
+    dense = np.full(want.shape[:2], "", dtype=object)
+    for i, s in enumerate(sentences):
+        dense[i, :len(s)] = s
+    got = tokens_to_char_ids(tf.constant(dense.astype(str).tolist())).numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_graph_equals_numpy_ragged_and_any_rank():
+    sentences = [TOKENS[:7], TOKENS[7:]]
+    want = batch_to_ids(sentences)
+    ragged = tokens_to_char_ids(tf.ragged.constant(sentences)).to_tensor().numpy()
+    np.testing.assert_array_equal(ragged, want)
+    flat = tokens_to_char_ids(tf.constant(TOKENS)).numpy()
+    np.testing.assert_array_equal(flat, batch_to_ids([TOKENS])[0])
+    rank3 = tokens_to_char_ids(tf.constant([[TOKENS[:2], TOKENS[2:4]]])).numpy()
+    assert rank3.shape == (1, 2, 2, 50)
+    np.testing.assert_array_equal(rank3[0, 1], batch_to_ids([TOKENS[2:4]])[0])
+
+
+def test_bytes_tokens_equal_str_tokens():
+    np.testing.assert_array_equal(batch_to_ids([[t.encode() for t in TOKENS]]), batch_to_ids([TOKENS]))
+
+
+def test_invalid_utf8_is_a_clear_error():
+    with pytest.raises(ValueError, match="sentence 0, token 1.*not valid UTF-8"):
+        batch_to_ids([[b"ok", b"\xff\xfe"]])
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        batch_to_ids([["lone \udc80 surrogate"]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not valid UTF-8"):
+        tokens_to_char_ids(tf.constant([b"ok", b"\xff\xfe"]))
+
+
+def test_bad_batches_are_clear_errors():
+    with pytest.raises(ValueError, match="empty list of sentences"):
+        batch_to_ids([])
+    with pytest.raises(TypeError, match="list of tokens"):
+        batch_to_ids(["a sentence as a string"])
+    with pytest.raises(TypeError, match="string tokens"):
+        tokens_to_char_ids(tf.constant([1, 2]))

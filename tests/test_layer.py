@@ -1,0 +1,338 @@
+"""ElmoLayer against the bilm-tf fixture and an independent numpy ELMo."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_elmo import ElmoLayer, batch_to_ids, published_options
+from numpy_reference import NumpyElmo
+
+SENTENCES = [
+    "The quick brown fox jumped over the lazy dog .".split(),
+    "Café naïve 日本語 🙂 !".split(),
+    "Short".split(),
+    ("A much longer sentence that has quite a lot of words in it , more than the "
+     "others , to make the padding matter .").split(),
+]
+
+
+def allclose(actual, expected):
+    """The check the original projects use."""
+    return np.allclose(actual, expected, atol=1e-6)
+
+
+def load_fixture(fixture_dir):
+    sentences = json.loads((fixture_dir / "lm_embeddings_sentences.json").read_text())
+    expected = []
+    for k in range(3):
+        with h5py.File(fixture_dir / f"lm_embeddings_{k}.hdf5", "r") as f:
+            expected.append({i: np.concatenate(list(f[str(i)][...]), -1) for i in range(10)})
+    return sentences, expected
+
+
+def fixture_layer(fixture_dir, **kwargs):
+    return ElmoLayer.from_original(fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5",
+                                   **kwargs)
+
+
+@pytest.fixture
+def random_model(tiny_options, tmp_path):
+    """A tiny random model written in the original format, and its numpy twin."""
+    def make(skip=True, activation="relu"):
+        options = dict(tiny_options)
+        options["lstm"] = dict(options["lstm"], use_skip_connections=skip)
+        options["char_cnn"] = dict(options["char_cnn"], activation=activation)
+        layer = ElmoLayer(options, output_mode="dict")
+        layer.build()
+        rng = np.random.default_rng(1)
+        for var in layer.weights:  # make biases and everything non-trivial
+            var.assign(rng.normal(0, 0.5, var.shape).astype("float32"))
+        layer.bilm.initial_c.assign(np.zeros(layer.bilm.initial_c.shape, "float32"))
+        layer.bilm.initial_h.assign(np.zeros(layer.bilm.initial_h.shape, "float32"))
+        opt, w = tmp_path / f"opt{skip}{activation}.json", tmp_path / f"w{skip}{activation}.hdf5"
+        layer.save_original(opt, w)
+        return opt, w, NumpyElmo(json.loads(opt.read_text()), w)
+    return make
+
+
+def test_fixture_reproduced_stateful(fixture_dir):
+    sentences, expected = load_fixture(fixture_dir)
+    layer = fixture_layer(fixture_dir, stateful=True, output_mode="dict")
+    for i in range(10):
+        batch = [sentences[k][i].split() for k in range(3)]
+        top = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
+        for k in range(3):
+            got = top[k, :len(batch[k])]
+            assert got.shape == expected[k][i].shape
+            assert allclose(got, expected[k][i]), (i, k, np.abs(got - expected[k][i]).max())
+
+
+def test_stateful_reset_starts_over(fixture_dir):
+    sentences, expected = load_fixture(fixture_dir)
+    layer = fixture_layer(fixture_dir, stateful=True, output_mode="dict")
+    batch = [sentences[k][0].split() for k in range(3)]
+    first = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
+    second = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
+    assert not allclose(first, second)  # the state carried over
+    layer.reset_states()
+    again = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
+    np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_matches_numpy_reference(random_model, skip, activation):
+    opt, w, ref = random_model(skip=skip, activation=activation)
+    layer = ElmoLayer.from_original(opt, w, output_mode="dict")
+    out = layer(batch_to_ids(SENTENCES))
+    for i, sentence in enumerate(SENTENCES):
+        want, _ = ref.layers(sentence)
+        n = len(sentence)
+        np.testing.assert_allclose(out["word_emb"][i, :n], want[0, :, :want.shape[-1] // 2], atol=1e-5)
+        np.testing.assert_allclose(out["lstm_outputs1"][i, :n], want[1], atol=1e-5)
+        np.testing.assert_allclose(out["lstm_outputs2"][i, :n], want[2], atol=1e-5)
+        # Default mix: equal softmax weights, gamma 1 -> the plain average.
+        np.testing.assert_allclose(out["elmo"][i, :n], want.mean(axis=0), atol=1e-5)
+        np.testing.assert_allclose(out["default"][i], want.mean(axis=0).mean(axis=0), atol=1e-5)
+        for key in ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo"):
+            assert (out[key].numpy()[i, n:] == 0).all()
+    np.testing.assert_array_equal(out["sequence_len"], [len(s) for s in SENTENCES])
+
+
+def test_stateless_is_batch_invariant(fixture_dir):
+    layer = fixture_layer(fixture_dir)
+    batch = layer(batch_to_ids(SENTENCES)).numpy()
+    for i, sentence in enumerate(SENTENCES):
+        alone = layer(batch_to_ids([sentence])).numpy()[0]
+        n = len(sentence)
+        np.testing.assert_allclose(batch[i, :n], alone[:n], atol=1e-6, rtol=0)
+        # Extra padding columns change nothing either.
+        padded = np.zeros((1, n + 7, 50), np.int32)
+        padded[0, :n] = batch_to_ids([sentence])[0]
+        np.testing.assert_allclose(layer(padded).numpy()[0, :n], alone[:n], atol=1e-6, rtol=0)
+
+
+def test_string_tokens_equal_char_ids_exactly(fixture_dir):
+    layer = fixture_layer(fixture_dir)
+    from_ids = layer(batch_to_ids(SENTENCES)).numpy()
+    longest = max(map(len, SENTENCES))
+    dense = [s + [""] * (longest - len(s)) for s in SENTENCES]
+    np.testing.assert_array_equal(layer(tf.constant(dense)).numpy(), from_ids)
+    np.testing.assert_array_equal(layer(tf.ragged.constant(SENTENCES)).numpy(), from_ids)
+    raw = tf.constant([" ".join(s) for s in SENTENCES])
+    np.testing.assert_array_equal(layer(raw).numpy(), from_ids)
+
+
+def test_keras_mask_reaches_downstream_layers(fixture_dir):
+    tokens = keras.Input(shape=(None,), dtype="string")
+    vectors = fixture_layer(fixture_dir)(tokens)
+    pooled = keras.layers.GlobalAveragePooling1D()(vectors)  # mask-aware mean
+    model = keras.Model(tokens, [vectors, pooled])
+    longest = max(map(len, SENTENCES))
+    dense = np.array([s + [""] * (longest - len(s)) for s in SENTENCES], dtype=object)
+    seq, mean = model(tf.constant(dense.astype(str)))
+    for i, s in enumerate(SENTENCES):
+        np.testing.assert_allclose(mean[i], seq.numpy()[i, :len(s)].mean(axis=0), atol=1e-6)
+    mask = fixture_layer(fixture_dir).compute_mask(tf.constant(dense.astype(str)))
+    np.testing.assert_array_equal(mask.numpy(), dense != "")
+
+
+@pytest.mark.parametrize("size", ["small", "original"])
+def test_published_sizes_random_weights(size):
+    layer = ElmoLayer(published_options(size), output_mode="dict")
+    out = layer(batch_to_ids(SENTENCES[:3]))
+    p = published_options(size)["lstm"]["projection_dim"]
+    longest = max(len(s) for s in SENTENCES[:3])
+    assert out["word_emb"].shape == (3, longest, p)
+    for key in ("lstm_outputs1", "lstm_outputs2", "elmo"):
+        assert out[key].shape == (3, longest, 2 * p)
+        assert np.isfinite(out[key].numpy()).all()
+    assert out["default"].shape == (3, 2 * p)
+    lengths = [len(s) for s in SENTENCES[:3]]
+    mask = layer.compute_mask(batch_to_ids(SENTENCES[:3]))["elmo"].numpy()
+    np.testing.assert_array_equal(mask, np.arange(longest)[None, :] < np.array(lengths)[:, None])
+    for i, n in enumerate(lengths):
+        assert (out["elmo"].numpy()[i, n:] == 0).all() and (np.abs(out["elmo"].numpy()[i, :n]).sum(-1) > 0).all()
+    params = sum(int(np.prod(v.shape)) for v in layer.trainable_weights + layer.non_trainable_weights
+                 if "initial_" not in v.path and "scalar_mix" not in v.path)
+    # Published parameter counts of the biLM (AllenNLP model cards): 13.6M and 93.6M.
+    expected = {"small": 13.6e6, "original": 93.6e6}[size]
+    assert abs(params - expected) / expected < 0.01
+
+
+def _gradients(layer):
+    x = batch_to_ids(SENTENCES)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(x)))
+    return dict(zip([v.path for v in layer.trainable_weights],
+                    tape.gradient(loss, layer.trainable_weights)))
+
+
+def test_gradients_reach_every_weight_when_fine_tuning_all(tiny_options):
+    layer = ElmoLayer(tiny_options, fine_tune="all", do_layer_norm=False)
+    layer.build()
+    # Non-uniform mix weights so every layer's gradient is distinct.
+    grads = _gradients(layer)
+    n_expected = len(layer.weights) - 2  # everything but the stored initial state
+    assert len(grads) == n_expected
+    for path, g in grads.items():
+        assert g is not None, path
+        assert np.abs(tf.convert_to_tensor(g).numpy()).sum() > 0, path
+
+
+def test_only_mix_weights_train_by_default(tiny_options):
+    layer = ElmoLayer(tiny_options)
+    layer.build()
+    grads = _gradients(layer)
+    assert sorted(p.split("/")[-1] for p in grads) == ["gamma", "scalar_weights"]
+    assert all(g is not None for g in grads.values())
+
+
+def test_top_fine_tuning_trains_top_lstm_and_mix(tiny_options):
+    layer = ElmoLayer(tiny_options, fine_tune="top")
+    layer.build()
+    grads = _gradients(layer)
+    lstm_paths = [p for p in grads if "lstm_" in p]
+    assert lstm_paths and all("lstm_1" in p for p in lstm_paths)
+    assert not any("token_encoder" in p for p in grads)
+
+
+def test_l2_penalty_and_multiple_mixes(tiny_options):
+    layer = ElmoLayer(tiny_options, num_output_representations=2, l2_coef=0.1)
+    layer.build()
+    layer.mixes[0].scalar_weights.assign([1.0, 2.0, 3.0])
+    outs = layer(batch_to_ids(SENTENCES))
+    assert isinstance(outs, list) and len(outs) == 2
+    assert not np.allclose(outs[0], outs[1])  # independent mixes
+    np.testing.assert_allclose(sum(float(v) for v in layer.losses), 0.1 * (1 + 4 + 9), rtol=1e-6)
+
+
+def test_dropout_only_in_training(tiny_options):
+    layer = ElmoLayer(tiny_options, dropout=0.5)
+    x = batch_to_ids(SENTENCES)
+    np.testing.assert_array_equal(layer(x), layer(x, training=False))
+    assert not np.allclose(layer(x, training=True), layer(x))
+
+
+def test_original_format_round_trip_is_exact(fixture_dir, tmp_path):
+    layer = fixture_layer(fixture_dir)
+    layer.save_original(tmp_path / "o.json", tmp_path / "w.hdf5")
+    with h5py.File(fixture_dir / "lm_weights.hdf5", "r") as a, h5py.File(tmp_path / "w.hdf5", "r") as b:
+        names = []
+        a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert names
+        for name in names:
+            np.testing.assert_array_equal(a[name][...], b[name][...], err_msg=name)
+    again = ElmoLayer.from_original(tmp_path / "o.json", tmp_path / "w.hdf5")
+    x = batch_to_ids(SENTENCES)
+    np.testing.assert_array_equal(layer(x), again(x))
+
+
+def test_keras_file_round_trip_in_fresh_process(fixture_dir, tmp_path):
+    layer = fixture_layer(fixture_dir, num_output_representations=1, l2_coef=0.01)
+    layer.build()
+    layer.mixes[0].scalar_weights.assign([0.3, -0.2, 0.5])
+    layer.warm_up(SENTENCES, n_streams=2)
+    tokens = keras.Input(shape=(None,), dtype="string")
+    model = keras.Model(tokens, keras.layers.Dense(3)(layer(tokens)))
+    longest = max(map(len, SENTENCES))
+    dense = [s + [""] * (longest - len(s)) for s in SENTENCES]
+    np.save(tmp_path / "want.npy", model(tf.constant(dense)).numpy())
+    json.dump(dense, open(tmp_path / "in.json", "w"))
+    model.save(tmp_path / "m.keras")
+    code = f"""
+import json, numpy as np, keras, tensorflow as tf
+import keras_elmo  # registers the layers; no custom_objects needed
+m = keras.saving.load_model({str(tmp_path / 'm.keras')!r})
+got = m(tf.constant(json.load(open({str(tmp_path / 'in.json')!r})))).numpy()
+np.testing.assert_array_equal(got, np.load({str(tmp_path / 'want.npy')!r}))
+print("SAME")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "SAME" in result.stdout, result.stderr[-3000:]
+
+
+def test_config_round_trip(tiny_options):
+    layer = ElmoLayer(tiny_options, num_output_representations=2, do_layer_norm=True, dropout=0.1,
+                      fine_tune="top", output_mode="dict", stateful=True, max_batch_size=7)
+    clone = ElmoLayer.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_warm_start_is_deterministic_and_used(fixture_dir):
+    sentences, _ = load_fixture(fixture_dir)
+    text = [s.split() for s in sentences[0]]
+    cold = fixture_layer(fixture_dir)
+    warm = fixture_layer(fixture_dir).warm_up(text, n_streams=2)
+    warm2 = fixture_layer(fixture_dir).warm_up(text, n_streams=2)
+    x = batch_to_ids(SENTENCES)
+    np.testing.assert_array_equal(warm(x), warm2(x))
+    assert not allclose(warm(x), cold(x))
+    # Still batch-invariant: the warm state is the same for every sentence.
+    alone = warm(batch_to_ids(SENTENCES[:1])).numpy()[0]
+    np.testing.assert_allclose(warm(x).numpy()[0, :len(SENTENCES[0])], alone, atol=1e-6, rtol=0)
+
+
+def test_layer_norm_mix_matches_numpy(tiny_options):
+    layer = ElmoLayer(tiny_options, do_layer_norm=True, output_mode="dict")
+    layer.build()
+    out = layer(batch_to_ids(SENTENCES))
+    lengths = [len(s) for s in SENTENCES]
+    keys = ["word_emb", "lstm_outputs1", "lstm_outputs2"]
+    want = 0
+    for key in keys:
+        a = out[key].numpy()
+        if key == "word_emb":
+            a = np.concatenate([a, a], -1)
+        real = np.concatenate([a[i, :n] for i, n in enumerate(lengths)])
+        normed = (a - real.mean()) / np.sqrt(real.var() + 1e-12)
+        want = want + normed / 3
+    for i, n in enumerate(lengths):
+        np.testing.assert_allclose(out["elmo"][i, :n], want[i, :n], atol=1e-5)
+
+
+def test_bad_arguments_are_clear(tiny_options):
+    with pytest.raises(ValueError, match="fine_tune"):
+        ElmoLayer(tiny_options, fine_tune="some")
+    with pytest.raises(ValueError, match="num_output_representations"):
+        ElmoLayer(tiny_options, num_output_representations=0)
+    bad = dict(tiny_options, char_cnn=dict(tiny_options["char_cnn"], activation="gelu"))
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        ElmoLayer(bad)
+    layer = ElmoLayer(tiny_options)
+    with pytest.raises(ValueError, match=r"shape \(batch, T, 50\)"):
+        layer(np.zeros((2, 3, 49), np.int32))
+    with pytest.raises(ValueError, match="int char ids or strings"):
+        layer(np.zeros((2, 3, 50), np.float32))
+
+
+def test_bad_weight_files_are_clear(fixture_dir, tmp_path):
+    src = fixture_dir / "lm_weights.hdf5"
+    missing, wrong = tmp_path / "missing.hdf5", tmp_path / "wrong.hdf5"
+    for path in (missing, wrong):
+        with h5py.File(src, "r") as a, h5py.File(path, "w") as b:
+            for key in a:
+                a.copy(key, b)
+    with h5py.File(missing, "a") as f:
+        del f["CNN_high_1/W_carry"]
+    with h5py.File(wrong, "a") as f:
+        del f["CNN_proj/b_proj"]
+        f["CNN_proj/b_proj"] = np.zeros((17,), np.float32)
+    opt = fixture_dir / "options.json"
+    with pytest.raises(ValueError, match="no dataset 'CNN_high_1/W_carry'"):
+        ElmoLayer.from_original(opt, missing)
+    with pytest.raises(ValueError, match=r"'CNN_proj/b_proj' has shape \(17,\).*\(16,\)"):
+        ElmoLayer.from_original(opt, wrong)
+    options = json.loads(opt.read_text())
+    options["char_cnn"]["activation"] = "swish"
+    (tmp_path / "bad.json").write_text(json.dumps(options))
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        ElmoLayer.from_original(tmp_path / "bad.json", src)
+    with pytest.raises(FileNotFoundError, match="weight file not found"):
+        ElmoLayer.from_original(opt, tmp_path / "nope.hdf5")
