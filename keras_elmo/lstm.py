@@ -82,9 +82,10 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
     counts = tf.reduce_sum(tf.cast(mask_tm, tf.int32), axis=1)  # real rows per step
     offsets = tf.cumsum(counts, exclusive=True)
     positions = tf.cast(tf.where(mask_tm), tf.int32)  # (N, 2) [t, b], time-major
+    # Inside the loop everything is batch-first, (rows, n_dir, ...), so rows
+    # are gathered and scattered on the leading axis.
     x = tf.gather_nd(tf.transpose(inputs, [2, 1, 0, 3]), positions)  # (N, n_dir, in)
-    x = tf.transpose(x, [1, 0, 2])  # (n_dir, N, in)
-    pre = tf.matmul(x, kernel) + bias[:, None, :]  # (n_dir, N, 4D)
+    pre = tf.einsum("ndi,dig->ndg", x, kernel) + bias  # (N, n_dir, 4D)
     steps = tf.shape(mask_tm)[0]
     d_proj = tf.shape(h0)[-1]
     outputs = tf.TensorArray(h0.dtype, size=steps + 1, infer_shape=False,
@@ -93,26 +94,29 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
     outputs = outputs.write(steps, tf.zeros([0, n_dir, d_proj], h0.dtype))
 
     def body(t, c, h, outputs):
-        rows = tf.cast(tf.where(mask_tm[t])[:, 0], tf.int32)  # (n,) the rows real at step t
-        n = counts[t]
-        z = pre[:, offsets[t]:offsets[t] + n] + tf.matmul(tf.gather(h, rows, axis=1), w_rec)
-        c_new, h_new = lstm_step(z, tf.gather(c, rows, axis=1), w_proj, cell_clip, proj_clip)
-        h_new_b = tf.transpose(h_new, [1, 0, 2])  # (n, n_dir, P)
-        outputs = outputs.write(t, h_new_b)
-        idx = rows[:, None]
-        c = tf.transpose(tf.tensor_scatter_nd_update(
-            tf.transpose(c, [1, 0, 2]), idx, tf.transpose(c_new, [1, 0, 2])), [1, 0, 2])
-        h = tf.transpose(tf.tensor_scatter_nd_update(
-            tf.transpose(h, [1, 0, 2]), idx, h_new_b), [1, 0, 2])
-        return t + 1, c, h, outputs
+        rows = tf.where(mask_tm[t])[:, :1]  # (n, 1) the batch rows real at step t
+        z = pre[offsets[t]:offsets[t] + counts[t]] + tf.einsum(
+            "ndp,dpg->ndg", tf.gather_nd(h, rows), w_rec)
+        i, j, f, o = tf.split(z, 4, axis=-1)
+        c_new = tf.sigmoid(f + FORGET_BIAS) * tf.gather_nd(c, rows) + tf.sigmoid(i) * tf.tanh(j)
+        if cell_clip is not None:
+            c_new = tf.clip_by_value(c_new, -cell_clip, cell_clip)
+        h_new = tf.einsum("ndu,dup->ndp", tf.sigmoid(o) * tf.tanh(c_new), w_proj)
+        if proj_clip is not None:
+            h_new = tf.clip_by_value(h_new, -proj_clip, proj_clip)
+        outputs = outputs.write(t, h_new)
+        return (t + 1, tf.tensor_scatter_nd_update(c, rows, c_new),
+                tf.tensor_scatter_nd_update(h, rows, h_new), outputs)
 
     _, c, h, outputs = tf.while_loop(
-        lambda t, *_: t < steps, body, (tf.constant(0), c0, h0, outputs),
+        lambda t, *_: t < steps, body,
+        (tf.constant(0), tf.transpose(c0, [1, 0, 2]), tf.transpose(h0, [1, 0, 2]), outputs),
         parallel_iterations=1,
     )
     packed = outputs.concat()  # (N, n_dir, P)
     dense = tf.scatter_nd(positions, packed, tf.stack([steps, batch, n_dir, d_proj]))
-    return tf.transpose(dense, [2, 1, 0, 3]), c, h
+    return (tf.transpose(dense, [2, 1, 0, 3]), tf.transpose(c, [1, 0, 2]),
+            tf.transpose(h, [1, 0, 2]))
 
 
 @keras.saving.register_keras_serializable(package="keras_elmo")

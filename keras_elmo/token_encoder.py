@@ -94,29 +94,24 @@ class CharCNNTokenEncoder(keras.layers.Layer):
     def encode_unique(self, char_ids):
         """Encode a 2-D batch of token char ids (N, max_chars) -> (N, P); no dedupe."""
         char_ids = tf.convert_to_tensor(char_ids)
-        embed = tf.convert_to_tensor(self.char_embed)
-        x = tf.gather(embed, char_ids)  # (N, C, d)
+        x = tf.gather(tf.convert_to_tensor(self.char_embed), char_ids)  # (N, C, d)
         x = tf.expand_dims(x, 1)  # (N, 1, C, d): the conv2d layout of the weights
         # Tokens are short and the rest of each row is the padding char, so
         # most conv windows see padding only and all give the same vector.
-        # Convolve only up to the longest real part of the batch (`used`
-        # chars) and stand for all the pure-padding windows with that one
-        # vector: the same max, a fraction of the work (~3x less for text).
+        # Windows from position `used` on are pure padding in every row:
+        # convolve only up to `used + widest` chars, so every filter still
+        # sees all windows that touch a real char plus at least one of the
+        # pure-padding windows when the full row has one. The same max, a
+        # fraction of the work (~3x less for text).
         is_pad = tf.equal(char_ids, characters.PAD_CHAR + 1)
         position = tf.range(1, self.max_chars + 1)[None, :]
         used = tf.reduce_max(tf.where(is_pad, 0, position))  # 0 when every char is padding
-        used = tf.maximum(used, 1)
-        pad_row = tf.gather(embed, tf.fill([1, self.max_chars], characters.PAD_CHAR + 1))  # (1, C, d)
+        widest = max(width for width, _ in self.filters)
+        x = x[:, :, :tf.minimum(used + widest, self.max_chars)]
         pieces = []
-        for (width, _), kernel, bias in zip(self.filters, self.conv_kernels, self.conv_biases):
-            kernel = tf.convert_to_tensor(kernel)
-            windows = self.max_chars - width + 1
-            n_win = tf.minimum(used, windows)
-            conv = tf.nn.conv2d(x[:, :, :n_win + width - 1], kernel, strides=1, padding="VALID")
+        for kernel, bias in zip(self.conv_kernels, self.conv_biases):
+            conv = tf.nn.conv2d(x, tf.convert_to_tensor(kernel), strides=1, padding="VALID")
             pooled = tf.reduce_max(conv, axis=[1, 2])
-            # The value of a window of padding chars only, present iff n_win < windows.
-            pad_win = tf.nn.conv2d(pad_row[:, None, :width], kernel, strides=1, padding="VALID")
-            pooled = tf.where(n_win < windows, tf.maximum(pooled, pad_win[0, 0]), pooled)
             # max over char positions, then bias and activation, as bilm-tf does
             # (adding a per-channel constant commutes with the max exactly).
             pieces.append(self._act(pooled + bias))
