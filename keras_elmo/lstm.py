@@ -119,6 +119,9 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
             tf.transpose(h, [1, 0, 2]))
 
 
+_run_packed_graph = tf.function(run_packed, reduce_retracing=True)
+
+
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ProjectedLSTM(keras.layers.Layer):
     """One LSTM layer with projection and clipping, for `n_directions` at once.
@@ -160,7 +163,10 @@ class ProjectedLSTM(keras.layers.Layer):
 
     def call(self, inputs, mask, initial_state):
         c0, h0 = initial_state
-        outputs, c, h = run_packed(
+        # Eager callers get the loop as one compiled graph; inside a graph
+        # (tf.function, fit, export) it is built inline.
+        run = _run_packed_graph if tf.executing_eagerly() else run_packed
+        outputs, c, h = run(
             inputs, tf.cast(mask, tf.bool), tf.convert_to_tensor(self.kernel),
             tf.convert_to_tensor(self.bias), tf.convert_to_tensor(self.recurrent_kernel),
             tf.convert_to_tensor(self.projection), c0, h0, self.cell_clip, self.proj_clip,
