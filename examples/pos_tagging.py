@@ -12,8 +12,8 @@ masked out of the loss by sample weights. Also prints the accuracy of the
 most-frequent-tag-per-word baseline. A subset of sentences keeps this to a
 few minutes on a CPU:
 
-    python examples/pos_tagging.py [--train-sentences 600] [--test-sentences 300]
-        [--epochs 3] [--options-file O --weight-file W] [--data PATH]
+    python examples/pos_tagging.py [--train-sentences 1000] [--test-sentences 300]
+        [--epochs 4] [--options-file O --weight-file W] [--data PATH]
 """
 
 import argparse
@@ -45,10 +45,10 @@ def batches(sentences, tag_ids, batch_size):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(eu.BROWN), help="default: %(default)s")
-    parser.add_argument("--train-sentences", type=int, default=600)
+    parser.add_argument("--train-sentences", type=int, default=1000)
     parser.add_argument("--test-sentences", type=int, default=300)
     parser.add_argument("--max-len", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-2)
     parser.add_argument("--seed", type=int, default=0)

@@ -90,6 +90,11 @@ def main():
     feats_train = elmo_layer_means(elmo, train_x, args.batch_size)
     feats_test = elmo_layer_means(elmo, test_x, args.batch_size)
     print(f"biLM over all sentences once: {time.perf_counter() - start:.0f} s")
+    # Standardize each feature with training statistics shared by all layers
+    # (an affine map per feature commutes with the mix; the Dense absorbs it).
+    mean = feats_train.mean(axis=(0, 1), keepdims=True)
+    std = feats_train.std(axis=(0, 1), keepdims=True) + 1e-6
+    feats_train, feats_test = (feats_train - mean) / std, (feats_test - mean) / std
 
     # ELMo: the scalar mix (trainable, as fine_tune="mix") + the head.
     inputs = keras.Input(shape=feats_train.shape[1:])
