@@ -370,13 +370,12 @@ def make_dataset(paths, vocab, batch_size, max_len=50, shuffle_buffer=0, seed=0,
     else:
         # Read all files in parallel, line by line in turn (deterministic).
         ds = tf.data.Dataset.from_tensor_slices(paths).interleave(
-            tf.data.TextLineDataset, cycle_length=len(paths), block_length=1,
-            deterministic=True)
+            tf.data.TextLineDataset, cycle_length=len(paths), block_length=1)
     if repeat:
         ds = ds.repeat()
     if shuffle_buffer:
         ds = _block_shuffle(ds, shuffle_buffer, seed)
-    ds = ds.map(lambda line: tf.strings.split(tf.strings.strip(line)), deterministic=True)
+    ds = ds.map(lambda line: tf.strings.split(tf.strings.strip(line)))
     ds = ds.filter(lambda tokens: tf.size(tokens) > 0)
 
     def chunk(tokens):
@@ -387,7 +386,7 @@ def make_dataset(paths, vocab, batch_size, max_len=50, shuffle_buffer=0, seed=0,
         return tf.data.Dataset.from_tensor_slices(pieces)
 
     ds = ds.flat_map(chunk)
-    ds = ds.map(lambda tokens: tf.concat([[BOS], tokens, [EOS]], 0), deterministic=True)
+    ds = ds.map(lambda tokens: tf.concat([[BOS], tokens, [EOS]], 0))
     if buckets:
         sizes = [batch_size] * (len(buckets) + 1)
         ds = ds.bucket_by_sequence_length(
@@ -421,7 +420,7 @@ def _block_shuffle(ds, block, seed):
             tf.shape(lines), seed=tf.stack([tf.cast(seed, tf.int64), index[0]]))
         return tf.gather(lines, tf.argsort(key))
 
-    return ds.enumerate().batch(block).map(permute, deterministic=True).unbatch()
+    return ds.enumerate().batch(block).map(permute).unbatch()
 
 
 def batch_numpy(sentences, vocab, max_chars=characters.MAX_CHARS_PER_TOKEN):

@@ -260,12 +260,12 @@ class BiLMTrainer(keras.Model):
         loss_b = self.full_softmax_xent(h_b, y_b)
         n_f = tf.cast(tf.shape(y_f)[0], tf.float32)
         n_b = tf.cast(tf.shape(y_b)[0], tf.float32)
-        self.forward_tracker.update_state(tf.reduce_sum(loss_f) / tf.maximum(n_f, 1.0), sample_weight=n_f)
-        self.backward_tracker.update_state(tf.reduce_sum(loss_b) / tf.maximum(n_b, 1.0), sample_weight=n_b)
-        self.loss_tracker.update_state(
-            0.5 * (self.forward_tracker.result() + self.backward_tracker.result()))
-        return {"loss": 0.5 * (self.forward_tracker.result() + self.backward_tracker.result()),
-                "forward_loss": self.forward_tracker.result(),
+        self.forward_tracker.update_state(tf.reduce_sum(loss_f) / tf.maximum(n_f, 1.0),
+                                          sample_weight=n_f)
+        self.backward_tracker.update_state(tf.reduce_sum(loss_b) / tf.maximum(n_b, 1.0),
+                                           sample_weight=n_b)
+        mean = 0.5 * (self.forward_tracker.result() + self.backward_tracker.result())
+        return {"loss": mean, "forward_loss": self.forward_tracker.result(),
                 "backward_loss": self.backward_tracker.result()}
 
     def get_config(self):
@@ -447,7 +447,7 @@ def train(model, train_files, vocab, batch_size=32, steps_per_epoch=100, epochs=
         train_files, vocab, batch_size, max_len=max_len, shuffle_buffer=shuffle_buffer,
         seed=data_seed, repeat=True, skip_batches=start_epoch * steps_per_epoch,
         drop_remainder=True)
-    log = BatchLog(**({} if verbose else {}))
+    log = BatchLog()
     cbs = []
     if checkpoint_dir:
         cbs.append(keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch",

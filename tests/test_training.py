@@ -150,6 +150,10 @@ def test_full_softmax_perplexity_matches_numpy(corpus):
     np.testing.assert_allclose(got["forward"], math.exp(lf), rtol=1e-4)
     np.testing.assert_allclose(got["backward"], math.exp(lb), rtol=1e-4)
     np.testing.assert_allclose(got["average"], math.exp((lf + lb) / 2), rtol=1e-4)
+    # model.evaluate (test_step) reports the same full-softmax losses
+    model.compile(optimizer=training.make_optimizer())
+    res = model.evaluate(ds, return_dict=True, verbose=0)
+    np.testing.assert_allclose([res["forward_loss"], res["backward_loss"]], [lf, lb], rtol=1e-4)
 
 
 def test_export_original_format_round_trip(corpus, tmp_path):
