@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_elmo import characters
 from keras_elmo import conversion
 from keras_elmo import options as options_lib
+from keras_elmo import token_cache as token_cache_lib
 from keras_elmo import tokenization
 from keras_elmo.bilm import BidirectionalLM
 from keras_elmo.scalar_mix import ScalarMix
@@ -49,11 +50,18 @@ class ElmoLayer(keras.layers.Layer):
             the original code does; `reset_states()` starts over.
         max_batch_size: rows of carried state kept when `stateful=True`.
         output_mode: "elmo" or "dict".
+        token_cache_size: size of the token-vector cache (0: none); set by
+            `cache_vocabulary`, stored in the config so a saved layer comes
+            back with its cache.
+
+    Mixed precision: the biLM always computes in float32 (its sublayers are
+    float32 layers); the outputs are cast to the layer's compute dtype, so
+    under "mixed_float16"/"mixed_bfloat16" downstream layers see that dtype.
     """
 
     def __init__(self, options, num_output_representations=1, do_layer_norm=False, l2_coef=0.0,
                  use_top_only=False, dropout=0.0, fine_tune="mix", stateful=False,
-                 max_batch_size=128, output_mode="elmo", **kwargs):
+                 max_batch_size=128, output_mode="elmo", token_cache_size=0, **kwargs):
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
         if (not isinstance(num_output_representations, int)
@@ -99,7 +107,11 @@ class ElmoLayer(keras.layers.Layer):
                       name=f"scalar_mix_{k}", dtype="float32")
             for k in range(num_output_representations)
         ]
-        self.dropout_layer = keras.layers.Dropout(self.dropout, name="mix_dropout")
+        self.dropout_layer = keras.layers.Dropout(self.dropout, name="mix_dropout", dtype="float32")
+        if token_cache_size and fine_tune == "all":
+            raise ValueError("A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'.")
+        self.token_cache = token_cache_lib.TokenCache(
+            self.projection_dim, size=token_cache_size, name="token_cache", dtype="float32")
         self._apply_fine_tune()
 
     def _apply_fine_tune(self):
@@ -139,23 +151,68 @@ class ElmoLayer(keras.layers.Layer):
             json.dump(conversion.options_to_original(self.options), f, indent=1)
         conversion.save_original_weights(weight_file, self.token_encoder, self.bilm)
 
+    # ------------------------------------------------------------- token cache
+    def cache_vocabulary(self, tokens, batch_size=4096):
+        """Precompute the context-free vectors of `tokens` (bilm-tf's
+        `dump_token_embeddings`, AllenNLP's `vocab_to_cache`).
+
+        Afterwards string-token inputs look their in-vocabulary tokens up and
+        run the char CNN only on the others; outputs are unchanged (up to
+        float rounding). Char-id inputs always use the CNN. The cache is a
+        non-trainable weight saved with the model; call this again after the
+        token encoder's weights change (same vocabulary size), or make a new
+        layer for another size. Returns self.
+        """
+        if self.fine_tune == "all":
+            raise ValueError("A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'.")
+        vocabulary = token_cache_lib.clean_vocabulary(tokens)
+        if not self.built:
+            self.build()
+        vectors = token_cache_lib.encode_vocabulary(self.token_encoder, vocabulary, batch_size)
+        self.token_cache.set_vocabulary(vocabulary, vectors)
+        return self
+
+    def _cached_token_vectors(self, tokens):
+        """String tokens (B, T) -> (token vectors (B, T, P), mask) via the cache."""
+        mask = tf.not_equal(tokens, "")
+        rows = self.token_cache.lookup(tokens)
+        vectors = self.token_cache.gather(rows)
+        # Only distinct out-of-vocabulary tokens go through the char CNN.
+        missing = tf.where(tf.logical_and(rows < 0, mask))
+        unique, index = tf.unique(tf.gather_nd(tokens, missing))
+        # A leading "" (encoded as zeros) keeps the batch non-empty when every
+        # token is cached: the char-id ops do not accept zero tokens.
+        unique = tf.concat([[""], unique], axis=0)
+        encoded = self.token_encoder(characters.tokens_to_char_ids(unique, self.max_chars))
+        vectors = tf.tensor_scatter_nd_update(vectors, missing, tf.gather(encoded, index + 1))
+        return vectors, mask
+
     # ------------------------------------------------------------------ inputs
-    def _to_char_ids(self, inputs):
-        """Any supported input -> int32 char ids (batch, T, max_chars)."""
+    def _string_tokens(self, inputs):
+        """String inputs -> dense tokens (batch, T); None for other inputs."""
         if isinstance(inputs, tf.RaggedTensor):
             if inputs.dtype != tf.string:
                 raise ValueError("ElmoLayer: ragged inputs must be string tokens.")
             inputs = inputs.to_tensor(default_value="")
         inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype != tf.string:
+            return None
         rank = inputs.shape.rank
-        if inputs.dtype == tf.string:
-            if rank == 1:
-                inputs = tokenization.whitespace_tokenize(inputs)
-            elif rank != 2:
-                raise ValueError(
-                    f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
-                    f"got rank {rank}.")
-            return characters.tokens_to_char_ids(inputs, self.max_chars)
+        if rank == 1:
+            return tokenization.whitespace_tokenize(inputs)
+        if rank != 2:
+            raise ValueError(
+                f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
+                f"got rank {rank}.")
+        return inputs
+
+    def _to_char_ids(self, inputs):
+        """Any supported input -> int32 char ids (batch, T, max_chars)."""
+        tokens = self._string_tokens(inputs)
+        if tokens is not None:
+            return characters.tokens_to_char_ids(tokens, self.max_chars)
+        inputs = tf.convert_to_tensor(inputs)
+        rank = inputs.shape.rank
         if not inputs.dtype.is_integer:
             raise ValueError(
                 f"ElmoLayer: expected int char ids or strings, got dtype {inputs.dtype.name}.")
@@ -165,15 +222,29 @@ class ElmoLayer(keras.layers.Layer):
         return tf.cast(inputs, tf.int32)
 
     # ------------------------------------------------------------------ model
-    def _representations(self, char_ids, initial_state=None):
-        """char ids -> (list of (B, T, 2P) layers, word_emb, mask, final_state)."""
-        mask = tf.reduce_any(char_ids > 0, axis=-1)
+    def _representations(self, char_ids, initial_state=None, token_vectors=None):
+        """char ids -> (list of (B, T, 2P) layers, word_emb, mask, final_state).
+
+        `token_vectors`: optional precomputed (vectors (B, T, P), mask) that
+        replace the char CNN (the token cache); `char_ids` is then unused.
+        """
+        if token_vectors is None:
+            mask = tf.reduce_any(char_ids > 0, axis=-1)
+            tokens = self.token_encoder(char_ids)  # (B, T, P), zeros at padding
+        else:
+            tokens, mask = token_vectors
+        if self.fine_tune != "all":
+            # A frozen char CNN needs no backward pass (the tape would run one).
+            tokens = tf.stop_gradient(tokens)
         lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-        tokens = self.token_encoder(char_ids)  # (B, T, P), zeros at padding
         # The model always runs on <S> tokens </S>; the two boundary vectors
         # are encoded once and written at position 0 and at length + 1.
+        # (Called as a layer, not via encode_unique, so that a mixed-precision
+        # autocast scope of this layer never reaches the float32 weights.)
         bos, eos = tf.unstack(
-            self.token_encoder.encode_unique(tf.constant(characters.boundary_char_ids(self.max_chars))))
+            self.token_encoder(tf.constant(characters.boundary_char_ids(self.max_chars))))
+        if self.fine_tune != "all":
+            bos, eos = tf.stop_gradient(bos), tf.stop_gradient(eos)
         padded = tf.pad(tokens, [[0, 0], [1, 1], [0, 0]])
         pos = tf.range(tf.shape(padded)[1])[None, :, None]
         len_ = lengths[:, None, None]
@@ -185,20 +256,26 @@ class ElmoLayer(keras.layers.Layer):
         outputs = [out[:, 1:-1] * m for out in outputs]
         if self.fine_tune == "mix":
             # A frozen biLM needs no gradients: keep its activations off the tape.
-            tokens = tf.stop_gradient(tokens)
             outputs = [tf.stop_gradient(out) for out in outputs]
+        elif self.fine_tune == "top":
+            outputs = [tf.stop_gradient(out) for out in outputs[:-1]] + outputs[-1:]
         layers = [tf.concat([tokens, tokens], axis=-1)] + outputs
         return layers, tokens, mask, final_state
 
     def call(self, inputs, training=None):
-        char_ids = self._to_char_ids(inputs)
-        layers, tokens, mask, _ = self._representations(char_ids)
+        tokens = self._string_tokens(inputs) if self.token_cache.active else None
+        if tokens is not None:
+            layers, tokens, mask, _ = self._representations(
+                None, token_vectors=self._cached_token_vectors(tokens))
+        else:
+            layers, tokens, mask, _ = self._representations(self._to_char_ids(inputs))
+        # Everything is float32 inside; the outputs take the compute dtype.
         m = tf.cast(mask, tokens.dtype)[..., None]
-        mixes = []
-        for mix in self.mixes:
-            mixed = mix(layers, mask=mask)
-            mixes.append(self.dropout_layer(mixed, training=training) * m)
+        mixes = [self.dropout_layer(mix(layers, mask=mask), training=training) * m
+                 for mix in self.mixes]
+        dtype = self.compute_dtype
         if self.output_mode == "elmo":
+            mixes = [tf.cast(mixed, dtype) for mixed in mixes]
             return mixes[0] if len(mixes) == 1 else mixes
         lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
         denom = tf.maximum(tf.cast(lengths, tokens.dtype), 1.0)[:, None]
@@ -209,7 +286,8 @@ class ElmoLayer(keras.layers.Layer):
         out["elmo"] = mixes[0]
         for k, mixed in enumerate(mixes[1:]):
             out[f"elmo_{k + 1}"] = mixed
-        return out
+        return {key: value if key == "sequence_len" else tf.cast(value, dtype)
+                for key, value in out.items()}
 
     def _token_mask(self, inputs):
         if isinstance(inputs, keras.KerasTensor):
@@ -295,6 +373,7 @@ class ElmoLayer(keras.layers.Layer):
             "use_top_only": self.use_top_only, "dropout": self.dropout,
             "fine_tune": self.fine_tune, "stateful": self.stateful,
             "max_batch_size": self.max_batch_size, "output_mode": self.output_mode,
+            "token_cache_size": self.token_cache.size,
         })
         return config
 

@@ -7,8 +7,8 @@ import keras_elmo
 
 # text -> char ids -> token vectors -> biLSTM -> mix -> layer -> (training | export | CLI)
 ORDER = [
-    "options", "tokenization", "characters", "data", "token_encoder", "lstm", "bilm",
-    "scalar_mix", "conversion", "layer", "training", "embed_file", "export", "cli",
+    "options", "tokenization", "characters", "preprocessing", "data", "token_encoder",
+    "token_cache", "lstm", "bilm", "scalar_mix", "conversion", "layer", "training", "embed_file", "export", "cli",
 ]
 PACKAGE = pathlib.Path(keras_elmo.__file__).parent
 

@@ -1,0 +1,105 @@
+"""`ElmoTokenizer`: raw sentences -> string tokens, as a Keras layer.
+
+Put it in front of an `ElmoLayer` to make a model that takes raw text:
+
+    model = keras.Sequential([
+        keras.Input(shape=(), dtype="string"),
+        ElmoTokenizer(),
+        ElmoLayer(options),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+
+It also works in a `tf.data` pipeline (`dataset.map(ElmoTokenizer())`).
+The output is a dense rank-2 string tensor (batch, T), "" as padding, which
+is what `ElmoLayer` needs to compute its Keras mask in a functional model.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_elmo import tokenization
+
+MODES = ("whitespace", "punctuation", "tf_text")
+
+
+def _tf_text_tokenize(sentences):
+    """TensorFlow Text's UnicodeScriptTokenizer: splits on whitespace and
+    wherever the Unicode script changes (so punctuation, which has its own
+    script class, becomes separate tokens: "don't" -> don ' t)."""
+    import tensorflow_text
+
+    return tensorflow_text.UnicodeScriptTokenizer(keep_whitespace=False).tokenize(sentences)
+
+
+@keras.saving.register_keras_serializable(package="keras_elmo")
+class ElmoTokenizer(keras.layers.Layer):
+    """Sentences (batch,) -> tokens (batch, T), "" padded.
+
+    Args:
+        mode: "whitespace" (split on runs of whitespace, TF Hub's ELMo rule),
+            "punctuation" (PTB-like: punctuation and English clitics split off;
+            core TF ops only, so it runs on any TensorFlow Serving) or
+            "tf_text" (`tensorflow_text.UnicodeScriptTokenizer`; a graph that
+            uses it needs `import tensorflow_text` wherever it is loaded).
+        max_tokens: keep at most this many tokens of each sentence.
+
+    Also accepts (batch, 1) (as from `keras.Input(shape=(1,), dtype="string")`)
+    and a single sentence (a scalar, as in an unbatched `tf.data` map), which
+    gives (T,).
+    """
+
+    def __init__(self, mode="whitespace", max_tokens=None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"ElmoTokenizer: mode must be one of {MODES}, got {mode!r}.")
+        if max_tokens is not None and (
+                isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ValueError(
+                f"ElmoTokenizer: max_tokens must be a positive integer or None, got {max_tokens!r}.")
+        self.mode = mode
+        self.max_tokens = max_tokens
+        self.supports_masking = False
+
+    def _tokenize(self, sentences):
+        if self.mode == "tf_text":
+            tokens = _tf_text_tokenize(sentences)
+            if self.max_tokens is not None:
+                tokens = tokens[:, :self.max_tokens]
+            return tokens.to_tensor(default_value="")
+        tokens = tokenization.tokenize(sentences, self.mode)
+        if self.max_tokens is not None:
+            tokens = tokens[:, :self.max_tokens]
+        return tokens
+
+    def call(self, inputs):
+        if isinstance(inputs, tf.RaggedTensor):
+            raise ValueError("ElmoTokenizer: expected dense sentences, got a ragged tensor.")
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype != tf.string:
+            raise ValueError(f"ElmoTokenizer: expected strings, got dtype {inputs.dtype.name}.")
+        rank = inputs.shape.rank
+        if rank == 0:
+            return self._tokenize(inputs[None])[0]
+        if rank == 2 and inputs.shape[1] == 1:
+            inputs = inputs[:, 0]
+        elif rank != 1:
+            raise ValueError(
+                f"ElmoTokenizer: expected sentences of shape (batch,) or (batch, 1), got "
+                f"{inputs.shape}.")
+        return self._tokenize(inputs)
+
+    def compute_output_spec(self, inputs):
+        shape = tuple(inputs.shape)
+        if len(shape) == 0:
+            return keras.KerasTensor((None,), dtype="string")
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise ValueError(
+                f"ElmoTokenizer: expected sentences of shape (batch,) or (batch, 1), got {shape}.")
+        return keras.KerasTensor((shape[0], None), dtype="string")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode, "max_tokens": self.max_tokens})
+        return config
