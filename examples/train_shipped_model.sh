@@ -25,4 +25,8 @@ keras-elmo train "$WORK/splits/train-*.txt" --vocab "$WORK/vocab.txt" \
     --heldout-files "$WORK/splits/heldout_brown.txt" "$WORK/splits/heldout_sotu.txt"
 
 # 3. Copy the shipped files.
-# cp "$WORK"/out/{options.json,weights.hdf5,vocab.txt} saved_models/elmo-small-en/
+cp "$WORK"/out/{options.json,weights.hdf5,vocab.txt} saved_models/elmo-small-en/
+
+# 4. Evaluate (perplexity vs unigram, POS tagging); numbers go to MODEL_CARD.md.
+python examples/evaluate_shipped_model.py --model-dir "$WORK/out" \
+    --splits-dir "$WORK/splits" --data-dir "$DATA" --json "$WORK/eval.json"
