@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_elmo import ElmoLayer, batch_to_ids
 from keras_elmo import data, training
+from keras_elmo.cli import main
 
 from conftest import REPO, TINY_OPTIONS
 
@@ -252,7 +253,7 @@ def test_cli_build_vocab_train_perplexity(tmp_path, capsys):
     path = _corpus(tmp_path)
     held = _corpus(tmp_path, n=30, seed=1, name="held.txt")
     vocab_file = str(tmp_path / "vocab.txt")
-    assert training.cli("build-vocab", [vocab_file, path, "--min-count", "2"]) == 0
+    assert main(["build-vocab", vocab_file, path, "--min-count", "2"]) == 0
     vocab = data.load_vocab(vocab_file)
     assert vocab[:3] == ["<S>", "</S>", "<UNK>"] and "cat" in vocab
     options_file = tmp_path / "tiny_options.json"
@@ -261,12 +262,14 @@ def test_cli_build_vocab_train_perplexity(tmp_path, capsys):
     argv = [path, "--vocab", vocab_file, "--output-dir", out, "--checkpoint-dir", ckpt,
             "--options", str(options_file), "--batch-size", "16", "--steps-per-epoch", "3",
             "--epochs", "2", "--n-negative", "5", "--log-every", "2", "--heldout-files", held]
-    assert training.cli("train", argv) == 0
+    assert main(["train", *argv]) == 0
     log = json.loads((tmp_path / "out" / "training_log.json").read_text())
     assert log["steps"] == 6 and "held.txt" in log["heldout"]
     capsys.readouterr()
-    assert training.cli("perplexity", [held, "--model-dir", out]) == 0
+    assert main(["perplexity", held, "--model-dir", out]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result[held]["average"] == pytest.approx(log["heldout"]["held.txt"]["average"], rel=1e-5)
-    with pytest.raises(ValueError, match="unknown training command"):
-        training.cli("fly", [])
+    # Flags before the files work too (they are not swallowed by the top parser).
+    assert main(["build-vocab", "--min-count", "2", vocab_file, path]) == 0
+    assert main(["perplexity", "--model-dir", out, str(tmp_path / "missing*.txt")]) == 2
+    assert "no file matches" in capsys.readouterr().err
