@@ -399,7 +399,7 @@ def _free_port():
 def test_tensorflow_model_server_rest(exports, tmp_path):
     server = shutil.which("tensorflow_model_server")
     if server is None:
-        pytest.skip("tensorflow_model_server not on PATH; install it (see README.md, "Serving with TensorFlow Serving", "
+        pytest.skip("tensorflow_model_server not on PATH; install it (see README.md, 'Serving with TensorFlow Serving', "
                     "'Tests and the integration test') to run a real REST predict")
     base = tmp_path / "elmo"
     shutil.copytree(exports["jobs"]["tiny"], base / "1")
