@@ -1,4 +1,4 @@
-"""Training a biLM: the objective, `model.fit` integration, export and the CLI.
+"""Training a biLM: the objective, `model.fit` integration, perplexity and export.
 
 The model is the same `CharCNNTokenEncoder` + `BidirectionalLM` that
 `ElmoLayer` runs, plus one softmax (W: V x P, b: V) shared by both
