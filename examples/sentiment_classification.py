@@ -2,7 +2,8 @@
 
 Data: movie-review sentences with a mean human rating in [-4, 4] (Pang & Lee
 sentences rated for VADER). Label = sign of the rating, zeros dropped; a
-fixed seeded 80/20 split. Get the file with
+fixed seeded 80/20 train/test split, and 10% of the training part (seeded)
+held out as a validation set for early stopping. Get the file with
 
     pip download --no-deps --no-binary :all: vaderSentiment==3.3.2
     # then, from the sdist: additional_resources/hutto_ICWSM_2014.tar.gz
@@ -10,21 +11,22 @@ fixed seeded 80/20 split. Get the file with
 
 (it is in ../shared/data/movie-reviews/ next to this repository).
 
-Two models with the same head (mean over tokens -> Dense(64, relu) ->
-Dropout -> Dense(1, sigmoid)):
-  - ELMo: `ElmoLayer(fine_tune="mix")`: the biLM is frozen, the scalar mix
-    and the head train;
-  - baseline: a randomly initialised, trainable 128-d word embedding.
+Two models that differ only in where the token vectors come from:
+  - ELMo: the frozen biLM (`ElmoLayer(output_mode="dict")`); each token is
+    all three biLM layers (char-CNN word vector, lstm1, lstm2) side by side,
+    the usual feature-based use of ELMo (the Dense below can learn any
+    scalar mix of them, and more). The biLM is frozen, so these vectors are
+    computed once per sentence, in batches, and standardized with training
+    statistics;
+  - baseline: a randomly initialised, trainable 128-d word embedding over the
+    same punctuation tokenizer (vocabulary from the training part).
+Both then go through the same pooling and head: mean and max over the real
+tokens, concatenated -> Dense(64, relu) -> Dropout(0.3) -> Dense(1, sigmoid),
+trained with Adam (batch 32) for up to --epochs epochs, stopped on the
+validation loss (patience 3, best weights restored). The test set is only
+used for the final numbers.
 
-Speed: with a frozen biLM and no layer norm, "mix, then average over tokens"
-equals "average each biLM layer over tokens, then mix" (the mix is linear).
-So the biLM runs once per sentence (`output_mode="dict"`), and a ScalarMix +
-head trains on the per-layer averages: the same model as
-`Sequential([ElmoTokenizer(), ElmoLayer(...), GlobalAveragePooling1D(), head])`
-trained end to end (examples/export_classifier.py does that), many times
-faster on a CPU.
-
-    python examples/sentiment_classification.py [--limit 2000] [--epochs 20]
+    python examples/sentiment_classification.py [--limit 0] [--epochs 40]
         [--options-file O --weight-file W] [--data PATH]
 """
 
@@ -37,22 +39,41 @@ import numpy as np
 import tensorflow as tf
 
 from keras_elmo import ElmoTokenizer
-from keras_elmo.scalar_mix import ScalarMix
 
 
-def elmo_layer_means(elmo, texts, batch_size):
-    """(N, n_layers + 1, 2P): each biLM layer averaged over each sentence's tokens."""
+def elmo_pooled(elmo, texts, batch_size):
+    """(N, 2 * (n_layers + 1) * 2P): mean and max over each sentence's tokens
+    of every biLM layer (the word layer duplicated to 2P, as in ELMo)."""
     tokenizer = ElmoTokenizer(mode="punctuation")
     run = tf.function(lambda x: elmo(tokenizer(x)), reduce_retracing=True)
     out = []
     for start in range(0, len(texts), batch_size):
         result = run(tf.constant(texts[start:start + batch_size]))
         word = result["word_emb"]
-        layers = [tf.concat([word, word], -1)] + [
-            result[f"lstm_outputs{k + 1}"] for k in range(elmo.n_lstm_layers)]
-        n = tf.maximum(tf.cast(result["sequence_len"], tf.float32), 1.0)[:, None, None]
-        out.append((tf.reduce_sum(tf.stack(layers, 1), axis=2) / n).numpy())
+        tokens = tf.concat([word, word] + [result[f"lstm_outputs{k + 1}"]
+                                           for k in range(elmo.n_lstm_layers)], -1)
+        mask = tf.sequence_mask(result["sequence_len"], tf.shape(tokens)[1])[..., None]
+        n = tf.maximum(tf.cast(result["sequence_len"], tf.float32), 1.0)[:, None]
+        mean = tf.reduce_sum(tf.where(mask, tokens, 0.0), 1) / n
+        maximum = tf.reduce_max(tf.where(mask, tokens, -1e9), 1)
+        maximum = tf.where(result["sequence_len"][:, None] > 0, maximum, 0.0)
+        out.append(tf.concat([mean, maximum], -1).numpy())
     return np.concatenate(out)
+
+
+class MeanMaxPooling(keras.layers.Layer):
+    """Mean and max over the unmasked time steps, concatenated (the pooling
+    the ELMo arm gets in `elmo_pooled`)."""
+
+    def call(self, x, mask=None):
+        m = keras.ops.cast(mask, x.dtype)[..., None]
+        mean = keras.ops.sum(x * m, 1) / keras.ops.maximum(keras.ops.sum(m, 1), 1.0)
+        maximum = keras.ops.max(x * m - 1e9 * (1.0 - m), 1)
+        maximum = maximum * keras.ops.cast(keras.ops.sum(m, 1) > 0, x.dtype)
+        return keras.ops.concatenate([mean, maximum], -1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 def head(x):
@@ -61,61 +82,69 @@ def head(x):
     return keras.layers.Dense(1, activation="sigmoid")(x)
 
 
-def fit_and_score(model, x_train, y_train, x_test, y_test, args):
+def fit_and_score(model, train, val, test, args):
+    """Train with early stopping on the validation loss; (test accuracy, epochs)."""
+    keras.utils.set_random_seed(args.seed)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0, shuffle=True)
-    return model.evaluate(x_test, y_test, verbose=0)[1]
+    stop = keras.callbacks.EarlyStopping("val_loss", patience=3, restore_best_weights=True)
+    history = model.fit(*train, validation_data=val, epochs=args.epochs, batch_size=32,
+                        verbose=0, shuffle=True, callbacks=[stop])
+    best = int(np.argmin(history.history["val_loss"]))
+    return (model.evaluate(*test, verbose=0)[1], best + 1,
+            history.history["val_accuracy"][best])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(eu.MOVIE_REVIEWS), help="default: %(default)s")
-    parser.add_argument("--limit", type=int, default=2000,
-                        help="use this many sentences (0: all 10,568)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="use this many sentences (default 0: all 10,568)")
+    parser.add_argument("--epochs", type=int, default=40, help="at most (early stopping)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=64, help="for the biLM pass")
     parser.add_argument("--seed", type=int, default=0)
     eu.add_model_args(parser)
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
 
     train_x, train_y, test_x, test_y = eu.read_movie_reviews(args.data, args.limit, seed=args.seed)
-    print(f"{len(train_x)} training / {len(test_x)} test sentences, "
-          f"{train_y.mean():.1%} positive in training")
+    order = np.random.default_rng(args.seed + 1).permutation(len(train_x))
+    val_idx, fit_idx = order[:len(order) // 10], order[len(order) // 10:]
+    print(f"{len(fit_idx)} training / {len(val_idx)} validation / {len(test_x)} test "
+          f"sentences, {train_y.mean():.1%} positive in training")
 
     elmo = eu.load_elmo(args, output_mode="dict")
     start = time.perf_counter()
-    feats_train = elmo_layer_means(elmo, train_x, args.batch_size)
-    feats_test = elmo_layer_means(elmo, test_x, args.batch_size)
+    feats_train = elmo_pooled(elmo, train_x, args.batch_size)
+    feats_test = elmo_pooled(elmo, test_x, args.batch_size)
     print(f"biLM over all sentences once: {time.perf_counter() - start:.0f} s")
-    # Standardize each feature with training statistics shared by all layers
-    # (an affine map per feature commutes with the mix; the Dense absorbs it).
-    mean = feats_train.mean(axis=(0, 1), keepdims=True)
-    std = feats_train.std(axis=(0, 1), keepdims=True) + 1e-6
+    mean = feats_train[fit_idx].mean(0)
+    std = feats_train[fit_idx].std(0) + 1e-6
     feats_train, feats_test = (feats_train - mean) / std, (feats_test - mean) / std
 
-    # ELMo: the scalar mix (trainable, as fine_tune="mix") + the head.
     inputs = keras.Input(shape=feats_train.shape[1:])
-    layers = [inputs[:, k] for k in range(feats_train.shape[1])]
-    mixed = ScalarMix(len(layers), name="scalar_mix")(layers)
-    elmo_acc = fit_and_score(keras.Model(inputs, head(mixed)), feats_train, train_y, feats_test,
-                             test_y, args)
+    elmo_acc, elmo_epochs, elmo_val = fit_and_score(
+        keras.Model(inputs, head(inputs)),
+        (feats_train[fit_idx], train_y[fit_idx]), (feats_train[val_idx], train_y[val_idx]),
+        (feats_test, test_y), args)
 
-    # Baseline: the same head on a trainable random word embedding.
     tokenizer = ElmoTokenizer(mode="punctuation")
     lookup = keras.layers.StringLookup(mask_token="")
-    lookup.adapt(tokenizer(tf.constant(train_x)))
-    text = keras.Input(shape=(), dtype="string")
-    ids = lookup(tokenizer(text))
+    lookup.adapt(tokenizer(tf.constant([train_x[i] for i in fit_idx])))
+    ids_train = lookup(tokenizer(tf.constant(train_x))).numpy()
+    ids_test = lookup(tokenizer(tf.constant(test_x))).numpy()
+    ids = keras.Input(shape=(None,), dtype="int64")
     embedded = keras.layers.Embedding(lookup.vocabulary_size(), 128, mask_zero=True)(ids)
-    baseline = keras.Model(text, head(keras.layers.GlobalAveragePooling1D()(embedded)))
-    base_acc = fit_and_score(baseline, tf.constant(train_x), train_y, tf.constant(test_x), test_y,
-                             args)
+    base_acc, base_epochs, base_val = fit_and_score(
+        keras.Model(ids, head(MeanMaxPooling()(embedded))),
+        (ids_train[fit_idx], train_y[fit_idx]), (ids_train[val_idx], train_y[val_idx]),
+        (ids_test, test_y), args)
 
-    print(f"test accuracy, ELMo (frozen biLM, trained mix + head): {elmo_acc:.4f}")
-    print(f"test accuracy, random trainable word embedding + head: {base_acc:.4f}")
+    print(f"ELMo (frozen biLM, all layers, mean+max) + head: validation {elmo_val:.4f} "
+          f"(best epoch {elmo_epochs}), test accuracy {elmo_acc:.4f}")
+    print(f"random trainable word embedding (mean+max) + head: validation {base_val:.4f} "
+          f"(best epoch {base_epochs}), test accuracy {base_acc:.4f}")
 
 
 if __name__ == "__main__":
