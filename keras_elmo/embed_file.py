@@ -87,7 +87,7 @@ def embed_file(input_file, output_file, options_file, weight_file, layers="all",
 
     import tensorflow as tf
 
-    from keras_elmo.layer import ElmoLayer
+    from keras_elmo.layer import ElmoLayer, embed_all_layers
 
     layer = ElmoLayer.from_original(options_file, weight_file, output_mode="dict",
                                     stateful=stateful, max_batch_size=batch_size)
@@ -98,9 +98,7 @@ def embed_file(input_file, output_file, options_file, weight_file, layers="all",
         out = layer(tokens)
         if layers == "top":
             return out[f"lstm_outputs{n_lstm}"]
-        word = out["word_emb"]
-        stack = tf.stack([tf.concat([word, word], -1)] + [
-            out[f"lstm_outputs{k + 1}"] for k in range(n_lstm)], axis=1)
+        stack = embed_all_layers(out, n_lstm)
         return stack if layers == "all" else tf.reduce_mean(stack, axis=1)
 
     sentence_to_index = {}

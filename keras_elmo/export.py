@@ -122,12 +122,6 @@ def _tokenize_fn(tokenizer):
     return lambda sentences: tokenization.tokenize(sentences, tokenizer)
 
 
-def _output_keys(layer):
-    keys = ["word_emb"] + [f"lstm_outputs{k + 1}" for k in range(layer.n_lstm_layers)]
-    keys += ["elmo"] + [f"elmo_{k}" for k in range(1, layer.num_output_representations)]
-    return keys + ["default", "sequence_len"]
-
-
 def build_serving_module(layer, tokenizer="whitespace"):
     """A `tf.Module` computing `layer`'s outputs; returns (module, signatures dict).
 
@@ -141,7 +135,7 @@ def build_serving_module(layer, tokenizer="whitespace"):
         raise ValueError(f"Unknown tokenizer {tokenizer!r}; choose one of {EXPORT_TOKENIZERS}.")
     serving = _serving_copy(find_elmo_layer(layer))
     tokenize = _tokenize_fn(tokenizer)
-    keys = _output_keys(serving)
+    keys = serving.sequence_keys() + ["default", "sequence_len"]
 
     def outputs(tokens):
         out = serving(tokens, training=False)

@@ -297,25 +297,22 @@ class ElmoLayer(keras.layers.Layer):
                 # in front to get a mask in a functional model.
                 return keras.ops.not_equal(inputs, "") if len(inputs.shape) == 2 else None
             return keras.ops.any(keras.ops.greater(inputs, 0), axis=-1)
-        if isinstance(inputs, tf.RaggedTensor):
-            inputs = inputs.to_tensor(default_value="")
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.dtype == tf.string:
-            if inputs.shape.rank == 1:
-                inputs = tokenization.whitespace_tokenize(inputs)
-            return tf.not_equal(inputs, "")
-        return tf.reduce_any(inputs > 0, axis=-1)
+        tokens = self._string_tokens(inputs)
+        if tokens is not None:
+            return tf.not_equal(tokens, "")
+        return tf.reduce_any(tf.convert_to_tensor(inputs) > 0, axis=-1)
 
     def compute_mask(self, inputs, mask=None):
         token_mask = self._token_mask(inputs)
         if self.output_mode == "elmo":
             return token_mask if self.num_output_representations == 1 else [
                 token_mask] * self.num_output_representations
-        masks = {key: token_mask for key in self._sequence_keys()}
+        masks = {key: token_mask for key in self.sequence_keys()}
         masks.update({"default": None, "sequence_len": None})
         return masks
 
-    def _sequence_keys(self):
+    def sequence_keys(self):
+        """The dict-output keys of per-token tensors, in output order."""
         keys = ["word_emb"] + [f"lstm_outputs{k + 1}" for k in range(self.n_lstm_layers)] + ["elmo"]
         return keys + [f"elmo_{k}" for k in range(1, self.num_output_representations)]
 
@@ -327,7 +324,7 @@ class ElmoLayer(keras.layers.Layer):
             shape = (batch, steps, p2)
             return shape if self.num_output_representations == 1 else [
                 shape] * self.num_output_representations
-        shapes = {key: (batch, steps, p2) for key in self._sequence_keys()}
+        shapes = {key: (batch, steps, p2) for key in self.sequence_keys()}
         shapes["word_emb"] = (batch, steps, self.projection_dim)
         shapes.update({"default": (batch, p2), "sequence_len": (batch,)})
         return shapes
