@@ -21,35 +21,55 @@ import tensorflow as tf
 
 # TF1's LSTMCell adds this to the forget gate at run time; it is not in B.
 FORGET_BIAS = 1.0
+# Operand dtypes for the LSTM matmuls; float32 is exact, the others are the
+# optional lower-precision path (state and gates stay float32).
+MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, proj_clip, n_dir):
+def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, proj_clip, n_dir,
+               matmul_dtype=None):
     """The whole layer on real (mask=True) positions only, as a packed sequence.
 
-    inputs: (n_dir, B, T, in); mask: (B, T) bool, any pattern; kernel:
-    (n_dir, in, 4D); bias: (n_dir, 4D); w_rec: (n_dir, P, 4D); w_proj:
-    (n_dir, D, P); c0: (n_dir, B, D); h0: (n_dir, B, P); n_dir a Python int
-    (the directions are unrolled). Returns outputs
-    (n_dir, B, T, P), zero at masked positions, and the final (c, h).
+    inputs: (n_dir, B, T, in); mask: (B, T) bool, any pattern; the weights in
+    the layer's output-major layout: kernel (n_dir, 4D, in), bias (n_dir, 4D),
+    w_rec (n_dir, 4D, P), w_proj (n_dir, P, D); c0: (n_dir, B, D); h0:
+    (n_dir, B, P); n_dir a Python int (the directions are unrolled). Returns
+    outputs (n_dir, B, T, P), zero at masked positions, and the final (c, h).
+    `matmul_dtype` ("bfloat16"/"float16", None: float32) is the dtype of the
+    three matmuls' operands only; their results, the gates, the cell state,
+    the clipping and the outputs stay float32.
 
     No work is spent on padding: the input-side matmul runs on the N real
-    positions only (gathered in time-major order, so the rows of step t are
-    one contiguous slice), and step t runs its recurrent and projection
+    positions only (gathered in time-major order, so the columns of step t
+    are one contiguous range), and step t runs its recurrent and projection
     matmuls only on the rows that are real at t. With sentences of mixed
     length a batch is mostly padding at its late steps (batch 32 of 10-40
     tokens: ~40% of all positions).
 
-    The directions are unrolled into plain 2-D matmuls: on CPU a BatchMatMul
-    over a batch axis of 2 ran ~2.5x slower than two MatMuls of the same
-    shapes (32 x 512 @ 512 x 16384: 33 vs 85 GFLOP/s, measured).
+    The gate pre-activations are computed feature-major, W^T @ x^T -> (4D, n):
+    with oneDNN on CPU that ran ~2x faster than x @ W for the shapes here
+    (measured, 2 cores: input side 800 x 512 @ 512 x 16384: 129 vs 56 GFLOP/s;
+    recurrence 16 x 512 @ 512 x 16384: 60 vs 34), and it needs W^T stored
+    contiguously, hence the layout. Only the small per-step c and h tiles are
+    transposed; the state stays (B, .) so rows can be gathered and scattered.
+    The directions are unrolled into plain 2-D matmuls: a BatchMatMul over a
+    batch axis of 2 ran ~2.5x slower than two MatMuls of the same shapes.
     """
+    def matmul(weight, x, **kwargs):  # weight already in matmul_dtype
+        if matmul_dtype is None:
+            return tf.matmul(weight, x, **kwargs)
+        return tf.cast(tf.matmul(weight, tf.cast(x, matmul_dtype), **kwargs), tf.float32)
+
+    if matmul_dtype is not None:  # cast each weight once per call, not per step
+        kernel, w_rec, w_proj = (tf.cast(w, matmul_dtype) for w in (kernel, w_rec, w_proj))
     batch = tf.shape(inputs)[1]
     mask_tm = tf.transpose(mask)  # (T, B)
     counts = tf.reduce_sum(tf.cast(mask_tm, tf.int32), axis=1)  # real rows per step
     offsets = tf.cumsum(counts, exclusive=True)
     positions = tf.cast(tf.where(mask_tm), tf.int32)  # (N, 2) [t, b], time-major
-    pre = [tf.matmul(tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions), kernel[d])
-           + bias[d] for d in range(n_dir)]  # n_dir x (N, 4D)
+    pre = [matmul(kernel[d], tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions),
+                  transpose_b=True) + bias[d][:, None]
+           for d in range(n_dir)]  # n_dir x (4D, N), feature-major
     steps = tf.shape(mask_tm)[0]
     d_proj = tf.shape(h0)[-1]
     outputs = tf.TensorArray(h0.dtype, size=steps + 1, infer_shape=False,
@@ -61,16 +81,18 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
         rows = tf.where(mask_tm[t])[:, :1]  # (n, 1) the batch rows real at step t
         new_c, new_h = [], []
         for d in range(n_dir):
-            z = pre[d][offsets[t]:offsets[t] + counts[t]] + tf.matmul(
-                tf.gather_nd(h[d], rows), w_rec[d])
-            i, j, f, o = tf.split(z, 4, axis=-1)
-            c_d = tf.sigmoid(f + FORGET_BIAS) * tf.gather_nd(c[d], rows) + tf.sigmoid(i) * tf.tanh(j)
+            z = pre[d][:, offsets[t]:offsets[t] + counts[t]] + matmul(
+                w_rec[d], tf.gather_nd(h[d], rows), transpose_b=True)  # (4D, n)
+            # Gates are row blocks here (feature-major), in TF1's i, j, f, o order.
+            i, j, f, o = tf.split(z, 4, axis=0)
+            c_d = (tf.sigmoid(f + FORGET_BIAS) * tf.transpose(tf.gather_nd(c[d], rows))
+                   + tf.sigmoid(i) * tf.tanh(j))  # (D, n)
             if cell_clip is not None:
                 c_d = tf.clip_by_value(c_d, -cell_clip, cell_clip)
-            h_d = tf.matmul(tf.sigmoid(o) * tf.tanh(c_d), w_proj[d])
+            h_d = tf.transpose(matmul(w_proj[d], tf.sigmoid(o) * tf.tanh(c_d)))  # (n, P)
             if proj_clip is not None:
                 h_d = tf.clip_by_value(h_d, -proj_clip, proj_clip)
-            new_c.append(c_d)
+            new_c.append(tf.transpose(c_d))
             new_h.append(h_d)
         outputs = outputs.write(t, tf.stack(new_h, axis=1))
         c = tuple(tf.tensor_scatter_nd_update(c[d], rows, new_c[d]) for d in range(n_dir))
@@ -91,6 +113,14 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
 _run_packed_graph = tf.function(run_packed, reduce_retracing=True)
 
 
+def _transposed(initializer):
+    """Draws a (d, a, b) weight as (d, b, a) and returns its transpose."""
+    def init(shape, dtype=None):
+        d, a, b = shape
+        return tf.transpose(initializer((d, b, a), dtype=dtype), [0, 2, 1])
+    return init
+
+
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ProjectedLSTM(keras.layers.Layer):
     """One LSTM layer with projection and clipping, for `n_directions` at once.
@@ -102,7 +132,7 @@ class ProjectedLSTM(keras.layers.Layer):
     """
 
     def __init__(self, units, projection_dim, input_dim, n_directions=2,
-                 cell_clip=None, proj_clip=None, **kwargs):
+                 cell_clip=None, proj_clip=None, matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("units", units), ("projection_dim", projection_dim),
                             ("input_dim", input_dim), ("n_directions", n_directions)):
@@ -111,23 +141,31 @@ class ProjectedLSTM(keras.layers.Layer):
         for name, value in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
             if value is not None and not value > 0:
                 raise ValueError(f"ProjectedLSTM: {name} must be positive or None, got {value!r}.")
+        if matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(
+                f"ProjectedLSTM: matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}.")
         self.units = units
         self.projection_dim = projection_dim
         self.input_dim = input_dim
+        self.matmul_dtype = matmul_dtype
         self.n_directions = n_directions
         self.cell_clip = None if cell_clip is None else float(cell_clip)
         self.proj_clip = None if proj_clip is None else float(proj_clip)
 
     def build(self, input_shape=None):
         d, gates = self.n_directions, 4 * self.units
-        init = keras.initializers.GlorotUniform()
+        # Output-major (transposed) layout, W^T: the loop computes W^T @ x^T
+        # (see `run_packed`); the published file stores W and conversion.py
+        # transposes. New weights are drawn in W's layout and transposed, so
+        # a model initialised with a given seed is the same as in W's layout.
+        init = _transposed(keras.initializers.GlorotUniform())
         self.kernel = self.add_weight(
-            name="kernel", shape=(d, self.input_dim, gates), initializer=init)
+            name="kernel", shape=(d, gates, self.input_dim), initializer=init)
         self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(d, self.projection_dim, gates), initializer=init)
+            name="recurrent_kernel", shape=(d, gates, self.projection_dim), initializer=init)
         self.bias = self.add_weight(name="bias", shape=(d, gates), initializer="zeros")
         self.projection = self.add_weight(
-            name="projection", shape=(d, self.units, self.projection_dim), initializer=init)
+            name="projection", shape=(d, self.projection_dim, self.units), initializer=init)
         self.built = True
 
     def call(self, inputs, mask, initial_state):
@@ -139,7 +177,7 @@ class ProjectedLSTM(keras.layers.Layer):
             inputs, tf.cast(mask, tf.bool), tf.convert_to_tensor(self.kernel),
             tf.convert_to_tensor(self.bias), tf.convert_to_tensor(self.recurrent_kernel),
             tf.convert_to_tensor(self.projection), c0, h0, self.cell_clip, self.proj_clip,
-            self.n_directions,
+            self.n_directions, None if self.matmul_dtype == "float32" else self.matmul_dtype,
         )
         return outputs, (c, h)
 
@@ -149,5 +187,6 @@ class ProjectedLSTM(keras.layers.Layer):
             "units": self.units, "projection_dim": self.projection_dim,
             "input_dim": self.input_dim, "n_directions": self.n_directions,
             "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
+            "matmul_dtype": self.matmul_dtype,
         })
         return config
