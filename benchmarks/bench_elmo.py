@@ -185,7 +185,8 @@ def worker_run(args):
 
     gpus = tf.config.list_physical_devices("GPU")
     mm_before = _matmul_gflops(tf)
-    layer = keras_elmo.ElmoLayer.from_original(args.options_file, args.weight_file)
+    layer = keras_elmo.ElmoLayer.from_original(args.options_file, args.weight_file,
+                                               lstm_matmul_dtype=args.lstm_matmul_dtype)
     max_chars = layer.max_chars
     call = tf.function(lambda ids: layer(ids),
                        input_signature=[tf.TensorSpec([None, None, max_chars], tf.int32)])
@@ -259,6 +260,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0,
                         help="TF intra- and inter-op threads (0: TensorFlow's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lstm-matmul-dtype", default="float32",
+                        choices=("float32", "bfloat16", "float16"),
+                        help="ElmoLayer(lstm_matmul_dtype=...): the lower-precision path")
     parser.add_argument("--data", default=None, help="Brown corpus folder (default $KERAS_ELMO_DATA/brown)")
     parser.add_argument("--weights-dir", default=None, help="where to write the hdf5 files (default: a temp dir)")
     parser.add_argument("--output", default=None,
@@ -287,6 +291,7 @@ def main(argv=None):
     weights_dir = args.weights_dir or tempfile.mkdtemp(prefix="keras_elmo_bench_")
     os.makedirs(weights_dir, exist_ok=True)
     common = ["--threads", str(args.threads), "--seed", str(args.seed),
+              "--lstm-matmul-dtype", args.lstm_matmul_dtype,
               "--sentences", str(args.sentences), "--repeats", str(args.repeats)]
     if args.data:
         common += ["--data", args.data]
@@ -313,7 +318,8 @@ def main(argv=None):
         "",
         f"- hardware: {hardware()}" + (f", GPU: {device}" if device != "CPU" else ""),
         f"- TensorFlow {tf.__version__}, Keras {__import__('keras').__version__}, "
-        f"Python {platform.python_version()}, threads: {args.threads or 'TF default'}",
+        f"Python {platform.python_version()}, threads: {args.threads or 'TF default'}, "
+        f"LSTM matmul operands: {args.lstm_matmul_dtype}",
         f"- text: {args.sentences} {text_source}; {args.repeats} timed passes after 1 warm-up, median",
         f"- date: {datetime.date.today().isoformat()}; command: "
         f"`python benchmarks/bench_elmo.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
@@ -334,8 +340,9 @@ def main(argv=None):
         lines += [f"| {r['model']} | {r['latency_ms']:.0f} ms | {r['matmul_gflops']:.0f} |" for r in lat]
     text = "\n".join(lines) + "\n"
     print(text)
+    suffix = "" if args.lstm_matmul_dtype == "float32" else "_" + args.lstm_matmul_dtype
     output = args.output or os.path.join(
-        HERE, "results", "bench_elmo_" + ("gpu" if device != "CPU" else "cpu") + ".md")
+        HERE, "results", "bench_elmo_" + ("gpu" if device != "CPU" else "cpu") + suffix + ".md")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:
         f.write(text)

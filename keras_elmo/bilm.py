@@ -29,7 +29,8 @@ class BidirectionalLM(keras.layers.Layer):
     """
 
     def __init__(self, units, projection_dim, n_layers, cell_clip=None, proj_clip=None,
-                 use_skip_connections=True, stateful=False, max_batch_size=128, **kwargs):
+                 use_skip_connections=True, stateful=False, max_batch_size=128,
+                 matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(n_layers, int) or n_layers <= 0:
             raise ValueError(f"BidirectionalLM: n_layers must be a positive integer, got {n_layers!r}.")
@@ -44,10 +45,11 @@ class BidirectionalLM(keras.layers.Layer):
         self.use_skip_connections = bool(use_skip_connections)
         self.stateful = bool(stateful)
         self.max_batch_size = max_batch_size
+        self.matmul_dtype = matmul_dtype
         self.lstms = [
             ProjectedLSTM(units, projection_dim, projection_dim, n_directions=2,
-                          cell_clip=cell_clip, proj_clip=proj_clip, name=f"lstm_{layer}",
-                          dtype=self.dtype_policy)
+                          cell_clip=cell_clip, proj_clip=proj_clip, matmul_dtype=matmul_dtype,
+                          name=f"lstm_{layer}", dtype=self.dtype_policy)
             for layer in range(n_layers)
         ]
 
@@ -128,6 +130,6 @@ class BidirectionalLM(keras.layers.Layer):
             "units": self.units, "projection_dim": self.projection_dim, "n_layers": self.n_layers,
             "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
             "use_skip_connections": self.use_skip_connections, "stateful": self.stateful,
-            "max_batch_size": self.max_batch_size,
+            "max_batch_size": self.max_batch_size, "matmul_dtype": self.matmul_dtype,
         })
         return config

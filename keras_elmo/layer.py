@@ -12,6 +12,7 @@ from keras_elmo import options as options_lib
 from keras_elmo import token_cache as token_cache_lib
 from keras_elmo import tokenization
 from keras_elmo.bilm import BidirectionalLM
+from keras_elmo.lstm import MATMUL_DTYPES
 from keras_elmo.scalar_mix import ScalarMix
 from keras_elmo.token_encoder import CharCNNTokenEncoder
 
@@ -53,15 +54,22 @@ class ElmoLayer(keras.layers.Layer):
         token_cache_size: size of the token-vector cache (0: none); set by
             `cache_vocabulary`, stored in the config so a saved layer comes
             back with its cache.
+        lstm_matmul_dtype: "float32" (default; the original numbers),
+            "bfloat16" or "float16": the optional lower-precision path. The
+            biLM's matmuls (most of the arithmetic) take operands in this
+            dtype; the char CNN, the LSTM gates, cell state, clipping and all
+            outputs stay float32. Faster only on hardware with fast
+            low-precision matmuls; the README gives its error.
 
-    Mixed precision: the biLM always computes in float32 (its sublayers are
-    float32 layers); the outputs are cast to the layer's compute dtype, so
+    Mixed precision: the biLM computes in float32 (its sublayers are float32
+    layers; only `lstm_matmul_dtype` changes that); the outputs are cast to the layer's compute dtype, so
     under "mixed_float16"/"mixed_bfloat16" downstream layers see that dtype.
     """
 
     def __init__(self, options, num_output_representations=1, do_layer_norm=False, l2_coef=0.0,
                  use_top_only=False, dropout=0.0, fine_tune="mix", stateful=False,
-                 max_batch_size=128, output_mode="elmo", token_cache_size=0, **kwargs):
+                 max_batch_size=128, output_mode="elmo", token_cache_size=0,
+                 lstm_matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
         if (not isinstance(num_output_representations, int)
@@ -76,6 +84,9 @@ class ElmoLayer(keras.layers.Layer):
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        if lstm_matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(
+                f"lstm_matmul_dtype must be one of {MATMUL_DTYPES}, got {lstm_matmul_dtype!r}.")
         self.num_output_representations = num_output_representations
         self.do_layer_norm = bool(do_layer_norm)
         self.l2_coef = float(l2_coef)
@@ -85,6 +96,7 @@ class ElmoLayer(keras.layers.Layer):
         self.stateful = bool(stateful)
         self.max_batch_size = max_batch_size
         self.output_mode = output_mode
+        self.lstm_matmul_dtype = lstm_matmul_dtype
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
         # jit_compile="auto" from compiling this layer on GPU.
         self.supports_jit = False
@@ -100,7 +112,8 @@ class ElmoLayer(keras.layers.Layer):
             lstm["dim"], lstm["projection_dim"], lstm["n_layers"],
             cell_clip=lstm["cell_clip"], proj_clip=lstm["proj_clip"],
             use_skip_connections=lstm["use_skip_connections"], stateful=self.stateful,
-            max_batch_size=max_batch_size, name="bilm", dtype="float32")
+            max_batch_size=max_batch_size, matmul_dtype=lstm_matmul_dtype, name="bilm",
+            dtype="float32")
         self.mixes = [
             ScalarMix(self.n_lstm_layers + 1, do_layer_norm=self.do_layer_norm,
                       l2_coef=self.l2_coef, use_top_only=self.use_top_only,
@@ -371,6 +384,7 @@ class ElmoLayer(keras.layers.Layer):
             "fine_tune": self.fine_tune, "stateful": self.stateful,
             "max_batch_size": self.max_batch_size, "output_mode": self.output_mode,
             "token_cache_size": self.token_cache.size,
+            "lstm_matmul_dtype": self.lstm_matmul_dtype,
         })
         return config
 
