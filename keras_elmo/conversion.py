@@ -44,25 +44,25 @@ def _char_embed_port(encoder):
 def _lstm_ports(bilm, layer, direction):
     lstm = bilm.lstms[layer]
     prefix = f"RNN_{direction}/RNN/MultiRNNCell/Cell{layer}/LSTMCell"
-    n_gates, n_in = lstm.kernel.shape[1:]
+    n_in, n_gates = lstm.input_dim, 4 * lstm.units
+    # Feature-major layers store each matrix transposed (lstm.run_packed says
+    # why); the file always holds W.
+    t = (lambda a: a.T) if lstm.feature_major else (lambda a: a)
     return [
         # W_0 multiplies [x, h_prev] (x first); we keep the two row blocks apart
-        # so the input side can be computed for all steps in one matmul, and
-        # store each transposed (gates first): the loop multiplies W^T @ x^T,
-        # which is faster on CPU (lstm.run_packed). The gates stay in TF1's
-        # i, j, f, o order, now along the first axis.
+        # so the input side can be computed for all steps in one matmul. The
+        # gates stay in TF1's i, j, f, o order along the 4D axis.
         Port(
             f"{prefix}/W_0", (n_in + lstm.projection_dim, n_gates),
             ((lstm.kernel, direction), (lstm.recurrent_kernel, direction)),
-            to_keras=lambda a, n=n_in: [a[:n].T, a[n:].T],
-            to_file=lambda parts: np.concatenate([p.T for p in parts], axis=0),
+            to_keras=lambda a, n=n_in: [t(a[:n]), t(a[n:])],
+            to_file=lambda parts: np.concatenate([t(p) for p in parts], axis=0),
         ),
         # B has no forget bias folded in: the cell adds 1.0 at run time.
         Port(f"{prefix}/B", (n_gates,), ((lstm.bias, direction),)),
-        # W_P_0 is (units, projection); stored transposed for the same reason.
         Port(
             f"{prefix}/W_P_0", (lstm.units, lstm.projection_dim), ((lstm.projection, direction),),
-            to_keras=lambda a: [a.T], to_file=lambda parts: parts[0].T,
+            to_keras=lambda a: [t(a)], to_file=lambda parts: t(parts[0]),
         ),
     ]
 

@@ -24,41 +24,52 @@ FORGET_BIAS = 1.0
 # Operand dtypes for the LSTM matmuls; float32 is exact, the others are the
 # optional lower-precision path (state and gates stay float32).
 MATMUL_DTYPES = ("float32", "bfloat16", "float16")
+# Layers whose recurrent weight (4D x P) has at least this many entries store
+# their weights feature-major (see `run_packed`). Measured with oneDNN on a
+# 2-core AVX2 CPU, old and new layout alternating: the published 4096/512
+# size (2**23) gains 1.2-1.45x at batch 32-128 and loses ~1.2x at batch 1;
+# the 2048/256 size (2**21) only loses at batch 1 (-35%), the 1024/128 size
+# loses at batch 1 and 32. Either layout gives the same numbers.
+FEATURE_MAJOR_MIN_RECURRENT = 2 ** 22
 
 
 def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, proj_clip, n_dir,
-               matmul_dtype=None):
+               matmul_dtype=None, feature_major=False):
     """The whole layer on real (mask=True) positions only, as a packed sequence.
 
-    inputs: (n_dir, B, T, in); mask: (B, T) bool, any pattern; the weights in
-    the layer's output-major layout: kernel (n_dir, 4D, in), bias (n_dir, 4D),
-    w_rec (n_dir, 4D, P), w_proj (n_dir, P, D); c0: (n_dir, B, D); h0:
-    (n_dir, B, P); n_dir a Python int (the directions are unrolled). Returns
-    outputs (n_dir, B, T, P), zero at masked positions, and the final (c, h).
-    `matmul_dtype` ("bfloat16"/"float16", None: float32) is the dtype of the
-    three matmuls' operands only; their results, the gates, the cell state,
-    the clipping and the outputs stay float32.
+    inputs: (n_dir, B, T, in); mask: (B, T) bool, any pattern; c0: (n_dir, B,
+    D); h0: (n_dir, B, P); n_dir a Python int (the directions are unrolled).
+    Weights, batch-major: kernel (n_dir, in, 4D), w_rec (n_dir, P, 4D),
+    w_proj (n_dir, D, P); feature-major (`feature_major=True`): each of them
+    transposed. bias: (n_dir, 4D). Returns outputs (n_dir, B, T, P), zero at
+    masked positions, and the final (c, h). `matmul_dtype` ("bfloat16" /
+    "float16", None: float32) is the dtype of the matmuls' operands only;
+    their results, the gates, the cell state, the clipping and the outputs
+    stay float32.
 
     No work is spent on padding: the input-side matmul runs on the N real
-    positions only (gathered in time-major order, so the columns of step t
-    are one contiguous range), and step t runs its recurrent and projection
-    matmuls only on the rows that are real at t. With sentences of mixed
-    length a batch is mostly padding at its late steps (batch 32 of 10-40
-    tokens: ~40% of all positions).
+    positions only (gathered in time-major order, so step t's rows are one
+    contiguous range), and step t runs its recurrent and projection matmuls
+    only on the rows that are real at t. With sentences of mixed length a
+    batch is mostly padding at its late steps (batch 32 of 10-40 tokens:
+    ~40% of all positions).
 
-    The gate pre-activations are computed feature-major, W^T @ x^T -> (4D, n):
-    with oneDNN on CPU that ran ~2x faster than x @ W for the shapes here
-    (measured, 2 cores: input side 800 x 512 @ 512 x 16384: 129 vs 56 GFLOP/s;
-    recurrence 16 x 512 @ 512 x 16384: 60 vs 34), and it needs W^T stored
-    contiguously, hence the layout. Only the small per-step c and h tiles are
-    transposed; the state stays (B, .) so rows can be gathered and scattered.
+    Feature-major computes W^T @ x^T -> (4D, n) instead of x @ W: with oneDNN
+    on CPU that ran ~2x faster for the published full size (2 cores: input
+    side 800 x 512 @ 512 x 16384: 129 vs 56 GFLOP/s; recurrence 16 x 512 @
+    512 x 16384: 60 vs 34) but slower for one row and for small weights (see
+    FEATURE_MAJOR_MIN_RECURRENT). The gates are then row blocks of a (4D, n)
+    tile; the state stays (B, .) so that rows can be gathered and scattered,
+    and only the per-step c tiles and h outputs are transposed.
     The directions are unrolled into plain 2-D matmuls: a BatchMatMul over a
     batch axis of 2 ran ~2.5x slower than two MatMuls of the same shapes.
     """
-    def matmul(weight, x, **kwargs):  # weight already in matmul_dtype
+    def matmul(a, b, **kwargs):
         if matmul_dtype is None:
-            return tf.matmul(weight, x, **kwargs)
-        return tf.cast(tf.matmul(weight, tf.cast(x, matmul_dtype), **kwargs), tf.float32)
+            return tf.matmul(a, b, **kwargs)
+        # (a no-op cast for the weights, which are cast once below)
+        return tf.cast(tf.matmul(tf.cast(a, matmul_dtype), tf.cast(b, matmul_dtype), **kwargs),
+                       tf.float32)
 
     if matmul_dtype is not None:  # cast each weight once per call, not per step
         kernel, w_rec, w_proj = (tf.cast(w, matmul_dtype) for w in (kernel, w_rec, w_proj))
@@ -67,9 +78,13 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
     counts = tf.reduce_sum(tf.cast(mask_tm, tf.int32), axis=1)  # real rows per step
     offsets = tf.cumsum(counts, exclusive=True)
     positions = tf.cast(tf.where(mask_tm), tf.int32)  # (N, 2) [t, b], time-major
-    pre = [matmul(kernel[d], tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions),
-                  transpose_b=True) + bias[d][:, None]
-           for d in range(n_dir)]  # n_dir x (4D, N), feature-major
+    packed_inputs = [tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions)
+                     for d in range(n_dir)]  # n_dir x (N, in)
+    if feature_major:
+        pre = [matmul(kernel[d], packed_inputs[d], transpose_b=True) + bias[d][:, None]
+               for d in range(n_dir)]  # n_dir x (4D, N)
+    else:
+        pre = [matmul(packed_inputs[d], kernel[d]) + bias[d] for d in range(n_dir)]  # (N, 4D)
     steps = tf.shape(mask_tm)[0]
     d_proj = tf.shape(h0)[-1]
     outputs = tf.TensorArray(h0.dtype, size=steps + 1, infer_shape=False,
@@ -79,20 +94,29 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
 
     def body(t, c, h, outputs):
         rows = tf.where(mask_tm[t])[:, :1]  # (n, 1) the batch rows real at step t
+        span = slice(offsets[t], offsets[t] + counts[t])  # step t's part of `pre`
         new_c, new_h = [], []
         for d in range(n_dir):
-            z = pre[d][:, offsets[t]:offsets[t] + counts[t]] + matmul(
-                w_rec[d], tf.gather_nd(h[d], rows), transpose_b=True)  # (4D, n)
-            # Gates are row blocks here (feature-major), in TF1's i, j, f, o order.
-            i, j, f, o = tf.split(z, 4, axis=0)
-            c_d = (tf.sigmoid(f + FORGET_BIAS) * tf.transpose(tf.gather_nd(c[d], rows))
-                   + tf.sigmoid(i) * tf.tanh(j))  # (D, n)
+            h_prev, c_prev = tf.gather_nd(h[d], rows), tf.gather_nd(c[d], rows)
+            if feature_major:
+                z = pre[d][:, span] + matmul(w_rec[d], h_prev, transpose_b=True)  # (4D, n)
+                gate_axis, c_prev = 0, tf.transpose(c_prev)
+            else:
+                z = pre[d][span] + matmul(h_prev, w_rec[d])  # (n, 4D)
+                gate_axis = 1
+            # TF1's gate order i, j, f, o along the 4D axis.
+            i, j, f, o = tf.split(z, 4, axis=gate_axis)
+            c_d = tf.sigmoid(f + FORGET_BIAS) * c_prev + tf.sigmoid(i) * tf.tanh(j)
             if cell_clip is not None:
                 c_d = tf.clip_by_value(c_d, -cell_clip, cell_clip)
-            h_d = tf.transpose(matmul(w_proj[d], tf.sigmoid(o) * tf.tanh(c_d)))  # (n, P)
+            if feature_major:
+                h_d = tf.transpose(matmul(w_proj[d], tf.sigmoid(o) * tf.tanh(c_d)))  # (n, P)
+                c_d = tf.transpose(c_d)
+            else:
+                h_d = matmul(tf.sigmoid(o) * tf.tanh(c_d), w_proj[d])
             if proj_clip is not None:
                 h_d = tf.clip_by_value(h_d, -proj_clip, proj_clip)
-            new_c.append(tf.transpose(c_d))
+            new_c.append(c_d)
             new_h.append(h_d)
         outputs = outputs.write(t, tf.stack(new_h, axis=1))
         c = tuple(tf.tensor_scatter_nd_update(c[d], rows, new_c[d]) for d in range(n_dir))
@@ -129,10 +153,15 @@ class ProjectedLSTM(keras.layers.Layer):
     state (c (n_dir, B, units), h (n_dir, B, projection_dim)); returns the
     outputs (n_dir, B, T, projection_dim) and the final state. Each direction
     reads its own slice of the inputs in its own time order.
+
+    `feature_major` picks the weight layout (None: by size, see
+    FEATURE_MAJOR_MIN_RECURRENT); it changes speed, not results, and is
+    stored in the config so that saved weights come back in their layout.
     """
 
     def __init__(self, units, projection_dim, input_dim, n_directions=2,
-                 cell_clip=None, proj_clip=None, matmul_dtype="float32", **kwargs):
+                 cell_clip=None, proj_clip=None, matmul_dtype="float32", feature_major=None,
+                 **kwargs):
         super().__init__(**kwargs)
         for name, value in (("units", units), ("projection_dim", projection_dim),
                             ("input_dim", input_dim), ("n_directions", n_directions)):
@@ -148,24 +177,31 @@ class ProjectedLSTM(keras.layers.Layer):
         self.projection_dim = projection_dim
         self.input_dim = input_dim
         self.matmul_dtype = matmul_dtype
+        if feature_major is None:
+            feature_major = 4 * units * projection_dim >= FEATURE_MAJOR_MIN_RECURRENT
+        self.feature_major = bool(feature_major)
         self.n_directions = n_directions
         self.cell_clip = None if cell_clip is None else float(cell_clip)
         self.proj_clip = None if proj_clip is None else float(proj_clip)
 
     def build(self, input_shape=None):
         d, gates = self.n_directions, 4 * self.units
-        # Output-major (transposed) layout, W^T: the loop computes W^T @ x^T
-        # (see `run_packed`); the published file stores W and conversion.py
-        # transposes. New weights are drawn in W's layout and transposed, so
-        # a model initialised with a given seed is the same as in W's layout.
-        init = _transposed(keras.initializers.GlorotUniform())
-        self.kernel = self.add_weight(
-            name="kernel", shape=(d, gates, self.input_dim), initializer=init)
+        shapes = {"kernel": (self.input_dim, gates), "recurrent_kernel": (self.projection_dim, gates),
+                  "projection": (self.units, self.projection_dim)}
+        init = keras.initializers.GlorotUniform()
+        if self.feature_major:
+            # Feature-major layout, W^T (see `run_packed`); conversion.py
+            # transposes from and to the published W. New weights are drawn
+            # in W's layout and transposed, so that a seed gives the same
+            # model in either layout.
+            shapes = {name: shape[::-1] for name, shape in shapes.items()}
+            init = _transposed(init)
+        self.kernel = self.add_weight(name="kernel", shape=(d, *shapes["kernel"]), initializer=init)
         self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(d, gates, self.projection_dim), initializer=init)
+            name="recurrent_kernel", shape=(d, *shapes["recurrent_kernel"]), initializer=init)
         self.bias = self.add_weight(name="bias", shape=(d, gates), initializer="zeros")
         self.projection = self.add_weight(
-            name="projection", shape=(d, self.projection_dim, self.units), initializer=init)
+            name="projection", shape=(d, *shapes["projection"]), initializer=init)
         self.built = True
 
     def call(self, inputs, mask, initial_state):
@@ -178,6 +214,7 @@ class ProjectedLSTM(keras.layers.Layer):
             tf.convert_to_tensor(self.bias), tf.convert_to_tensor(self.recurrent_kernel),
             tf.convert_to_tensor(self.projection), c0, h0, self.cell_clip, self.proj_clip,
             self.n_directions, None if self.matmul_dtype == "float32" else self.matmul_dtype,
+            self.feature_major,
         )
         return outputs, (c, h)
 
@@ -187,6 +224,6 @@ class ProjectedLSTM(keras.layers.Layer):
             "units": self.units, "projection_dim": self.projection_dim,
             "input_dim": self.input_dim, "n_directions": self.n_directions,
             "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
-            "matmul_dtype": self.matmul_dtype,
+            "matmul_dtype": self.matmul_dtype, "feature_major": self.feature_major,
         })
         return config

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_elmo import ElmoLayer, batch_to_ids, published_options
+from keras_elmo import lstm as lstm_lib
 from numpy_reference import NumpyElmo
 
 SENTENCES = [
@@ -61,9 +62,19 @@ def random_model(tiny_options, tmp_path):
     return make
 
 
-def test_fixture_reproduced_stateful(fixture_dir):
+@pytest.fixture(params=["auto", "feature_major"])
+def lstm_layout(request, monkeypatch):
+    """Runs a test with the size-chosen LSTM layout (batch-major for the small
+    test models) and again with every LSTM forced feature-major."""
+    if request.param == "feature_major":
+        monkeypatch.setattr(lstm_lib, "FEATURE_MAJOR_MIN_RECURRENT", 0)
+    return request.param == "feature_major"
+
+
+def test_fixture_reproduced_stateful(fixture_dir, lstm_layout):
     sentences, expected = load_fixture(fixture_dir)
     layer = fixture_layer(fixture_dir, stateful=True, output_mode="dict")
+    assert all(lstm.feature_major == lstm_layout for lstm in layer.bilm.lstms)
     for i in range(10):
         batch = [sentences[k][i].split() for k in range(3)]
         top = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
@@ -87,9 +98,10 @@ def test_stateful_reset_starts_over(fixture_dir):
 
 @pytest.mark.parametrize("skip", [True, False])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_matches_numpy_reference(random_model, skip, activation):
+def test_matches_numpy_reference(random_model, skip, activation, lstm_layout):
     opt, w, ref = random_model(skip=skip, activation=activation)
     layer = ElmoLayer.from_original(opt, w, output_mode="dict")
+    assert all(lstm.feature_major == lstm_layout for lstm in layer.bilm.lstms)
     out = layer(batch_to_ids(SENTENCES))
     for i, sentence in enumerate(SENTENCES):
         want, _ = ref.layers(sentence)
@@ -164,6 +176,8 @@ def test_published_sizes_random_weights(size):
     # Published parameter counts of the biLM (AllenNLP model cards): 13.6M and 93.6M.
     expected = {"small": 13.6e6, "original": 93.6e6}[size]
     assert abs(params - expected) / expected < 0.01
+    # The size rule for the LSTM weight layout: only the full size is feature-major.
+    assert [lstm.feature_major for lstm in layer.bilm.lstms] == [size == "original"] * 2
 
 
 def _gradients(layer):
@@ -220,7 +234,7 @@ def test_dropout_only_in_training(tiny_options):
     assert not np.allclose(layer(x, training=True), layer(x))
 
 
-def test_original_format_round_trip_is_exact(fixture_dir, tmp_path):
+def test_original_format_round_trip_is_exact(fixture_dir, tmp_path, lstm_layout):
     layer = fixture_layer(fixture_dir)
     layer.save_original(tmp_path / "o.json", tmp_path / "w.hdf5")
     with h5py.File(fixture_dir / "lm_weights.hdf5", "r") as a, h5py.File(tmp_path / "w.hdf5", "r") as b:
