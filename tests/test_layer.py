@@ -188,9 +188,10 @@ def _gradients(layer):
                     tape.gradient(loss, layer.trainable_weights)))
 
 
-def test_gradients_reach_every_weight_when_fine_tuning_all(tiny_options):
+def test_gradients_reach_every_weight_when_fine_tuning_all(tiny_options, lstm_layout):
     layer = ElmoLayer(tiny_options, fine_tune="all", do_layer_norm=False)
     layer.build()
+    assert all(lstm.feature_major == lstm_layout for lstm in layer.bilm.lstms)
     # Non-uniform mix weights so every layer's gradient is distinct.
     grads = _gradients(layer)
     n_expected = len(layer.weights) - 2  # everything but the stored initial state
@@ -198,6 +199,28 @@ def test_gradients_reach_every_weight_when_fine_tuning_all(tiny_options):
     for path, g in grads.items():
         assert g is not None, path
         assert np.abs(tf.convert_to_tensor(g).numpy()).sum() > 0, path
+
+
+def test_both_lstm_layouts_give_the_same_gradients(random_model, monkeypatch):
+    """The feature-major layout stores each LSTM matrix transposed: same
+    function, so the same loss and gradients (transposed for those weights)."""
+    opt, w, _ = random_model()
+    batch_major = ElmoLayer.from_original(opt, w, fine_tune="all")
+    monkeypatch.setattr(lstm_lib, "FEATURE_MAJOR_MIN_RECURRENT", 0)
+    feature_major = ElmoLayer.from_original(opt, w, fine_tune="all")
+    assert not any(lstm.feature_major for lstm in batch_major.bilm.lstms)
+    assert all(lstm.feature_major for lstm in feature_major.bilm.lstms)
+    def by_name(grads):  # without the layer's own (uniquified) name
+        return {path.split("/", 1)[1]: g for path, g in grads.items()}
+
+    grads_b, grads_f = by_name(_gradients(batch_major)), by_name(_gradients(feature_major))
+    assert grads_b.keys() == grads_f.keys()
+    for path, g in grads_b.items():
+        g, f = tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(grads_f[path]).numpy()
+        if path.split("/")[-1] in ("kernel", "recurrent_kernel", "projection"):
+            f = np.swapaxes(f, 1, 2)
+        assert np.abs(g).sum() > 0, path
+        np.testing.assert_allclose(f, g, rtol=1e-4, atol=1e-5 * np.abs(g).max(), err_msg=path)
 
 
 def test_only_mix_weights_train_by_default(tiny_options):
