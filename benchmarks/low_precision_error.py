@@ -27,8 +27,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
 from bench_elmo import make_sentences  # noqa: E402
-
-DTYPES = ("float32", "bfloat16", "float16")
+from keras_elmo.lstm import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
 KEYS = ("lstm_outputs1", "lstm_outputs2", "elmo")
 
 
@@ -95,12 +94,13 @@ def main(argv=None):
     del original
     models.append(("original size, random weights", paths))
 
+    command = " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         "### low_precision_error",
         "",
         f"- text: {args.sentences} {source}; batch {args.batch_size}",
         f"- date: {datetime.date.today().isoformat()}; command: "
-        f"`python benchmarks/low_precision_error.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
+        f"`python benchmarks/low_precision_error.py {command}`".rstrip(),
         "",
         "| model | matmul operands | lstm_outputs1 rel / max abs | lstm_outputs2 rel / max abs "
         "| elmo rel / max abs | tokens with cos < 0.999 | min cos |",

@@ -57,29 +57,9 @@ import tensorflow as tf
 from keras_elmo import ElmoTokenizer
 
 
-def elmo_pooled(elmo, texts, batch_size):
-    """(N, 2 * (n_layers + 1) * 2P): mean and max over each sentence's tokens
-    of every biLM layer (the word layer duplicated to 2P, as in ELMo)."""
-    tokenizer = ElmoTokenizer(mode="punctuation")
-    run = tf.function(lambda x: elmo(tokenizer(x)), reduce_retracing=True)
-    out = []
-    for start in range(0, len(texts), batch_size):
-        result = run(tf.constant(texts[start:start + batch_size]))
-        word = result["word_emb"]
-        tokens = tf.concat([word, word] + [result[f"lstm_outputs{k + 1}"]
-                                           for k in range(elmo.n_lstm_layers)], -1)
-        mask = tf.sequence_mask(result["sequence_len"], tf.shape(tokens)[1])[..., None]
-        n = tf.maximum(tf.cast(result["sequence_len"], tf.float32), 1.0)[:, None]
-        mean = tf.reduce_sum(tf.where(mask, tokens, 0.0), 1) / n
-        maximum = tf.reduce_max(tf.where(mask, tokens, -1e9), 1)
-        maximum = tf.where(result["sequence_len"][:, None] > 0, maximum, 0.0)
-        out.append(tf.concat([mean, maximum], -1).numpy())
-    return np.concatenate(out)
-
-
 class MeanMaxPooling(keras.layers.Layer):
-    """Mean and max over the unmasked time steps, concatenated (the pooling
-    the ELMo arm gets in `elmo_pooled`)."""
+    """Mean and max over the unmasked time steps, concatenated (every arm's
+    pooling)."""
 
     def call(self, x, mask=None):
         m = keras.ops.cast(mask, x.dtype)[..., None]
@@ -94,7 +74,7 @@ class MeanMaxPooling(keras.layers.Layer):
 
 class ElmoAllLayers(keras.layers.Layer):
     """String tokens (batch, T) -> every biLM layer side by side (the word
-    layer duplicated to 2P, as in `elmo_pooled`), masked; trains the
+    layer duplicated to 2P, as in ELMo), masked; trains the
     `ElmoLayer` it wraps as far as its `fine_tune` allows."""
 
     def __init__(self, elmo, **kwargs):
@@ -112,6 +92,21 @@ class ElmoAllLayers(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:2], 2 * (self.elmo.n_lstm_layers + 1) * self.elmo.projection_dim)
+
+
+def elmo_pooled(elmo, texts, batch_size):
+    """(N, 2 * (n_layers + 1) * 2P): mean and max over each sentence's tokens
+    of every biLM layer (the word layer duplicated to 2P, as in ELMo)."""
+    tokenizer = ElmoTokenizer(mode="punctuation")
+    layers, pool = ElmoAllLayers(elmo), MeanMaxPooling()
+
+    def pooled(texts):
+        tokens = tokenizer(texts)
+        return pool(layers(tokens), mask=layers.compute_mask(tokens))
+
+    run = tf.function(pooled, reduce_retracing=True)
+    return np.concatenate([run(tf.constant(texts[start:start + batch_size])).numpy()
+                           for start in range(0, len(texts), batch_size)])
 
 
 def head(x):

@@ -62,8 +62,9 @@ class ElmoLayer(keras.layers.Layer):
             low-precision matmuls; the README gives its error.
 
     Mixed precision: the biLM computes in float32 (its sublayers are float32
-    layers; only `lstm_matmul_dtype` changes that); the outputs are cast to the layer's compute dtype, so
-    under "mixed_float16"/"mixed_bfloat16" downstream layers see that dtype.
+    layers; only `lstm_matmul_dtype` changes that); the outputs are cast to
+    the layer's compute dtype, so under "mixed_float16"/"mixed_bfloat16"
+    downstream layers see that dtype.
     """
 
     def __init__(self, options, num_output_representations=1, do_layer_norm=False, l2_coef=0.0,
@@ -395,4 +396,3 @@ def embed_all_layers(outputs, n_lstm_layers):
     layers = [tf.concat([word, word], -1)] + [
         outputs[f"lstm_outputs{k + 1}"] for k in range(n_lstm_layers)]
     return tf.stack(layers, axis=1)
-

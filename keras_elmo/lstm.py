@@ -171,8 +171,8 @@ class ProjectedLSTM(keras.layers.Layer):
             if value is not None and not value > 0:
                 raise ValueError(f"ProjectedLSTM: {name} must be positive or None, got {value!r}.")
         if matmul_dtype not in MATMUL_DTYPES:
-            raise ValueError(
-                f"ProjectedLSTM: matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}.")
+            raise ValueError(f"ProjectedLSTM: matmul_dtype must be one of {MATMUL_DTYPES}, "
+                             f"got {matmul_dtype!r}.")
         self.units = units
         self.projection_dim = projection_dim
         self.input_dim = input_dim
@@ -186,7 +186,8 @@ class ProjectedLSTM(keras.layers.Layer):
 
     def build(self, input_shape=None):
         d, gates = self.n_directions, 4 * self.units
-        shapes = {"kernel": (self.input_dim, gates), "recurrent_kernel": (self.projection_dim, gates),
+        shapes = {"kernel": (self.input_dim, gates),
+                  "recurrent_kernel": (self.projection_dim, gates),
                   "projection": (self.units, self.projection_dim)}
         init = keras.initializers.GlorotUniform()
         if self.feature_major:

@@ -210,6 +210,7 @@ def test_both_lstm_layouts_give_the_same_gradients(random_model, monkeypatch):
     feature_major = ElmoLayer.from_original(opt, w, fine_tune="all")
     assert not any(lstm.feature_major for lstm in batch_major.bilm.lstms)
     assert all(lstm.feature_major for lstm in feature_major.bilm.lstms)
+
     def by_name(grads):  # without the layer's own (uniquified) name
         return {path.split("/", 1)[1]: g for path, g in grads.items()}
 
