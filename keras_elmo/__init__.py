@@ -4,6 +4,7 @@ from keras_elmo.characters import batch_to_ids, tokens_to_char_ids
 from keras_elmo.layer import ElmoLayer
 from keras_elmo.options import load_options, published_options
 from keras_elmo.preprocessing import ElmoTokenizer
+from keras_elmo.scalar_mix import ScalarMix
 from keras_elmo.token_cache import TokenCache
 
 __version__ = "0.1.0"
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ElmoLayer",
     "ElmoTokenizer",
+    "ScalarMix",
     "TokenCache",
     "batch_to_ids",
     "load_options",
