@@ -1,0 +1,109 @@
+"""How close ElmoLayer comes to the bilm-tf fixture on a given device.
+
+    python benchmarks/fixture_agreement.py                     # every visible device
+    python benchmarks/fixture_agreement.py --devices GPU:0 --tf32 both
+
+Replays the fixture the way bilm-tf produced it (three streams of ten
+batches, the LSTM state carried between batches: `stateful=True`) and prints
+the largest absolute difference from the expected top-layer vectors, for the
+LSTM layout the fixture's size uses and for every LSTM forced feature-major
+(the layout the published full size uses), on each device asked for.
+
+On Ampere and newer NVIDIA GPUs TensorFlow runs float32 matmuls and
+convolutions in TensorFloat-32 unless told otherwise
+(`tf.config.experimental.enable_tensor_float_32_execution(False)`), which
+rounds their inputs to a 10-bit mantissa; `--tf32 both` measures the layer
+with TF32 allowed and with it disabled. The setting is process-wide, which
+is why keras_elmo leaves it to the user.
+
+Fixture: $KERAS_ELMO_SHARED/fixtures/bilm-tf (default ../shared next to the
+repository) or --fixtures.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_fixture(fixture_dir):
+    import h5py
+    import numpy as np
+    sentences = json.loads((fixture_dir / "lm_embeddings_sentences.json").read_text())
+    expected = []
+    for k in range(3):
+        with h5py.File(fixture_dir / f"lm_embeddings_{k}.hdf5", "r") as f:
+            expected.append([np.concatenate(list(f[str(i)][...]), -1) for i in range(10)])
+    return sentences, expected
+
+
+def worst_difference(fixture_dir, sentences, expected, device):
+    import numpy as np
+    import tensorflow as tf
+    from keras_elmo import ElmoLayer, batch_to_ids
+    with tf.device(device):
+        layer = ElmoLayer.from_original(fixture_dir / "options.json",
+                                        fixture_dir / "lm_weights.hdf5",
+                                        stateful=True, output_mode="dict")
+        worst = 0.0
+        for i in range(10):
+            batch = [sentences[k][i].split() for k in range(3)]
+            top = layer(batch_to_ids(batch))["lstm_outputs2"]
+            placed = top.device
+            top = top.numpy()
+            for k in range(3):
+                got = top[k, :len(batch[k])]
+                if got.shape != expected[k][i].shape:
+                    raise SystemExit(f"shape mismatch: {got.shape} vs {expected[k][i].shape}")
+                worst = max(worst, float(np.abs(got - expected[k][i]).max()))
+    return worst, placed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    shared = pathlib.Path(os.environ.get("KERAS_ELMO_SHARED", REPO.parent / "shared"))
+    parser.add_argument("--fixtures", default=str(shared / "fixtures" / "bilm-tf"))
+    parser.add_argument("--devices", default="", help="comma-separated, e.g. CPU:0,GPU:0 "
+                                                      "(default: every visible CPU and GPU)")
+    parser.add_argument("--tf32", choices=("default", "off", "both"), default="both",
+                        help="TensorFloat-32 on GPUs: TensorFlow's default (allowed), off, or both")
+    args = parser.parse_args(argv)
+
+    fixture_dir = pathlib.Path(args.fixtures)
+    if not (fixture_dir / "options.json").is_file():
+        parser.error(f"no bilm-tf fixture at {fixture_dir}")
+    sys.path.insert(0, str(REPO))
+    import tensorflow as tf
+    from keras_elmo import lstm as lstm_lib
+
+    devices = [d for d in args.devices.split(",") if d] or [
+        d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()
+        if d.device_type in ("CPU", "GPU")]
+    sentences, expected = load_fixture(fixture_dir)
+    default_min = lstm_lib.FEATURE_MAJOR_MIN_RECURRENT
+    settings = {"default": [True], "off": [False], "both": [True, False]}[args.tf32]
+    print(f"TensorFlow {tf.__version__}; fixture {fixture_dir}")
+    print("| device | TF32 allowed | LSTM layout | max abs difference | within 1e-6 |")
+    print("|---|---|---|---:|---|")
+    failed = False
+    for device in devices:
+        for tf32 in settings if device.startswith("GPU") else [None]:
+            if tf32 is not None:
+                tf.config.experimental.enable_tensor_float_32_execution(tf32)
+            for layout, threshold in (("size rule", default_min), ("feature-major", 0)):
+                lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = threshold
+                worst, placed = worst_difference(fixture_dir, sentences, expected, "/" + device)
+                ok = worst <= 1e-6
+                failed |= not ok and tf32 is not True
+                print(f"| {placed.split('device:')[-1]} | "
+                      f"{'-' if tf32 is None else ('yes' if tf32 else 'no')} | {layout} | "
+                      f"{worst:.2e} | {'yes' if ok else 'no'} |", flush=True)
+            lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = default_min
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
