@@ -59,6 +59,10 @@ class ScalarMix(keras.layers.Layer):
     def call(self, layers, mask=None):
         if len(layers) != self.n_layers:
             raise ValueError(f"ScalarMix expects {self.n_layers} layers, got {len(layers)}.")
+        if isinstance(mask, (list, tuple)):
+            # Called on a list, Keras passes one (possibly None) mask per
+            # layer; the layers share their tokens, so any one of them is it.
+            mask = next((m for m in mask if m is not None), None)
         if self.do_layer_norm and mask is None:
             raise ValueError("ScalarMix(do_layer_norm=True) needs a mask.")
         if self.do_layer_norm:
@@ -72,6 +76,8 @@ class ScalarMix(keras.layers.Layer):
         return self.gamma * mixed
 
     def compute_mask(self, layers, mask=None):
+        if isinstance(mask, (list, tuple)):
+            mask = next((m for m in mask if m is not None), None)
         return mask
 
     def get_config(self):
