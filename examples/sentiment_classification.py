@@ -25,15 +25,17 @@ used for the final numbers):
     same punctuation tokenizer (vocabulary from the training part);
   - baseline + ELMo, the ELMo paper's recipe for adding ELMo to a task
     model: the baseline's embedding with each token's ELMo vector
-    concatenated to it before the pooling. The ELMo vector is what
-    `ElmoLayer(fine_tune="mix")` computes: a learned scalar mix
-    (`keras_elmo.ScalarMix`, softmax weights and a scale) of the three biLM
-    layers, here with dropout --elmo-dropout. Only the mix trains, so the
-    frozen biLM's layers are computed once per token (standardized per
-    feature with training statistics) and the mix trains on them.
---train-seeds repeats the three trainings once per seed (initialisation and
-shuffling; the split stays that of --seed) and prints each seed's test
-accuracies and their mean. About 2 minutes per seed on 2 CPU cores.
+    concatenated to it before the pooling. The ELMo vector is a learned
+    scalar mix (`keras_elmo.ScalarMix`, softmax weights and a scale, as in
+    `ElmoLayer(fine_tune="mix")`) of the three biLM layers, each
+    standardized per feature with training statistics, with dropout
+    --elmo-dropout. Of the ELMo part only the mix trains, so the frozen
+    biLM's layers are computed once per token and the mix trains on them
+    (the embedding and the head train as in the baseline).
+--train-seeds repeats the three trainings once per seed (each model's
+initialisation, dropout and shuffling; the split stays that of --seed) and
+prints each seed's test accuracies and their mean. The default run (one
+seed) takes about 1.5 minutes on 2 CPU cores, each further seed about 1.5.
 
 With --fine-tune-epochs N a fourth model fine-tunes the whole biLM end to
 end (`ElmoLayer(fine_tune="all")`, raw sentences in) with the first model's
@@ -97,8 +99,8 @@ class ElmoAllLayers(keras.layers.Layer):
 
 
 class LayerMix(keras.layers.Layer):
-    """(batch, T, n_layers, 2P) biLM layers -> their `ScalarMix` (batch, T, 2P),
-    the vector `ElmoLayer(fine_tune="mix")` returns, on cached layers."""
+    """(batch, T, n_layers, 2P) cached biLM layers -> their `ScalarMix`
+    (batch, T, 2P), the mix `ElmoLayer(fine_tune="mix")` trains."""
 
     def __init__(self, n_layers, **kwargs):
         super().__init__(**kwargs)
@@ -160,26 +162,27 @@ def token_dataset(ids, layers, labels, rows, seed=None, batch_size=32):
         lambda x, y: ((x[0].to_tensor(), x[1].to_tensor()), y))
 
 
-def fit_and_score(model, train, val, test, args, seed, learning_rate=None, epochs=None,
+def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epochs=None,
                   patience=3):
-    """Train with early stopping on the validation loss; (test accuracy,
-    best epoch, validation accuracy). train/val/test: (x, y) pairs, or
-    datasets of batches."""
+    """Build a model with `build()` and train it with early stopping on the
+    validation loss, everything random (initialisation, dropout, shuffling)
+    seeded by `seed`; returns (test accuracy, best epoch, validation
+    accuracy, model). train/val/test: (x, y) pairs, or datasets of batches."""
     keras.utils.set_random_seed(seed)
+    model = build()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate or args.learning_rate),
                   loss="binary_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
-    if isinstance(train, tf.data.Dataset):
-        fit_args, batching = (train,), {"shuffle": False}  # (the dataset shuffles itself)
+    if isinstance(train, tf.data.Dataset):  # batched and shuffled by the dataset
+        history = model.fit(train, validation_data=val, epochs=epochs or args.epochs,
+                            verbose=0, callbacks=[stop])
+        scored = model.evaluate(test, verbose=0)
     else:
-        fit_args, batching = train, {"batch_size": 32, "shuffle": True}
-        val, test = tuple(val), tuple(test)
-    history = model.fit(*fit_args, validation_data=val, epochs=epochs or args.epochs,
-                        verbose=0, callbacks=[stop], **batching)
+        history = model.fit(*train, validation_data=val, epochs=epochs or args.epochs,
+                            batch_size=32, shuffle=True, verbose=0, callbacks=[stop])
+        scored = model.evaluate(*test, verbose=0)
     best = int(np.argmin(history.history["val_loss"]))
-    scored = model.evaluate(test, verbose=0) if isinstance(test, tf.data.Dataset) else \
-        model.evaluate(*test, verbose=0)
-    return scored[1], best + 1, history.history["val_accuracy"][best]
+    return scored[1], best + 1, history.history["val_accuracy"][best], model
 
 
 def main():
@@ -192,8 +195,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64, help="for the biLM pass")
     parser.add_argument("--seed", type=int, default=0, help="the data split")
     parser.add_argument("--train-seeds", default="0",
-                        help="comma-separated seeds of the heads' initialisation and shuffling "
-                             "(default: %(default)s); the split stays that of --seed")
+                        help="comma-separated seeds of the models' initialisation, dropout and "
+                             "shuffling (default: %(default)s); the split stays that of --seed")
     parser.add_argument("--elmo-dropout", type=float, default=0.5,
                         help="dropout on the ELMo vector of the baseline + ELMo model")
     parser.add_argument("--fine-tune-epochs", type=int, default=0,
@@ -229,30 +232,27 @@ def main():
     lookup.adapt(tokenizer(tf.constant([train_x[i] for i in fit_idx])))
     ids_train = lookup(tokenizer(tf.constant(train_x))).numpy()
     ids_test = lookup(tokenizer(tf.constant(test_x))).numpy()
+    for ids, layers in ((ids_train, layers_train), (ids_test, layers_test)):
+        # The biLM pass tokenized in batches, the lookup all at once: the
+        # same tokenizer, so every sentence must have as many ids as layers.
+        if not np.array_equal((ids != 0).sum(1), layers.row_lengths().numpy()):
+            raise RuntimeError("token ids and biLM layers disagree on sentence lengths")
     n_layers, width = layers_train.shape[2], layers_train.shape[3]
-    ids_train = tf.RaggedTensor.from_tensor(ids_train, lengths=layers_train.row_lengths())
-    ids_test = tf.RaggedTensor.from_tensor(ids_test, lengths=layers_test.row_lengths())
-    test_rows = np.arange(len(test_x))
-    dense_train, dense_test = ids_train.to_tensor().numpy(), ids_test.to_tensor().numpy()
+    ragged_train = tf.RaggedTensor.from_tensor(ids_train, lengths=layers_train.row_lengths())
+    ragged_test = tf.RaggedTensor.from_tensor(ids_test, lengths=layers_test.row_lengths())
+    val_tokens = token_dataset(ragged_train, layers_train, train_y, val_idx)
+    test_tokens = token_dataset(ragged_test, layers_test, test_y, np.arange(len(test_x)))
 
-    results = {name: [] for name in ("elmo", "embedding", "both")}
-    frozen = None
-    for seed in seeds:
+    def elmo_alone():
         inputs = keras.Input(shape=feats_train.shape[1:])
-        model = keras.Model(inputs, head(inputs))
-        results["elmo"].append(fit_and_score(
-            model, (feats_train[fit_idx], train_y[fit_idx]),
-            (feats_train[val_idx], train_y[val_idx]), (feats_test, test_y), args, seed))
-        if frozen is None:
-            frozen = model
+        return keras.Model(inputs, head(inputs))
 
+    def embedding_alone():
         ids = keras.Input(shape=(None,), dtype="int64")
         embedded = keras.layers.Embedding(lookup.vocabulary_size(), 128, mask_zero=True)(ids)
-        results["embedding"].append(fit_and_score(
-            keras.Model(ids, head(MeanMaxPooling()(embedded))),
-            (dense_train[fit_idx], train_y[fit_idx]), (dense_train[val_idx], train_y[val_idx]),
-            (dense_test, test_y), args, seed))
+        return keras.Model(ids, head(MeanMaxPooling()(embedded)))
 
+    def embedding_plus_elmo():
         # The ELMo paper's recipe: [embedding; ELMo] for every token, then the
         # same pooling and head.
         ids = keras.Input(shape=(None,), dtype="int64")
@@ -261,28 +261,42 @@ def main():
         elmo_vectors = keras.layers.Dropout(args.elmo_dropout)(LayerMix(n_layers)(layers))
         tokens = keras.layers.Concatenate()([embedded, elmo_vectors])
         pooled = MeanMaxPooling()(tokens, mask=keras.ops.not_equal(ids, 0))
+        return keras.Model([ids, layers], head(pooled))
+
+    results = {name: [] for name in ("elmo", "embedding", "both")}
+    for seed in seeds:
+        results["elmo"].append(fit_and_score(
+            elmo_alone, (feats_train[fit_idx], train_y[fit_idx]),
+            (feats_train[val_idx], train_y[val_idx]), (feats_test, test_y), args, seed))
+        results["embedding"].append(fit_and_score(
+            embedding_alone, (ids_train[fit_idx], train_y[fit_idx]),
+            (ids_train[val_idx], train_y[val_idx]), (ids_test, test_y), args, seed))
         results["both"].append(fit_and_score(
-            keras.Model([ids, layers], head(pooled)),
-            token_dataset(ids_train, layers_train, train_y, fit_idx, seed=seed),
-            token_dataset(ids_train, layers_train, train_y, val_idx),
-            token_dataset(ids_test, layers_test, test_y, test_rows), args, seed))
+            embedding_plus_elmo,
+            token_dataset(ragged_train, layers_train, train_y, fit_idx, seed=seed),
+            val_tokens, test_tokens, args, seed))
         print(f"seed {seed}: test accuracy: ELMo alone {results['elmo'][-1][0]:.4f}, "
               f"embedding {results['embedding'][-1][0]:.4f}, "
               f"embedding + ELMo {results['both'][-1][0]:.4f}", flush=True)
 
     if args.fine_tune_epochs:
         start = time.perf_counter()
-        tuned_elmo = eu.load_elmo(args, output_mode="dict", fine_tune="all")
-        sentences = keras.Input(shape=(), dtype="string")
-        pooled = MeanMaxPooling()(ElmoAllLayers(tuned_elmo)(
-            ElmoTokenizer(mode="punctuation")(sentences)))
-        pooled = keras.layers.Normalization(mean=mean, variance=std ** 2)(pooled)
-        tuned = keras.Model(sentences, head(pooled))
-        for k in (-3, -1):  # the two Dense layers, from the first frozen ELMo model
-            tuned.layers[k].set_weights(frozen.layers[k].get_weights())
+        frozen = results["elmo"][0][3]  # ELMo alone, first seed
+
+        def fine_tuned():
+            tuned_elmo = eu.load_elmo(args, output_mode="dict", fine_tune="all")
+            sentences = keras.Input(shape=(), dtype="string")
+            pooled = MeanMaxPooling()(ElmoAllLayers(tuned_elmo)(
+                ElmoTokenizer(mode="punctuation")(sentences)))
+            pooled = keras.layers.Normalization(mean=mean, variance=std ** 2)(pooled)
+            tuned = keras.Model(sentences, head(pooled))
+            for k in (-3, -1):  # the two Dense layers, from the frozen ELMo-alone model
+                tuned.layers[k].set_weights(frozen.layers[k].get_weights())
+            return tuned
+
         texts = np.array(train_x, dtype=object)
         results["tuned"] = [fit_and_score(
-            tuned, (texts[fit_idx], train_y[fit_idx]), (texts[val_idx], train_y[val_idx]),
+            fine_tuned, (texts[fit_idx], train_y[fit_idx]), (texts[val_idx], train_y[val_idx]),
             (np.array(test_x, dtype=object), test_y), args, seeds[0],
             learning_rate=args.fine_tune_learning_rate, epochs=args.fine_tune_epochs, patience=1)]
         print(f"fine-tuning: {time.perf_counter() - start:.0f} s")
