@@ -21,6 +21,15 @@ def masked_layer_norm(x, mask):
     return (x - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON)
 
 
+def _shared_mask(mask):
+    """The one mask of the mixed layers. Called on a list, Keras passes one
+    (possibly None) mask per layer; the layers share their tokens, so any
+    one of them is it."""
+    if isinstance(mask, (list, tuple)):
+        return next((m for m in mask if m is not None), None)
+    return mask
+
+
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ScalarMix(keras.layers.Layer):
     """Mix a list of equally shaped layers with softmax weights and a scale.
@@ -59,10 +68,7 @@ class ScalarMix(keras.layers.Layer):
     def call(self, layers, mask=None):
         if len(layers) != self.n_layers:
             raise ValueError(f"ScalarMix expects {self.n_layers} layers, got {len(layers)}.")
-        if isinstance(mask, (list, tuple)):
-            # Called on a list, Keras passes one (possibly None) mask per
-            # layer; the layers share their tokens, so any one of them is it.
-            mask = next((m for m in mask if m is not None), None)
+        mask = _shared_mask(mask)
         if self.do_layer_norm and mask is None:
             raise ValueError("ScalarMix(do_layer_norm=True) needs a mask.")
         if self.do_layer_norm:
@@ -76,9 +82,7 @@ class ScalarMix(keras.layers.Layer):
         return self.gamma * mixed
 
     def compute_mask(self, layers, mask=None):
-        if isinstance(mask, (list, tuple)):
-            mask = next((m for m in mask if m is not None), None)
-        return mask
+        return _shared_mask(mask)
 
     def get_config(self):
         config = super().get_config()
