@@ -1,7 +1,7 @@
 """How long a TensorFlow Serving export takes to load and answer its first call.
 
 Builds an ElmoLayer (default: the published full-size "original" options)
-with random weights, exports it with `keras_elmo.export.export_saved_model`,
+with random weights, exports it with `keras_elmo.serving.export.export_saved_model`,
 then, in a fresh process that imports only TensorFlow, times
 `tf.saved_model.load` and the first `serving_default` call on one sentence.
 Prints one markdown table row:
@@ -57,7 +57,7 @@ def main(argv=None):
     import numpy as np
 
     import keras_elmo
-    from keras_elmo import export
+    from keras_elmo.serving import export
 
     layer = keras_elmo.ElmoLayer(keras_elmo.published_options(args.size))
     layer.build()

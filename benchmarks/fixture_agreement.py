@@ -86,7 +86,7 @@ def main(argv=None):
         parser.error(f"no bilm-tf fixture at {fixture_dir}")
     sys.path.insert(0, str(REPO))
     import tensorflow as tf
-    from keras_elmo import lstm as lstm_lib
+    from keras_elmo.layers import lstm as lstm_lib
 
     devices = [d.strip().lstrip("/").upper() for d in args.devices.split(",") if d.strip()] or [
         d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()

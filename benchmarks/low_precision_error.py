@@ -27,7 +27,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
 from bench_elmo import make_sentences  # noqa: E402
-from keras_elmo.lstm import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
+from keras_elmo.layers.lstm import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
 KEYS = ("lstm_outputs1", "lstm_outputs2", "elmo")
 
 

@@ -44,7 +44,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_elmo import ElmoLayer, batch_to_ids  # noqa: E402
-from keras_elmo import data, training  # noqa: E402
+from keras_elmo.training import data  # noqa: E402
+from keras_elmo.training import trainer as training  # noqa: E402
 
 MAX_LEN = 50
 

@@ -15,7 +15,7 @@ a string input signature. The SavedModel is reloaded with plain
 `tf.saved_model.load` (no keras_elmo needed: the tokenizer's "punctuation"
 mode uses core TensorFlow ops only) and its predictions are printed next to
 the Keras model's. (For the ELMo vectors themselves rather than a classifier,
-see `keras_elmo.export.export_saved_model`.)
+see `keras_elmo.serving.export.export_saved_model`.)
 
     python examples/export_classifier.py [--export-dir /tmp/elmo_sentiment]
         [--train-sentences 400] [--epochs 2] [--options-file O --weight-file W]

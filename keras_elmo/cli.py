@@ -99,7 +99,7 @@ def _expand(patterns):
 
 
 def _cli_build_vocab(argv):
-    from keras_elmo import data as data_lib
+    from keras_elmo.training import data as data_lib
     p = argparse.ArgumentParser(prog="keras-elmo build-vocab",
                                 description="Count tokens and write a biLM vocabulary file.")
     p.add_argument("output", help="vocabulary file to write")
@@ -150,8 +150,8 @@ def _cli_train(argv):
     import keras
     import numpy as np
 
-    from keras_elmo import data as data_lib
-    from keras_elmo import training
+    from keras_elmo.training import data as data_lib
+    from keras_elmo.training import trainer as training
     p = argparse.ArgumentParser(prog="keras-elmo train", description="Train a biLM.")
     p.add_argument("train_files", nargs="+",
                    help="tokenized text files / globs, one sentence per line")
@@ -214,8 +214,8 @@ def _cli_train(argv):
 
 
 def _cli_perplexity(argv):
-    from keras_elmo import data as data_lib
-    from keras_elmo import training
+    from keras_elmo.training import data as data_lib
+    from keras_elmo.training import trainer as training
     p = argparse.ArgumentParser(prog="keras-elmo perplexity",
                                 description="Held-out perplexity with the full softmax.")
     p.add_argument("files", nargs="+", help="tokenized text, one sentence per line")
@@ -240,7 +240,7 @@ def _cli_perplexity(argv):
 
 
 def _run_embed(args):
-    from keras_elmo import embed_file
+    from keras_elmo.serving import embed_file
 
     options_file, weight_file = _model_files(args)
     embed_file.embed_file(
@@ -251,7 +251,7 @@ def _run_embed(args):
 
 
 def _run_export(args):
-    from keras_elmo import export
+    from keras_elmo.serving import export
 
     source = args.keras_file if args.keras_file else _model_files(args)
     path = export.export_from_files(source, args.export_dir, version=args.version,

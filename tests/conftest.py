@@ -9,10 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-# CI clones the repo with ../shared beside it; KERAS_ELMO_SHARED may point elsewhere.
-SHARED = pathlib.Path(os.environ.get("KERAS_ELMO_SHARED", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "bilm-tf"
-DATA = SHARED / "data"
+# The bilm-tf test model and its expected outputs travel with the repository
+# (tests/fixtures/bilm-tf/SOURCE.md says where they come from).
+FIXTURES = REPO / "tests" / "fixtures" / "bilm-tf"
 
 # A small random model: skip connections on, like the published ones.
 TINY_OPTIONS = {
@@ -30,18 +29,7 @@ def tiny_options():
 
 @pytest.fixture(scope="session")
 def fixture_dir():
-    if not (FIXTURES / "options.json").is_file():
-        pytest.fail(
-            f"bilm-tf fixtures not found at {FIXTURES}; clone next to ../shared or set "
-            "KERAS_ELMO_SHARED", pytrace=False)
     return FIXTURES
-
-
-@pytest.fixture(scope="session")
-def data_dir():
-    if not (DATA / "brown").is_dir():
-        pytest.fail(f"shared data not found at {DATA}; set KERAS_ELMO_SHARED", pytrace=False)
-    return DATA
 
 import sys  # noqa: E402
 

@@ -1,50 +1,84 @@
-"""The package layering: data flows one way, no module imports back up."""
+"""The package layering: data flows one way, no module imports back up.
+
+text -> char ids -> (checkpoint files ->) token vectors -> biLSTM -> mix ->
+ElmoLayer -> (training | serving | integrations) -> CLI. Each subpackage may
+import only from the subpackages before it, and inside a subpackage a module
+only from the modules before it.
+"""
 
 import ast
 import pathlib
 
 import keras_elmo
 
-# text -> char ids -> token vectors -> biLSTM -> mix -> layer -> (training | export | CLI)
+# (subpackage, its modules in order); "" is the package root.
 ORDER = [
-    "options", "tokenization", "characters", "preprocessing", "data", "token_encoder",
-    "token_cache", "lstm", "bilm", "scalar_mix", "conversion", "layer", "training", "embed_file", "export", "cli",
+    ("", ["version", "errors", "options"]),
+    ("text", ["characters", "tokenization", "tokenizer"]),
+    ("checkpoints", ["original"]),
+    ("layers", ["token_encoder", "token_cache", "lstm", "bilm", "scalar_mix", "elmo_layer"]),
+    ("training", ["corpora", "data", "trainer"]),
+    ("serving", ["embed_file", "export"]),
+    ("integrations", []),
+    ("", ["cli"]),
 ]
+RANK = {}
+for _group, (_package, _modules) in enumerate(ORDER):
+    for _k, _module in enumerate(_modules):
+        RANK[f"{_package}.{_module}".lstrip(".")] = (_group, _k)
 PACKAGE = pathlib.Path(keras_elmo.__file__).parent
+# Layers that compute; they read no files and know no checkpoint format.
+MODEL_CORE = ["token_encoder", "token_cache", "lstm", "bilm", "scalar_mix"]
+
+
+def module_name(path):
+    return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+
+
+def library_modules():
+    return [p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
 
 
 def imports_of(path):
+    """keras_elmo modules imported by `path` (anywhere in it), as dotted names."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_elmo"):
-            parts = node.module.split(".")
-            names.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+            base = node.module.split(".")[1:]
+            for alias in node.names:
+                candidate = ".".join(base + [alias.name])
+                names.add(candidate if candidate in RANK else ".".join(base))
         elif isinstance(node, ast.Import):
-            names.update(a.name.split(".")[1] for a in node.names
+            names.update(".".join(a.name.split(".")[1:]) for a in node.names
                          if a.name.startswith("keras_elmo."))
-    return names
+    return {name for name in names if name}
 
 
 def test_every_module_is_placed_in_the_order():
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert modules <= set(ORDER), modules - set(ORDER)
+    modules = {module_name(p) for p in library_modules()}
+    assert modules <= set(RANK), sorted(modules - set(RANK))
 
 
 def test_no_module_imports_back_up():
-    for path in PACKAGE.glob("*.py"):
-        if path.stem == "__init__":
-            continue
-        rank = ORDER.index(path.stem)
+    for path in library_modules():
+        here = module_name(path)
         for name in imports_of(path):
-            assert ORDER.index(name) < rank, f"{path.stem} imports {name}, which comes after it"
+            assert name in RANK, f"{here} imports {name}, which is not a placed module"
+            assert RANK[name] < RANK[here], f"{here} imports {name}, which comes after it"
+
+
+def test_model_core_reads_no_files_and_knows_no_checkpoint_format():
+    for module in MODEL_CORE:
+        path = PACKAGE / "layers" / f"{module}.py"
+        imported = imports_of(path)
+        assert not [n for n in imported if n.startswith("checkpoints")], (module, imported)
 
 
 def test_no_private_keras_imports_or_prints():
-    for path in PACKAGE.glob("*.py"):
+    for path in library_modules():
         text = path.read_text()
         assert "keras.src" not in text, path
-        if path.stem != "cli":
-            tree = ast.parse(text)
-            calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+        if module_name(path) != "cli":
+            calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
                      and getattr(n.func, "id", None) == "print"]
-            assert not calls, f"print() in library module {path.stem}"
+            assert not calls, f"print() in library module {module_name(path)}"

@@ -6,8 +6,8 @@ import collections
 import numpy as np
 import pytest
 
-from keras_elmo import data
-from keras_elmo.characters import batch_to_ids
+from keras_elmo.training import data
+from keras_elmo.text.characters import batch_to_ids
 
 from conftest import REPO
 
@@ -24,15 +24,15 @@ def _write(tmp_path, text, name="corpus.txt"):
 
 
 def test_module_order_data_imports_no_model_code():
-    tree = ast.parse((REPO / "keras_elmo" / "data.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "keras_elmo" / "training" / "data.py").read_text(encoding="utf-8"))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             imported.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             imported.update(a.name for a in node.names)
-    for banned in ("layer", "bilm", "training", "token_encoder", "lstm"):
-        assert not any(name.endswith(banned) for name in imported), imported
+    for banned in ("keras_elmo.layers", "keras_elmo.training.trainer"):
+        assert not any(name.startswith(banned) for name in imported), imported
 
 
 def test_count_tokens_and_vocab(tmp_path):
@@ -113,7 +113,29 @@ def test_brown_reading_and_tags(tmp_path):
         data.split_brown_token("notag")
 
 
-def test_heldout_rules(data_dir):
+def _shared_data_tree(root):
+    """A synthetic tree shaped like shared/data: 500 Brown files, SOTU years, chapters."""
+    brown = root / "brown"
+    brown.mkdir()
+    for letter in "abcdefghjklmnpr":
+        for i in range(1, 35):
+            (brown / f"c{letter}{i:02d}").write_text("A/at b/nn\n", encoding="utf-8")
+    (brown / "cats.txt").write_text("ca01 news\n", encoding="utf-8")
+    (brown / "README").write_text("not a corpus file\n", encoding="utf-8")
+    names = sorted(p.name for p in brown.iterdir() if p.name not in ("cats.txt", "README"))
+    for name in names[500:]:
+        (brown / name).unlink()
+    (root / "sotu").mkdir()
+    for year in range(1990, 2022):
+        (root / "sotu" / f"{year}_x.txt").write_text("Speech.\n", encoding="utf-8")
+    (root / "moby-dick").mkdir()
+    for i in range(1, 141):
+        (root / "moby-dick" / f"chapter_{i}.txt").write_text("Text.\n", encoding="utf-8")
+    return root
+
+
+def test_heldout_rules(tmp_path):
+    data_dir = _shared_data_tree(tmp_path)
     train, held = data.brown_files(data_dir / "brown")
     assert len(train) == 450 and len(held) == 50
     assert [p.rsplit("/", 1)[-1] for p in held[:3]] == ["ca10", "ca20", "ca30"]

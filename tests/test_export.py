@@ -22,8 +22,10 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import keras_elmo
-from keras_elmo import cli, export, tokenization
-from keras_elmo.layer import ElmoLayer
+from keras_elmo import cli
+from keras_elmo.serving import export
+from keras_elmo.text import tokenization
+from keras_elmo.layers.elmo_layer import ElmoLayer
 
 SENTENCES = [
     "the cat sat on the mat .",

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_elmo import ElmoLayer, batch_to_ids, published_options
-from keras_elmo import lstm as lstm_lib
+from keras_elmo.layers import lstm as lstm_lib
 from numpy_reference import NumpyElmo
 
 SENTENCES = [

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from keras_elmo import ElmoLayer, batch_to_ids
-from keras_elmo import data, training
+from keras_elmo.training import data
+from keras_elmo.training import trainer as training
 from keras_elmo.cli import main
 
 from conftest import REPO, TINY_OPTIONS
@@ -203,7 +204,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import keras, numpy as np
     sys.path.insert(0, sys.argv[1])
     from conftest import TINY_OPTIONS
-    from keras_elmo import data, training
+    from keras_elmo.training import data
+    from keras_elmo.training import trainer as training
 
     path = sys.argv[2]
     vocab = data.build_vocab(data.count_tokens(path))

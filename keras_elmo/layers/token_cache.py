@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_elmo import characters
+from keras_elmo.text import characters
 
 VOCABULARY_ASSET = "token_cache_vocabulary.json"
 

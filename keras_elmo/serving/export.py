@@ -41,7 +41,7 @@ _STATE_ONLY = ("state_c", "state_h")
 # ---------------------------------------------------------------- finding the layer
 def find_elmo_layer(layer_or_model):
     """The single `ElmoLayer` of a layer or (nested) Keras model; ValueError otherwise."""
-    from keras_elmo.layer import ElmoLayer
+    from keras_elmo.layers.elmo_layer import ElmoLayer
 
     if isinstance(layer_or_model, ElmoLayer):
         return layer_or_model
@@ -74,7 +74,7 @@ def find_elmo_layer(layer_or_model):
 # ---------------------------------------------------------------- serving copy
 def _serving_copy(layer):
     """A stateless, dropout-free, float32, dict-output twin of `layer`, same weights."""
-    from keras_elmo.layer import ElmoLayer
+    from keras_elmo.layers.elmo_layer import ElmoLayer
 
     if not layer.built:
         layer.build()
@@ -117,7 +117,7 @@ def _tokenize_fn(tokenizer):
 
         splitter = tf_text.WhitespaceTokenizer()
         return lambda sentences: splitter.tokenize(sentences).to_tensor(default_value="")
-    from keras_elmo import tokenization
+    from keras_elmo.text import tokenization
 
     return lambda sentences: tokenization.tokenize(sentences, tokenizer)
 
@@ -241,7 +241,7 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
             raise ValueError("export: source must be (options_file, weight_file) or a .keras path.")
-        from keras_elmo.layer import ElmoLayer
+        from keras_elmo.layers.elmo_layer import ElmoLayer
 
         layer = ElmoLayer.from_original(*source)
     else:
@@ -252,7 +252,7 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
             raise FileNotFoundError(f"Keras file not found: {path}")
         import keras
 
-        import keras_elmo.layer  # noqa: F401  (registers the custom objects)
+        import keras_elmo.layers.elmo_layer  # noqa: F401  (registers the custom objects)
 
         layer = keras.saving.load_model(path, compile=False)
     return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer)

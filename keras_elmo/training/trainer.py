@@ -35,11 +35,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_elmo import data as data_lib
+from keras_elmo.training import data as data_lib
 from keras_elmo import options as options_lib
-from keras_elmo.bilm import BidirectionalLM
-from keras_elmo.layer import ElmoLayer
-from keras_elmo.token_encoder import CharCNNTokenEncoder
+from keras_elmo.layers.bilm import BidirectionalLM
+from keras_elmo.layers.elmo_layer import ElmoLayer
+from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 
 SOFTMAX_FILE = "softmax.npz"
 TRAINING_LOG_FILE = "training_log.json"
@@ -126,7 +126,7 @@ def lm_targets(word_ids):
 class BiLMTrainer(keras.Model):
     """char ids + word ids -> the biLM loss; trains under `model.fit`.
 
-    Inputs (dicts as made by `keras_elmo.data.make_dataset`): `char_ids`
+    Inputs (dicts as made by `keras_elmo.training.data.make_dataset`): `char_ids`
     (B, T, max_chars) of `<S> w1 .. wn </S>` and `word_ids` (B, T), -1 padding.
 
     Args:

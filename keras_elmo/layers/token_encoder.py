@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_elmo import characters
+from keras_elmo.text import characters
 from keras_elmo import options as options_lib
 
 

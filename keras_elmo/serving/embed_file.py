@@ -87,7 +87,7 @@ def embed_file(input_file, output_file, options_file, weight_file, layers="all",
 
     import tensorflow as tf
 
-    from keras_elmo.layer import ElmoLayer, embed_all_layers
+    from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
 
     layer = ElmoLayer.from_original(options_file, weight_file, output_mode="dict",
                                     stateful=stateful, max_batch_size=batch_size)

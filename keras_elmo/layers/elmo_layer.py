@@ -6,15 +6,15 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_elmo import characters
-from keras_elmo import conversion
+from keras_elmo.text import characters
+from keras_elmo.checkpoints import original as conversion
 from keras_elmo import options as options_lib
-from keras_elmo import token_cache as token_cache_lib
-from keras_elmo import tokenization
-from keras_elmo.bilm import BidirectionalLM
-from keras_elmo.lstm import MATMUL_DTYPES
-from keras_elmo.scalar_mix import ScalarMix
-from keras_elmo.token_encoder import CharCNNTokenEncoder
+from keras_elmo.layers import token_cache as token_cache_lib
+from keras_elmo.text import tokenization
+from keras_elmo.layers.bilm import BidirectionalLM
+from keras_elmo.layers.lstm import MATMUL_DTYPES
+from keras_elmo.layers.scalar_mix import ScalarMix
+from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 
 FINE_TUNE_MODES = ("mix", "top", "all")
 OUTPUT_MODES = ("elmo", "dict")

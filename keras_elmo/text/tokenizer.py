@@ -18,7 +18,7 @@ is what `ElmoLayer` needs to compute its Keras mask in a functional model.
 import keras
 import tensorflow as tf
 
-from keras_elmo import tokenization
+from keras_elmo.text import tokenization
 
 MODES = ("whitespace", "punctuation", "tf_text")
 

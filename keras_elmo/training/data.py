@@ -21,8 +21,8 @@ import glob
 import os
 import re
 
-from keras_elmo import characters
-from keras_elmo import tokenization
+from keras_elmo.text import characters
+from keras_elmo.text import tokenization
 
 BOS, EOS, UNK = characters.BOS_TOKEN, characters.EOS_TOKEN, "<UNK>"
 SPECIAL_TOKENS = (BOS, EOS, UNK)

@@ -15,7 +15,7 @@ and AllenNLP do; rows beyond the current batch keep their old state.
 import keras
 import tensorflow as tf
 
-from keras_elmo.lstm import ProjectedLSTM
+from keras_elmo.layers.lstm import ProjectedLSTM
 
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
