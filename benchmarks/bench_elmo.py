@@ -50,7 +50,6 @@ import argparse
 import datetime
 import glob
 import json
-import math
 import os
 import platform
 import random
@@ -68,15 +67,40 @@ LATENCY_TOKENS = 20
 
 # --------------------------------------------------------------------- text
 def _synthetic_words(rng, n=5000):
-    onsets = ["", "b", "c", "d", "f", "g", "h", "l", "m", "n", "p", "r", "s", "t", "w",
-              "th", "st", "ch", "sh", "pr", "tr", "br", "gr"]
+    onsets = [
+        "",
+        "b",
+        "c",
+        "d",
+        "f",
+        "g",
+        "h",
+        "l",
+        "m",
+        "n",
+        "p",
+        "r",
+        "s",
+        "t",
+        "w",
+        "th",
+        "st",
+        "ch",
+        "sh",
+        "pr",
+        "tr",
+        "br",
+        "gr",
+    ]
     vowels = ["a", "e", "i", "o", "u", "ea", "ou", "ai", "ie"]
     codas = ["", "n", "r", "s", "t", "d", "l", "ng", "st", "nd", "ck", "m"]
     words = ["the", "of", "and", "to", "a", "in", "is", "that", "it", "was", ",", "."]
     seen = set(words)
     while len(words) < n:
-        w = "".join(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas)
-                    for _ in range(rng.choice((1, 1, 2, 2, 3, 4))))
+        w = "".join(
+            rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas)
+            for _ in range(rng.choice((1, 1, 2, 2, 3, 4)))
+        )
         if w not in seen:
             seen.add(w)
             words.append(w.capitalize() if rng.random() < 0.05 else w)
@@ -88,9 +112,16 @@ def make_sentences(n, seed=0, data_dir=None, replace=False):
 
     replace=True draws with replacement (for more sentences than the corpus has)."""
     rng = random.Random(seed)
-    candidates = [data_dir] if data_dir else [
-        os.path.join(os.environ["KERAS_ELMO_DATA"], "brown") if os.environ.get("KERAS_ELMO_DATA") else None,
-        os.path.join(os.path.dirname(HERE), "..", "shared", "data", "brown")]
+    candidates = (
+        [data_dir]
+        if data_dir
+        else [
+            os.path.join(os.environ["KERAS_ELMO_DATA"], "brown")
+            if os.environ.get("KERAS_ELMO_DATA")
+            else None,
+            os.path.join(os.path.dirname(HERE), "..", "shared", "data", "brown"),
+        ]
+    )
     files = []
     for data_dir in filter(None, candidates):
         files = sorted(glob.glob(os.path.join(data_dir, "c[a-r][0-9][0-9]")))
@@ -113,7 +144,10 @@ def make_sentences(n, seed=0, data_dir=None, replace=False):
     words = _synthetic_words(rng)
     weights = [1.0 / (k + 2.7) for k in range(len(words))]  # Zipf-like
     sents = [rng.choices(words, weights, k=rng.randint(10, 40)) for _ in range(n)]
-    return sents, f"synthetic English-like sentences of 10-40 tokens (Zipf over a generated word list), seed {seed}"
+    return (
+        sents,
+        f"synthetic English-like sentences of 10-40 tokens (Zipf over a generated word list), seed {seed}",
+    )
 
 
 # --------------------------------------------------------------------- FLOPs
@@ -126,8 +160,13 @@ def flops_per_token(options):
     highway = cnn["n_highway"] * 2 * 2 * f * f
     proj = 2 * f * p if f != p else 0
     bilm = lstm["n_layers"] * 2 * (2 * p * 4 * d + 2 * p * 4 * d + 2 * d * p)
-    return {"char_cnn": conv, "highway": highway, "projection": proj, "bilm": bilm,
-            "total": conv + highway + proj + bilm}
+    return {
+        "char_cnn": conv,
+        "highway": highway,
+        "projection": proj,
+        "bilm": bilm,
+        "total": conv + highway + proj + bilm,
+    }
 
 
 # --------------------------------------------------------------------- hardware
@@ -148,6 +187,7 @@ def hardware():
 def _setup_tf(threads):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
+
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -164,7 +204,7 @@ def _matmul_gflops(tf, n=2048, reps=5):
         for _ in range(reps):
             r = mm(a)
         r.numpy()
-        rates.append(reps * 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+        rates.append(reps * 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return max(rates)
 
 
@@ -172,7 +212,9 @@ def worker_write(args):
     """Random weights written in the original format by the project's writer."""
     _setup_tf(args.threads)
     import keras
+
     import keras_elmo
+
     keras.utils.set_random_seed(args.seed)
     layer = keras_elmo.ElmoLayer(keras_elmo.published_options(args.model))
     layer.save_original(args.options_file, args.weight_file)
@@ -185,14 +227,16 @@ def worker_run(args):
 
     gpus = tf.config.list_physical_devices("GPU")
     mm_before = _matmul_gflops(tf)
-    layer = keras_elmo.ElmoLayer.from_original(args.options_file, args.weight_file,
-                                               lstm_matmul_dtype=args.lstm_matmul_dtype)
+    layer = keras_elmo.ElmoLayer.from_original(
+        args.options_file, args.weight_file, lstm_matmul_dtype=args.lstm_matmul_dtype
+    )
     max_chars = layer.max_chars
-    call = tf.function(lambda ids: layer(ids),
-                       input_signature=[tf.TensorSpec([None, None, max_chars], tf.int32)])
+    call = tf.function(
+        lambda ids: layer(ids), input_signature=[tf.TensorSpec([None, None, max_chars], tf.int32)]
+    )
     sents, _ = make_sentences(args.sentences, args.seed, args.data)
     b = args.batch_size
-    batches = [sents[i:i + b] for i in range(0, len(sents), b)]
+    batches = [sents[i : i + b] for i in range(0, len(sents), b)]
     n_tokens = sum(len(s) for s in sents)
 
     def one_pass():
@@ -214,10 +258,16 @@ def worker_run(args):
 
     one_pass()  # warm-up: tracing, first-touch of the weights
     times = [one_pass() for _ in range(args.repeats)]
-    result = {"model": args.model, "batch_size": b, "sentences": len(sents), "tokens": n_tokens,
-              "pass_s": times, "tokens_per_s": n_tokens / statistics.median(times),
-              "sentences_per_s": len(sents) / statistics.median(times),
-              "executed_gflops": executed / statistics.median(times) / 1e9}
+    result = {
+        "model": args.model,
+        "batch_size": b,
+        "sentences": len(sents),
+        "tokens": n_tokens,
+        "pass_s": times,
+        "tokens_per_s": n_tokens / statistics.median(times),
+        "sentences_per_s": len(sents) / statistics.median(times),
+        "executed_gflops": executed / statistics.median(times) / 1e9,
+    }
     if b == 1:
         sent = (make_sentences(1, args.seed + 1, args.data)[0][0] * 2)[:LATENCY_TOKENS]
         ids = batch_to_ids([sent], max_chars)
@@ -233,7 +283,7 @@ def worker_run(args):
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if gpus:
         info = tf.config.experimental.get_memory_info("GPU:0")
-        result["gpu_peak_mb"] = info["peak"] / 2 ** 20
+        result["gpu_peak_mb"] = info["peak"] / 2**20
         details = tf.config.experimental.get_device_details(gpus[0])
         result["device"] = details.get("device_name", "GPU")
     else:
@@ -252,21 +302,38 @@ def _sub(argv, env):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="comma-separated published sizes (small, medium, original)")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma-separated published sizes (small, medium, original)",
+    )
     parser.add_argument("--batch-sizes", default="1,32,128")
     parser.add_argument("--sentences", type=int, default=128, help="sentences per timed pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes after the warm-up")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TF intra- and inter-op threads (0: TensorFlow's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TF intra- and inter-op threads (0: TensorFlow's default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lstm-matmul-dtype", default="float32",
-                        choices=("float32", "bfloat16", "float16"),
-                        help="ElmoLayer(lstm_matmul_dtype=...): the lower-precision path")
-    parser.add_argument("--data", default=None, help="Brown corpus folder (default $KERAS_ELMO_DATA/brown)")
-    parser.add_argument("--weights-dir", default=None, help="where to write the hdf5 files (default: a temp dir)")
-    parser.add_argument("--output", default=None,
-                        help="markdown file (default benchmarks/results/bench_elmo_<device>.md)")
+    parser.add_argument(
+        "--lstm-matmul-dtype",
+        default="float32",
+        choices=("float32", "bfloat16", "float16"),
+        help="ElmoLayer(lstm_matmul_dtype=...): the lower-precision path",
+    )
+    parser.add_argument(
+        "--data", default=None, help="Brown corpus folder (default $KERAS_ELMO_DATA/brown)"
+    )
+    parser.add_argument(
+        "--weights-dir", default=None, help="where to write the hdf5 files (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="markdown file (default benchmarks/results/bench_elmo_<device>.md)",
+    )
     # internal: one measurement in this process
     parser.add_argument("--worker", choices=("write", "run"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -285,14 +352,24 @@ def main(argv=None):
     repo = os.path.dirname(HERE)
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     sys.path.insert(0, repo)
-    import keras_elmo
     import tensorflow as tf
+
+    import keras_elmo
 
     weights_dir = args.weights_dir or tempfile.mkdtemp(prefix="keras_elmo_bench_")
     os.makedirs(weights_dir, exist_ok=True)
-    common = ["--threads", str(args.threads), "--seed", str(args.seed),
-              "--lstm-matmul-dtype", args.lstm_matmul_dtype,
-              "--sentences", str(args.sentences), "--repeats", str(args.repeats)]
+    common = [
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+        "--lstm-matmul-dtype",
+        args.lstm_matmul_dtype,
+        "--sentences",
+        str(args.sentences),
+        "--repeats",
+        str(args.repeats),
+    ]
     if args.data:
         common += ["--data", args.data]
     _, text_source = make_sentences(args.sentences, args.seed, args.data)
@@ -301,16 +378,40 @@ def main(argv=None):
         opt = os.path.join(weights_dir, f"{model}_options.json")
         w = os.path.join(weights_dir, f"{model}_weights.hdf5")
         if not (os.path.exists(opt) and os.path.exists(w)):
-            _sub(["--worker", "write", "--model", model, "--options-file", opt, "--weight-file", w] + common, env)
+            _sub(
+                ["--worker", "write", "--model", model, "--options-file", opt, "--weight-file", w]
+                + common,
+                env,
+            )
         for b in batch_sizes:
-            out = _sub(["--worker", "run", "--model", model, "--batch-size", str(b),
-                        "--options-file", opt, "--weight-file", w] + common, env)
-            res = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
+            out = _sub(
+                [
+                    "--worker",
+                    "run",
+                    "--model",
+                    model,
+                    "--batch-size",
+                    str(b),
+                    "--options-file",
+                    opt,
+                    "--weight-file",
+                    w,
+                ]
+                + common,
+                env,
+            )
+            res = json.loads(
+                [line for line in out.splitlines() if line.startswith("RESULT ")][-1][7:]
+            )
             res["flops_per_token"] = flops_per_token(keras_elmo.published_options(model))["total"]
             res["gflops"] = res["tokens_per_s"] * res["flops_per_token"] / 1e9
             results.append(res)
-            print(f"# {model} batch {b}: {res['tokens_per_s']:.1f} tokens/s, "
-                  f"matmul {res['matmul_gflops']:.0f} GFLOP/s", file=sys.stderr, flush=True)
+            print(
+                f"# {model} batch {b}: {res['tokens_per_s']:.1f} tokens/s, "
+                f"matmul {res['matmul_gflops']:.0f} GFLOP/s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     device = results[0]["device"] if results else "CPU"
     lines = [
@@ -328,21 +429,32 @@ def main(argv=None):
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        mem = f"{r['peak_rss_mb']:.0f} MB RSS" + (f", {r['gpu_peak_mb']:.0f} MB GPU" if "gpu_peak_mb" in r else "")
+        mem = f"{r['peak_rss_mb']:.0f} MB RSS" + (
+            f", {r['gpu_peak_mb']:.0f} MB GPU" if "gpu_peak_mb" in r else ""
+        )
         lines.append(
             f"| {r['model']} | {r['batch_size']} | {r['tokens_per_s']:.0f} | {r['sentences_per_s']:.1f} | "
             f"{mem} | {r['flops_per_token'] / 1e6:.0f} | {r['gflops']:.1f} | {r['executed_gflops']:.1f} | "
-            f"{r['matmul_gflops']:.0f} | {100 * r['executed_gflops'] / r['matmul_gflops']:.0f}% |")
+            f"{r['matmul_gflops']:.0f} | {100 * r['executed_gflops'] / r['matmul_gflops']:.0f}% |"
+        )
     lat = [r for r in results if "latency_ms" in r]
     if lat:
-        lines += ["", f"Single-sentence latency (batch 1, {LATENCY_TOKENS} tokens, median):", "",
-                  "| model | latency | matmul GFLOP/s |", "|---|---:|---:|"]
-        lines += [f"| {r['model']} | {r['latency_ms']:.0f} ms | {r['matmul_gflops']:.0f} |" for r in lat]
+        lines += [
+            "",
+            f"Single-sentence latency (batch 1, {LATENCY_TOKENS} tokens, median):",
+            "",
+            "| model | latency | matmul GFLOP/s |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| {r['model']} | {r['latency_ms']:.0f} ms | {r['matmul_gflops']:.0f} |" for r in lat
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     suffix = "" if args.lstm_matmul_dtype == "float32" else "_" + args.lstm_matmul_dtype
     output = args.output or os.path.join(
-        HERE, "results", "bench_elmo_" + ("gpu" if device != "CPU" else "cpu") + suffix + ".md")
+        HERE, "results", "bench_elmo_" + ("gpu" if device != "CPU" else "cpu") + suffix + ".md"
+    )
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", encoding="utf-8") as f:
         f.write(text)

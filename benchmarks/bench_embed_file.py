@@ -31,21 +31,39 @@ import bench_elmo  # noqa: E402
 def worker_embed(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
+
     from keras_elmo import cli
+
     mm = bench_elmo._matmul_gflops(tf)
     t = time.perf_counter()
-    rc = cli.main(["embed", args.input, args.output_file, "--options-file", args.options_file,
-                   "--weight-file", args.weight_file, "--top", "--batch-size", str(args.batch_size),
-                   "--quiet"])
+    rc = cli.main(
+        [
+            "embed",
+            args.input,
+            args.output_file,
+            "--options-file",
+            args.options_file,
+            "--weight-file",
+            args.weight_file,
+            "--top",
+            "--batch-size",
+            str(args.batch_size),
+            "--quiet",
+        ]
+    )
     wall = time.perf_counter() - t
     if rc not in (None, 0):
         raise SystemExit(f"keras-elmo embed returned {rc}")
     with open(args.input, encoding="utf-8") as f:
-        lines = [l.split() for l in f]
-    result = {"lines": len(lines), "tokens": sum(len(l) for l in lines), "wall_s": wall,
-              "matmul_gflops": (mm + bench_elmo._matmul_gflops(tf)) / 2,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "output_mb": os.path.getsize(args.output_file) / 2 ** 20}
+        lines = [line.split() for line in f]
+    result = {
+        "lines": len(lines),
+        "tokens": sum(len(tokens) for tokens in lines),
+        "wall_s": wall,
+        "matmul_gflops": (mm + bench_elmo._matmul_gflops(tf)) / 2,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "output_mb": os.path.getsize(args.output_file) / 2**20,
+    }
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -55,9 +73,15 @@ def main(argv=None):
     parser.add_argument("--sizes", default="5000,50000", help="lines per generated file")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None, help="Brown corpus folder (default $KERAS_ELMO_DATA/brown)")
-    parser.add_argument("--workdir", default=None, help="for the weights, inputs and outputs (default: temp)")
-    parser.add_argument("--output", default=os.path.join(HERE, "results", "bench_embed_file_cpu.md"))
+    parser.add_argument(
+        "--data", default=None, help="Brown corpus folder (default $KERAS_ELMO_DATA/brown)"
+    )
+    parser.add_argument(
+        "--workdir", default=None, help="for the weights, inputs and outputs (default: temp)"
+    )
+    parser.add_argument(
+        "--output", default=os.path.join(HERE, "results", "bench_embed_file_cpu.md")
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--output-file", help=argparse.SUPPRESS)
@@ -68,6 +92,7 @@ def main(argv=None):
         return worker_embed(args)
 
     import tensorflow as tf
+
     env = dict(os.environ)
     repo = os.path.dirname(HERE)
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -77,29 +102,79 @@ def main(argv=None):
     py = [sys.executable]
     common = ["--seed", str(args.seed)] + (["--data", args.data] if args.data else [])
     if not (os.path.exists(opt) and os.path.exists(w)):
-        bench_elmo._sub(["--worker", "write", "--model", args.model, "--options-file", opt,
-                         "--weight-file", w, "--threads", "0"] + common, env)
+        bench_elmo._sub(
+            [
+                "--worker",
+                "write",
+                "--model",
+                args.model,
+                "--options-file",
+                opt,
+                "--weight-file",
+                w,
+                "--threads",
+                "0",
+            ]
+            + common,
+            env,
+        )
     # The layer's own rate at the same batch size, for comparison.
-    out = bench_elmo._sub(["--worker", "run", "--model", args.model, "--batch-size", str(args.batch_size),
-                           "--options-file", opt, "--weight-file", w, "--threads", "0",
-                           "--sentences", str(4 * args.batch_size), "--repeats", "3"] + common, env)
-    layer = json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:])
+    out = bench_elmo._sub(
+        [
+            "--worker",
+            "run",
+            "--model",
+            args.model,
+            "--batch-size",
+            str(args.batch_size),
+            "--options-file",
+            opt,
+            "--weight-file",
+            w,
+            "--threads",
+            "0",
+            "--sentences",
+            str(4 * args.batch_size),
+            "--repeats",
+            "3",
+        ]
+        + common,
+        env,
+    )
+    layer = json.loads([line for line in out.splitlines() if line.startswith("RESULT ")][-1][7:])
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         sents, source = bench_elmo.make_sentences(n, args.seed, args.data, replace=True)
         path = os.path.join(work, f"sentences_{n}.txt")
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(" ".join(s) + "\n" for s in sents)
-        cmd = py + [os.path.abspath(__file__), "--worker", "--input", path,
-                    "--output-file", os.path.join(work, f"out_{n}.hdf5"),
-                    "--options-file", opt, "--weight-file", w, "--batch-size", str(args.batch_size)]
+        cmd = py + [
+            os.path.abspath(__file__),
+            "--worker",
+            "--input",
+            path,
+            "--output-file",
+            os.path.join(work, f"out_{n}.hdf5"),
+            "--options-file",
+            opt,
+            "--weight-file",
+            w,
+            "--batch-size",
+            str(args.batch_size),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        res = json.loads([l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
+        res = json.loads(
+            [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")][-1][7:]
+        )
         os.remove(os.path.join(work, f"out_{n}.hdf5"))
         rows.append(res)
-        print(f"# {n} lines: {res['tokens'] / res['wall_s']:.0f} tokens/s", file=sys.stderr, flush=True)
+        print(
+            f"# {n} lines: {res['tokens'] / res['wall_s']:.0f} tokens/s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     lines = [
         f"### bench_embed_file: `keras-elmo embed --top`, {args.model} model, batch {args.batch_size}",
@@ -117,7 +192,8 @@ def main(argv=None):
         lines.append(
             f"| keras-elmo embed | {r['lines']} | {r['tokens']} | {r['wall_s']:.1f} s | "
             f"{r['tokens'] / r['wall_s']:.0f} | {r['lines'] / r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} MB | "
-            f"{r['output_mb']:.0f} MB | {r['matmul_gflops']:.0f} |")
+            f"{r['output_mb']:.0f} MB | {r['matmul_gflops']:.0f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

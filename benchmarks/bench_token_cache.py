@@ -36,8 +36,10 @@ def brown_sentences(paths):
 def brown_split(brown_dir):
     names = sorted(n for n in os.listdir(brown_dir) if len(n) == 4 and n[0] == "c")
     paths = [os.path.join(brown_dir, n) for n in names]
-    return ([p for i, p in enumerate(paths) if i % 10 != 9],
-            [p for i, p in enumerate(paths) if i % 10 == 9])
+    return (
+        [p for i, p in enumerate(paths) if i % 10 != 9],
+        [p for i, p in enumerate(paths) if i % 10 == 9],
+    )
 
 
 def main():
@@ -53,15 +55,17 @@ def main():
     train, held = brown_split(args.brown)
     counts = collections.Counter(w for s in brown_sentences(train) for w in s)
     vocab = [w for w, _ in counts.most_common(args.vocab_size)]
-    sentences = [s[:args.max_len] for s in brown_sentences(held)]
+    sentences = [s[: args.max_len] for s in brown_sentences(held)]
     batches = []
     for k in range(args.batches):
-        rows = sentences[k * args.batch_size:(k + 1) * args.batch_size]
+        rows = sentences[k * args.batch_size : (k + 1) * args.batch_size]
         width = max(len(s) for s in rows)
         batches.append(tf.constant([s + [""] * (width - len(s)) for s in rows]))
     n_tokens = sum(int(tf.reduce_sum(tf.cast(b != "", tf.int32))) for b in batches)
     in_vocab = set(vocab)
-    covered = sum(w.decode() in in_vocab for b in batches for w in b.numpy().ravel() if w) / n_tokens
+    covered = (
+        sum(w.decode() in in_vocab for b in batches for w in b.numpy().ravel() if w) / n_tokens
+    )
 
     tf.keras.utils.set_random_seed(0)
     layer = ElmoLayer(published_options(args.size))
@@ -72,17 +76,24 @@ def main():
             start = time.perf_counter()
             layer.cache_vocabulary(vocab)
             print(f"caching {len(vocab)} tokens took {time.perf_counter() - start:.1f} s")
-        run = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec([None, None], tf.string)],
-                          reduce_retracing=True)
+        run = tf.function(
+            lambda x: layer(x),
+            input_signature=[tf.TensorSpec([None, None], tf.string)],
+            reduce_retracing=True,
+        )
         run(batches[0])  # trace
         start = time.perf_counter()
         outputs = [run(b) for b in batches]
         elapsed = time.perf_counter() - start
         results[name] = (n_tokens / elapsed, outputs)
-        print(f"{name:9s}: {n_tokens / elapsed:8.0f} tokens/s ({elapsed:.2f} s for {n_tokens} tokens, "
-              f"{args.batches} batches of {args.batch_size})")
-    diff = max(float(np.abs(a.numpy() - b.numpy()).max())
-               for a, b in zip(results["no cache"][1], results["cache"][1]))
+        print(
+            f"{name:9s}: {n_tokens / elapsed:8.0f} tokens/s ({elapsed:.2f} s for {n_tokens} tokens, "
+            f"{args.batches} batches of {args.batch_size})"
+        )
+    diff = max(
+        float(np.abs(a.numpy() - b.numpy()).max())
+        for a, b in zip(results["no cache"][1], results["cache"][1])
+    )
     print(f"cache coverage of the benchmark tokens: {covered:.1%}; max |difference| {diff:.2e}")
     print(f"speed-up: {results['cache'][0] / results['no cache'][0]:.2f}x")
 

@@ -44,14 +44,17 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_call_s": t3 - t
 
 
 def _dir_bytes(path):
-    return sum(os.path.getsize(os.path.join(root, f))
-               for root, _, files in os.walk(path) for f in files)
+    return sum(
+        os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="original", choices=("small", "medium", "original"))
-    parser.add_argument("--dir", default=None, help="export base dir (default: a temp dir, removed)")
+    parser.add_argument(
+        "--dir", default=None, help="export base dir (default: a temp dir, removed)"
+    )
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -69,16 +72,24 @@ def main(argv=None):
         export_s = time.perf_counter() - t0
         del layer
         size = _dir_bytes(path)
-        proc = subprocess.run([sys.executable, "-c", CHILD, path], capture_output=True, text=True,
-                              cwd=tempfile.gettempdir())
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, path],
+            capture_output=True,
+            text=True,
+            cwd=tempfile.gettempdir(),
+        )
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             return 1
         t = json.loads(proc.stdout.strip().splitlines()[-1])
-        print("| size | export s | load s | first call s | second call s | export MB | weights MB |")
+        print(
+            "| size | export s | load s | first call s | second call s | export MB | weights MB |"
+        )
         print("|---|---|---|---|---|---|---|")
-        print(f"| {args.size} | {export_s:.1f} | {t['load_s']:.2f} | {t['first_call_s']:.2f} | "
-              f"{t['second_call_s']:.2f} | {size / 2**20:.1f} | {weights_bytes / 2**20:.1f} |")
+        print(
+            f"| {args.size} | {export_s:.1f} | {t['load_s']:.2f} | {t['first_call_s']:.2f} | "
+            f"{t['second_call_s']:.2f} | {size / 2**20:.1f} | {weights_bytes / 2**20:.1f} |"
+        )
     finally:
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -37,6 +37,7 @@ TF32_TOLERANCE = 5e-3
 def load_fixture(fixture_dir):
     import h5py
     import numpy as np
+
     sentences = json.loads((fixture_dir / "lm_embeddings_sentences.json").read_text())
     expected = []
     for k in range(3):
@@ -48,15 +49,22 @@ def load_fixture(fixture_dir):
 def worst_difference(fixture_dir, sentences, expected, device, feature_major):
     import numpy as np
     import tensorflow as tf
+
     from keras_elmo import ElmoLayer, batch_to_ids
+
     with tf.device(device):
-        layer = ElmoLayer.from_original(fixture_dir / "options.json",
-                                        fixture_dir / "lm_weights.hdf5",
-                                        stateful=True, output_mode="dict")
+        layer = ElmoLayer.from_original(
+            fixture_dir / "options.json",
+            fixture_dir / "lm_weights.hdf5",
+            stateful=True,
+            output_mode="dict",
+        )
         layouts = {lstm.feature_major for lstm in layer.bilm.lstms}
         if layouts != {feature_major}:
-            raise SystemExit(f"LSTM layout not applied: wanted feature_major={feature_major}, "
-                             f"got {sorted(layouts)}")
+            raise SystemExit(
+                f"LSTM layout not applied: wanted feature_major={feature_major}, "
+                f"got {sorted(layouts)}"
+            )
         worst = 0.0
         for i in range(10):
             batch = [sentences[k][i].split() for k in range(3)]
@@ -64,7 +72,7 @@ def worst_difference(fixture_dir, sentences, expected, device, feature_major):
             placed = top.device
             top = top.numpy()
             for k in range(3):
-                got = top[k, :len(batch[k])]
+                got = top[k, : len(batch[k])]
                 if got.shape != expected[k][i].shape:
                     raise SystemExit(f"shape mismatch: {got.shape} vs {expected[k][i].shape}")
                 worst = max(worst, float(np.abs(got - expected[k][i]).max()))
@@ -75,10 +83,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shared = pathlib.Path(os.environ.get("KERAS_ELMO_SHARED", REPO.parent / "shared"))
     parser.add_argument("--fixtures", default=str(shared / "fixtures" / "bilm-tf"))
-    parser.add_argument("--devices", default="", help="comma-separated, e.g. CPU:0,GPU:0 "
-                                                      "(default: every visible CPU and GPU)")
-    parser.add_argument("--tf32", choices=("default", "off", "both"), default="both",
-                        help="TensorFloat-32 on GPUs: TensorFlow's default (allowed), off, or both")
+    parser.add_argument(
+        "--devices",
+        default="",
+        help="comma-separated, e.g. CPU:0,GPU:0 (default: every visible CPU and GPU)",
+    )
+    parser.add_argument(
+        "--tf32",
+        choices=("default", "off", "both"),
+        default="both",
+        help="TensorFloat-32 on GPUs: TensorFlow's default (allowed), off, or both",
+    )
     args = parser.parse_args(argv)
 
     fixture_dir = pathlib.Path(args.fixtures)
@@ -86,11 +101,14 @@ def main(argv=None):
         parser.error(f"no bilm-tf fixture at {fixture_dir}")
     sys.path.insert(0, str(REPO))
     import tensorflow as tf
+
     from keras_elmo.layers import lstm as lstm_lib
 
     devices = [d.strip().lstrip("/").upper() for d in args.devices.split(",") if d.strip()] or [
-        d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()
-        if d.device_type in ("CPU", "GPU")]
+        d.name.replace("/physical_device:", "")
+        for d in tf.config.list_physical_devices()
+        if d.device_type in ("CPU", "GPU")
+    ]
     sentences, expected = load_fixture(fixture_dir)
     default_min = lstm_lib.FEATURE_MAJOR_MIN_RECURRENT
     settings = {"default": [True], "off": [False], "both": [True, False]}[args.tf32]
@@ -108,14 +126,18 @@ def main(argv=None):
                 for layout, feature_major in (("batch-major", False), ("feature-major", True)):
                     # Either layout whatever the model's size: a threshold of 0
                     # makes every LSTM feature-major, an unreachable one none.
-                    lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = 0 if feature_major else 2 ** 62
-                    worst, placed = worst_difference(fixture_dir, sentences, expected,
-                                                     "/" + device, feature_major)
+                    lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = 0 if feature_major else 2**62
+                    worst, placed = worst_difference(
+                        fixture_dir, sentences, expected, "/" + device, feature_major
+                    )
                     ok = worst <= bound
                     failed |= not ok
-                    print(f"| {placed.split('device:')[-1]} | "
-                          f"{'-' if tf32 is None else ('yes' if tf32 else 'no')} | {layout} | "
-                          f"{worst:.2e} | {bound:g} | {'yes' if ok else 'no'} |", flush=True)
+                    print(
+                        f"| {placed.split('device:')[-1]} | "
+                        f"{'-' if tf32 is None else ('yes' if tf32 else 'no')} | {layout} | "
+                        f"{worst:.2e} | {bound:g} | {'yes' if ok else 'no'} |",
+                        flush=True,
+                    )
     finally:
         lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = default_min
         tf.config.experimental.enable_tensor_float_32_execution(tf32_before)

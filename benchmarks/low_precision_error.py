@@ -27,7 +27,9 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
 from bench_elmo import make_sentences  # noqa: E402
+
 from keras_elmo.layers.lstm import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
+
 KEYS = ("lstm_outputs1", "lstm_outputs2", "elmo")
 
 
@@ -38,15 +40,16 @@ def run(layer_args, sentences, batch_size):
 
     outputs = {}
     for dtype in DTYPES:
-        layer = keras_elmo.ElmoLayer.from_original(*layer_args, output_mode="dict",
-                                                   lstm_matmul_dtype=dtype)
-        call = tf.function(lambda ids: layer(ids), reduce_retracing=True)
+        layer = keras_elmo.ElmoLayer.from_original(
+            *layer_args, output_mode="dict", lstm_matmul_dtype=dtype
+        )
+        call = tf.function(layer.__call__, reduce_retracing=True)
         per_key = {k: [] for k in KEYS}
         for start in range(0, len(sentences), batch_size):
-            batch = sentences[start:start + batch_size]
+            batch = sentences[start : start + batch_size]
             out = call(tf.constant(keras_elmo.batch_to_ids(batch, layer.max_chars)))
             for key in KEYS:
-                per_key[key].extend(out[key][i, :len(s)].numpy() for i, s in enumerate(batch))
+                per_key[key].extend(out[key][i, : len(s)].numpy() for i, s in enumerate(batch))
         outputs[dtype] = {k: np.concatenate(v) for k, v in per_key.items()}
     rows = []
     ref = outputs["float32"]
@@ -69,8 +72,9 @@ def main(argv=None):
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--shared", default=os.environ.get(
-        "KERAS_ELMO_SHARED", os.path.join(REPO, "..", "shared")))
+    parser.add_argument(
+        "--shared", default=os.environ.get("KERAS_ELMO_SHARED", os.path.join(REPO, "..", "shared"))
+    )
     args = parser.parse_args(argv)
 
     import keras
@@ -81,11 +85,19 @@ def main(argv=None):
     models = []
     fixture = os.path.join(args.shared, "fixtures", "bilm-tf")
     if os.path.exists(os.path.join(fixture, "lm_weights.hdf5")):
-        models.append(("bilm-tf fixture", (os.path.join(fixture, "options.json"),
-                                           os.path.join(fixture, "lm_weights.hdf5"))))
+        models.append(
+            (
+                "bilm-tf fixture",
+                (os.path.join(fixture, "options.json"), os.path.join(fixture, "lm_weights.hdf5")),
+            )
+        )
     shipped = os.path.join(REPO, "saved_models", "elmo-small-en")
-    models.append(("shipped elmo-small-en", (os.path.join(shipped, "options.json"),
-                                             os.path.join(shipped, "weights.hdf5"))))
+    models.append(
+        (
+            "shipped elmo-small-en",
+            (os.path.join(shipped, "options.json"), os.path.join(shipped, "weights.hdf5")),
+        )
+    )
     tmp = tempfile.mkdtemp(prefix="keras_elmo_lowp_")
     keras.utils.set_random_seed(args.seed)
     original = keras_elmo.ElmoLayer(keras_elmo.published_options("original"))
@@ -109,8 +121,10 @@ def main(argv=None):
     for name, layer_args in models:
         for row in run(layer_args, sentences, args.batch_size):
             cells = " | ".join(f"{row[k][0]:.1e} / {row[k][1]:.1e}" for k in KEYS)
-            lines.append(f"| {name} | {row['dtype']} | {cells} | {100 * row['low_cos']:.2f}% "
-                         f"| {row['min_cos']:.5f} |")
+            lines.append(
+                f"| {name} | {row['dtype']} | {cells} | {100 * row['low_cos']:.2f}% "
+                f"| {row['min_cos']:.5f} |"
+            )
             print(lines[-1], file=sys.stderr, flush=True)
     text = "\n".join(lines) + "\n"
     print(text)

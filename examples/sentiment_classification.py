@@ -88,8 +88,10 @@ class ElmoAllLayers(keras.layers.Layer):
     def call(self, tokens, training=None):
         result = self.elmo(tokens, training=training)
         word = result["word_emb"]
-        return tf.concat([word, word] + [result[f"lstm_outputs{k + 1}"]
-                                         for k in range(self.elmo.n_lstm_layers)], -1)
+        return tf.concat(
+            [word, word] + [result[f"lstm_outputs{k + 1}"] for k in range(self.elmo.n_lstm_layers)],
+            -1,
+        )
 
     def compute_mask(self, tokens, mask=None):
         return keras.ops.not_equal(tokens, "")
@@ -131,8 +133,12 @@ def elmo_features(elmo, texts, batch_size):
         return pool(values, mask=mask), tf.RaggedTensor.from_tensor(per_layer, lengths=lengths)
 
     run = tf.function(run, reduce_retracing=True)
-    pooled, ragged = zip(*(run(tf.constant(texts[start:start + batch_size]))
-                           for start in range(0, len(texts), batch_size)))
+    pooled, ragged = zip(
+        *(
+            run(tf.constant(texts[start : start + batch_size]))
+            for start in range(0, len(texts), batch_size)
+        )
+    )
     return np.concatenate([p.numpy() for p in pooled]), tf.concat(ragged, axis=0)
 
 
@@ -155,31 +161,41 @@ def token_dataset(ids, layers, labels, rows, seed=None, batch_size=32):
     each epoch when `seed` is given."""
     rows = tf.constant(rows)
     data = tf.data.Dataset.from_tensor_slices(
-        ((tf.gather(ids, rows), tf.gather(layers, rows)), labels[rows.numpy()]))
+        ((tf.gather(ids, rows), tf.gather(layers, rows)), labels[rows.numpy()])
+    )
     if seed is not None:
         data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    return data.ragged_batch(batch_size).map(
-        lambda x, y: ((x[0].to_tensor(), x[1].to_tensor()), y))
+    return data.ragged_batch(batch_size).map(lambda x, y: ((x[0].to_tensor(), x[1].to_tensor()), y))
 
 
-def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epochs=None,
-                  patience=3):
+def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epochs=None, patience=3):
     """Build a model with `build()` and train it with early stopping on the
     validation loss, everything random (initialisation, dropout, shuffling)
     seeded by `seed`; returns (test accuracy, best epoch, validation
     accuracy, model). train/val/test: (x, y) pairs, or datasets of batches."""
     keras.utils.set_random_seed(seed)
     model = build()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate or args.learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate or args.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
     stop = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
     if isinstance(train, tf.data.Dataset):  # batched and shuffled by the dataset
-        history = model.fit(train, validation_data=val, epochs=epochs or args.epochs,
-                            verbose=0, callbacks=[stop])
+        history = model.fit(
+            train, validation_data=val, epochs=epochs or args.epochs, verbose=0, callbacks=[stop]
+        )
         scored = model.evaluate(test, verbose=0)
     else:
-        history = model.fit(*train, validation_data=val, epochs=epochs or args.epochs,
-                            batch_size=32, shuffle=True, verbose=0, callbacks=[stop])
+        history = model.fit(
+            *train,
+            validation_data=val,
+            epochs=epochs or args.epochs,
+            batch_size=32,
+            shuffle=True,
+            verbose=0,
+            callbacks=[stop],
+        )
         scored = model.evaluate(*test, verbose=0)
     best = int(np.argmin(history.history["val_loss"]))
     return scored[1], best + 1, history.history["val_accuracy"][best], model
@@ -188,20 +204,31 @@ def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epoch
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(eu.MOVIE_REVIEWS), help="default: %(default)s")
-    parser.add_argument("--limit", type=int, default=0,
-                        help="use this many sentences (default 0: all 10,568)")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="use this many sentences (default 0: all 10,568)"
+    )
     parser.add_argument("--epochs", type=int, default=40, help="at most (early stopping)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64, help="for the biLM pass")
     parser.add_argument("--seed", type=int, default=0, help="the data split")
-    parser.add_argument("--train-seeds", default="0",
-                        help="comma-separated seeds of the models' initialisation, dropout and "
-                             "shuffling (default: %(default)s); the split stays that of --seed")
-    parser.add_argument("--elmo-dropout", type=float, default=0.5,
-                        help="dropout on the ELMo vector of the baseline + ELMo model")
-    parser.add_argument("--fine-tune-epochs", type=int, default=0,
-                        help="also fine-tune the whole biLM for at most this many epochs "
-                             "(default 0: no; slow)")
+    parser.add_argument(
+        "--train-seeds",
+        default="0",
+        help="comma-separated seeds of the models' initialisation, dropout and "
+        "shuffling (default: %(default)s); the split stays that of --seed",
+    )
+    parser.add_argument(
+        "--elmo-dropout",
+        type=float,
+        default=0.5,
+        help="dropout on the ELMo vector of the baseline + ELMo model",
+    )
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=0,
+        help="also fine-tune the whole biLM for at most this many epochs (default 0: no; slow)",
+    )
     parser.add_argument("--fine-tune-learning-rate", type=float, default=1e-3)
     eu.add_model_args(parser)
     args = parser.parse_args()
@@ -213,9 +240,11 @@ def main():
 
     train_x, train_y, test_x, test_y = eu.read_movie_reviews(args.data, args.limit, seed=args.seed)
     order = np.random.default_rng(args.seed + 1).permutation(len(train_x))
-    val_idx, fit_idx = order[:len(order) // 10], order[len(order) // 10:]
-    print(f"{len(fit_idx)} training / {len(val_idx)} validation / {len(test_x)} test "
-          f"sentences, {train_y.mean():.1%} positive in training")
+    val_idx, fit_idx = order[: len(order) // 10], order[len(order) // 10 :]
+    print(
+        f"{len(fit_idx)} training / {len(val_idx)} validation / {len(test_x)} test "
+        f"sentences, {train_y.mean():.1%} positive in training"
+    )
 
     elmo = eu.load_elmo(args, output_mode="dict")
     start = time.perf_counter()
@@ -265,19 +294,42 @@ def main():
 
     results = {name: [] for name in ("elmo", "embedding", "both")}
     for seed in seeds:
-        results["elmo"].append(fit_and_score(
-            elmo_alone, (feats_train[fit_idx], train_y[fit_idx]),
-            (feats_train[val_idx], train_y[val_idx]), (feats_test, test_y), args, seed))
-        results["embedding"].append(fit_and_score(
-            embedding_alone, (ids_train[fit_idx], train_y[fit_idx]),
-            (ids_train[val_idx], train_y[val_idx]), (ids_test, test_y), args, seed))
-        results["both"].append(fit_and_score(
-            embedding_plus_elmo,
-            token_dataset(ragged_train, layers_train, train_y, fit_idx, seed=seed),
-            val_tokens, test_tokens, args, seed))
-        print(f"seed {seed}: test accuracy: ELMo alone {results['elmo'][-1][0]:.4f}, "
-              f"embedding {results['embedding'][-1][0]:.4f}, "
-              f"embedding + ELMo {results['both'][-1][0]:.4f}", flush=True)
+        results["elmo"].append(
+            fit_and_score(
+                elmo_alone,
+                (feats_train[fit_idx], train_y[fit_idx]),
+                (feats_train[val_idx], train_y[val_idx]),
+                (feats_test, test_y),
+                args,
+                seed,
+            )
+        )
+        results["embedding"].append(
+            fit_and_score(
+                embedding_alone,
+                (ids_train[fit_idx], train_y[fit_idx]),
+                (ids_train[val_idx], train_y[val_idx]),
+                (ids_test, test_y),
+                args,
+                seed,
+            )
+        )
+        results["both"].append(
+            fit_and_score(
+                embedding_plus_elmo,
+                token_dataset(ragged_train, layers_train, train_y, fit_idx, seed=seed),
+                val_tokens,
+                test_tokens,
+                args,
+                seed,
+            )
+        )
+        print(
+            f"seed {seed}: test accuracy: ELMo alone {results['elmo'][-1][0]:.4f}, "
+            f"embedding {results['embedding'][-1][0]:.4f}, "
+            f"embedding + ELMo {results['both'][-1][0]:.4f}",
+            flush=True,
+        )
 
     if args.fine_tune_epochs:
         start = time.perf_counter()
@@ -286,37 +338,53 @@ def main():
         def fine_tuned():
             tuned_elmo = eu.load_elmo(args, output_mode="dict", fine_tune="all")
             sentences = keras.Input(shape=(), dtype="string")
-            pooled = MeanMaxPooling()(ElmoAllLayers(tuned_elmo)(
-                ElmoTokenizer(mode="punctuation")(sentences)))
-            pooled = keras.layers.Normalization(mean=mean, variance=std ** 2)(pooled)
+            pooled = MeanMaxPooling()(
+                ElmoAllLayers(tuned_elmo)(ElmoTokenizer(mode="punctuation")(sentences))
+            )
+            pooled = keras.layers.Normalization(mean=mean, variance=std**2)(pooled)
             tuned = keras.Model(sentences, head(pooled))
             for k in (-3, -1):  # the two Dense layers, from the frozen ELMo-alone model
                 tuned.layers[k].set_weights(frozen.layers[k].get_weights())
             return tuned
 
         texts = np.array(train_x, dtype=object)
-        results["tuned"] = [fit_and_score(
-            fine_tuned, (texts[fit_idx], train_y[fit_idx]), (texts[val_idx], train_y[val_idx]),
-            (np.array(test_x, dtype=object), test_y), args, seeds[0],
-            learning_rate=args.fine_tune_learning_rate, epochs=args.fine_tune_epochs, patience=1)]
+        results["tuned"] = [
+            fit_and_score(
+                fine_tuned,
+                (texts[fit_idx], train_y[fit_idx]),
+                (texts[val_idx], train_y[val_idx]),
+                (np.array(test_x, dtype=object), test_y),
+                args,
+                seeds[0],
+                learning_rate=args.fine_tune_learning_rate,
+                epochs=args.fine_tune_epochs,
+                patience=1,
+            )
+        ]
         print(f"fine-tuning: {time.perf_counter() - start:.0f} s")
 
-    names = {"elmo": "ELMo alone (frozen biLM, all layers, mean+max) + head",
-             "embedding": "random trainable word embedding (mean+max) + head",
-             "both": "embedding + ELMo (learned scalar mix, per token; mean+max) + head",
-             "tuned": "ELMo alone, whole biLM fine-tuned (all layers, mean+max) + head"}
+    names = {
+        "elmo": "ELMo alone (frozen biLM, all layers, mean+max) + head",
+        "embedding": "random trainable word embedding (mean+max) + head",
+        "both": "embedding + ELMo (learned scalar mix, per token; mean+max) + head",
+        "tuned": "ELMo alone, whole biLM fine-tuned (all layers, mean+max) + head",
+    }
     for key, runs in results.items():
         test = " ".join(f"{r[0]:.4f}" for r in runs)
         val = " ".join(f"{r[2]:.4f}" for r in runs)
         epochs = " ".join(str(r[1]) for r in runs)
-        print(f"{names[key]}: test accuracy {np.mean([r[0] for r in runs]):.4f}"
-              + (f" (mean of {test})" if len(runs) > 1 else "")
-              + f"; validation {val}; best epoch {epochs}")
+        print(
+            f"{names[key]}: test accuracy {np.mean([r[0] for r in runs]):.4f}"
+            + (f" (mean of {test})" if len(runs) > 1 else "")
+            + f"; validation {val}; best epoch {epochs}"
+        )
     if len(seeds) > 1:
         gains = [b[0] - e[0] for b, e in zip(results["both"], results["embedding"])]
-        print(f"embedding + ELMo minus embedding, per seed: "
-              f"{' '.join(f'{g:+.4f}' for g in gains)}; higher in {sum(g > 0 for g in gains)} "
-              f"of {len(gains)} seeds")
+        print(
+            f"embedding + ELMo minus embedding, per seed: "
+            f"{' '.join(f'{g:+.4f}' for g in gains)}; higher in {sum(g > 0 for g in gains)} "
+            f"of {len(gains)} seeds"
+        )
 
 
 if __name__ == "__main__":

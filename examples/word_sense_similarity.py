@@ -75,9 +75,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--word", default="bank")
     parser.add_argument("--sentences-file", help="lines 'sentence<TAB>sense' (default: built in)")
-    parser.add_argument("--layer", default="top",
-                        help="'top' (the top biLM layer), 'elmo' (equal mix), word_emb, "
-                             "lstm_outputs1, ...")
+    parser.add_argument(
+        "--layer",
+        default="top",
+        help="'top' (the top biLM layer), 'elmo' (equal mix), word_emb, lstm_outputs1, ...",
+    )
     parser.add_argument("--plot", default="word_senses.png", help="PNG path ('' for none)")
     eu.add_model_args(parser)
     args = parser.parse_args()
@@ -116,8 +118,10 @@ def main():
     real = (flat_words != b"") & (np.char.lower(flat_words.astype(str)) != args.word.lower())
     token_sims = normalize(flat[real]) @ normalize(occ[query])
     top = np.argsort(-token_sims)[:8]
-    print("nearest other tokens to the query occurrence: " + ", ".join(
-        f"{flat_words[real][k].decode()} ({token_sims[k]:.2f})" for k in top))
+    print(
+        "nearest other tokens to the query occurrence: "
+        + ", ".join(f"{flat_words[real][k].decode()} ({token_sims[k]:.2f})" for k in top)
+    )
 
     if args.plot:
         import matplotlib

@@ -47,7 +47,9 @@ PUBLISHED_OPTIONS = {
 def published_options(name):
     """A copy of the options of a published size: small, medium or original."""
     if name not in PUBLISHED_OPTIONS:
-        raise ValueError(f"Unknown published size {name!r}; choose one of {sorted(PUBLISHED_OPTIONS)}.")
+        raise ValueError(
+            f"Unknown published size {name!r}; choose one of {sorted(PUBLISHED_OPTIONS)}."
+        )
     return copy.deepcopy(PUBLISHED_OPTIONS[name])
 
 
@@ -77,7 +79,9 @@ def _clip(lstm, key, where):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{where}: option lstm.{key} must be a positive number or absent, got {value!r}.")
+        raise ValueError(
+            f"{where}: option lstm.{key} must be a positive number or absent, got {value!r}."
+        )
     return float(value)
 
 
@@ -105,7 +109,8 @@ def validate_options(options, source="options"):
     activation = cnn.get("activation", "relu")
     if activation not in ACTIVATIONS:
         raise ValueError(
-            f"{where_c}: unknown activation {activation!r}; the original code supports {ACTIVATIONS}."
+            f"{where_c}: unknown activation {activation!r}; "
+            f"the original code supports {ACTIVATIONS}."
         )
     filters = cnn.get("filters")
     if not isinstance(filters, list) or not filters:
@@ -118,14 +123,19 @@ def validate_options(options, source="options"):
             or len(pair) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
         ):
-            raise ValueError(f"{where_c}: filter {k} must be [width, count] of positive ints, got {pair!r}.")
+            raise ValueError(
+                f"{where_c}: filter {k} must be [width, count] of positive ints, got {pair!r}."
+            )
         if pair[0] > max_chars:
-            raise ValueError(f"{where_c}: filter {k} is wider ({pair[0]}) than max_characters_per_token.")
+            raise ValueError(
+                f"{where_c}: filter {k} is wider ({pair[0]}) than max_characters_per_token."
+            )
         clean_filters.append([int(pair[0]), int(pair[1])])
     n_characters = _require(cnn, "n_characters", where_c)
     if n_characters not in (261, 262):
         raise ValueError(
-            f"{where_c}: n_characters must be 262 (prediction) or 261 (as written during LM training), "
+            f"{where_c}: n_characters must be 262 (prediction) or 261 "
+            "(as written during LM training), "
             f"got {n_characters}."
         )
     n_highway = cnn.get("n_highway") or 0

@@ -15,10 +15,22 @@ FIXTURES = REPO / "tests" / "fixtures" / "bilm-tf"
 
 # A small random model: skip connections on, like the published ones.
 TINY_OPTIONS = {
-    "lstm": {"dim": 12, "projection_dim": 6, "n_layers": 2, "cell_clip": 3, "proj_clip": 3,
-             "use_skip_connections": True},
-    "char_cnn": {"embedding": {"dim": 4}, "n_characters": 262, "max_characters_per_token": 50,
-                 "activation": "relu", "filters": [[1, 4], [2, 4], [3, 8]], "n_highway": 1},
+    "lstm": {
+        "dim": 12,
+        "projection_dim": 6,
+        "n_layers": 2,
+        "cell_clip": 3,
+        "proj_clip": 3,
+        "use_skip_connections": True,
+    },
+    "char_cnn": {
+        "embedding": {"dim": 4},
+        "n_characters": 262,
+        "max_characters_per_token": 50,
+        "activation": "relu",
+        "filters": [[1, 4], [2, 4], [3, 8]],
+        "n_highway": 1,
+    },
 }
 
 
@@ -30,6 +42,7 @@ def tiny_options():
 @pytest.fixture(scope="session")
 def fixture_dir():
     return FIXTURES
+
 
 import sys  # noqa: E402
 

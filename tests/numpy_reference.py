@@ -29,17 +29,25 @@ class NumpyElmo:
         self.o = options
         with h5py.File(weight_file, "r") as f:
             self.w = {}
-            f.visititems(lambda n, obj: self.w.__setitem__(n, obj[...]) if isinstance(obj, h5py.Dataset) else None)
-        self.embed = np.concatenate([np.zeros((1, self.w["char_embed"].shape[1])), self.w["char_embed"]])
+            f.visititems(
+                lambda n, obj: (
+                    self.w.__setitem__(n, obj[...]) if isinstance(obj, h5py.Dataset) else None
+                )
+            )
+        self.embed = np.concatenate(
+            [np.zeros((1, self.w["char_embed"].shape[1])), self.w["char_embed"]]
+        )
 
     def token_vector(self, token):
         cnn = self.o["char_cnn"]
         x = self.embed[char_ids(token, cnn["max_characters_per_token"])]  # (C, d)
         feats = []
-        for i, (width, count) in enumerate(cnn["filters"]):
+        for i, (width, _count) in enumerate(cnn["filters"]):
             k = self.w[f"CNN/W_cnn_{i}"][0]  # (width, d, count)
             b = self.w[f"CNN/b_cnn_{i}"]
-            conv = np.stack([np.einsum("wd,wdn->n", x[p:p + width], k) for p in range(x.shape[0] - width + 1)])
+            conv = np.stack(
+                [np.einsum("wd,wdn->n", x[p : p + width], k) for p in range(x.shape[0] - width + 1)]
+            )
             v = conv.max(axis=0) + b
             feats.append(np.maximum(v, 0) if cnn["activation"] == "relu" else np.tanh(v))
         h = np.concatenate(feats)
@@ -90,5 +98,6 @@ class NumpyElmo:
                 inp = out
             per_dir.append(outs)
         reps = [np.concatenate([x, x], -1)] + [
-            np.concatenate([per_dir[0][k], per_dir[1][k]], -1) for k in range(lstm["n_layers"])]
+            np.concatenate([per_dir[0][k], per_dir[1][k]], -1) for k in range(lstm["n_layers"])
+        ]
         return np.stack(reps)[:, 1:-1], new_state

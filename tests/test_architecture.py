@@ -43,14 +43,21 @@ def imports_of(path):
     """keras_elmo modules imported by `path` (anywhere in it), as dotted names."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_elmo"):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("keras_elmo")
+        ):
             base = node.module.split(".")[1:]
             for alias in node.names:
                 candidate = ".".join(base + [alias.name])
                 names.add(candidate if candidate in RANK else ".".join(base))
         elif isinstance(node, ast.Import):
-            names.update(".".join(a.name.split(".")[1:]) for a in node.names
-                         if a.name.startswith("keras_elmo."))
+            names.update(
+                ".".join(a.name.split(".")[1:])
+                for a in node.names
+                if a.name.startswith("keras_elmo.")
+            )
     return {name for name in names if name}
 
 
@@ -79,6 +86,9 @@ def test_no_private_keras_imports_or_prints():
         text = path.read_text()
         assert "keras.src" not in text, path
         if module_name(path) != "cli":
-            calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
-                     and getattr(n.func, "id", None) == "print"]
+            calls = [
+                n
+                for n in ast.walk(ast.parse(text))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print"
+            ]
             assert not calls, f"print() in library module {module_name(path)}"

@@ -51,8 +51,25 @@ def test_empty_string_is_padding():
     assert (ids[0, 1] == 0).all()
 
 
-TOKENS = ["The", "café", "naïve", "日本語", "🙂👍🏽", "x" * 47, "y" * 48, "z" * 49,
-          "é" * 30, "<S>", "</S>", "<s>", "a", ".", "--", "\x00", "don't"]
+TOKENS = [
+    "The",
+    "café",
+    "naïve",
+    "日本語",
+    "🙂👍🏽",
+    "x" * 47,
+    "y" * 48,
+    "z" * 49,
+    "é" * 30,
+    "<S>",
+    "</S>",
+    "<s>",
+    "a",
+    ".",
+    "--",
+    "\x00",
+    "don't",
+]
 
 
 def test_graph_equals_numpy_dense_with_padding():
@@ -61,7 +78,7 @@ def test_graph_equals_numpy_dense_with_padding():
     want = batch_to_ids(sentences)
     dense = np.full(want.shape[:2], "", dtype=object)
     for i, s in enumerate(sentences):
-        dense[i, :len(s)] = s
+        dense[i, : len(s)] = s
     got = tokens_to_char_ids(tf.constant(dense.astype(str).tolist())).numpy()
     np.testing.assert_array_equal(got, want)
 
@@ -79,7 +96,9 @@ def test_graph_equals_numpy_ragged_and_any_rank():
 
 
 def test_bytes_tokens_equal_str_tokens():
-    np.testing.assert_array_equal(batch_to_ids([[t.encode() for t in TOKENS]]), batch_to_ids([TOKENS]))
+    np.testing.assert_array_equal(
+        batch_to_ids([[t.encode() for t in TOKENS]]), batch_to_ids([TOKENS])
+    )
 
 
 def test_invalid_utf8_is_a_clear_error():

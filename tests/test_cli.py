@@ -5,9 +5,9 @@ import json
 import h5py
 import numpy as np
 import pytest
+from test_layer import load_fixture
 
 from keras_elmo.cli import main
-from test_layer import load_fixture
 
 
 def run_embed(fixture_dir, tmp_path, lines, *flags, raw=None):
@@ -17,8 +17,19 @@ def run_embed(fixture_dir, tmp_path, lines, *flags, raw=None):
     else:
         src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.hdf5"
-    code = main(["embed", str(src), str(out), "--options-file", str(fixture_dir / "options.json"),
-                 "--weight-file", str(fixture_dir / "lm_weights.hdf5"), "--quiet", *flags])
+    code = main(
+        [
+            "embed",
+            str(src),
+            str(out),
+            "--options-file",
+            str(fixture_dir / "options.json"),
+            "--weight-file",
+            str(fixture_dir / "lm_weights.hdf5"),
+            "--quiet",
+            *flags,
+        ]
+    )
     return code, out
 
 
@@ -37,7 +48,10 @@ def test_fixture_through_cli_all_stateful(fixture_dir, tmp_path):
             assert data.shape == (3, len(line.split()), 32)
             assert index[line] == str(n)
             np.testing.assert_array_equal(data[0, :, :16], data[0, :, 16:])  # token duplicated
-            assert np.allclose(data[2], expected[k][i], atol=1e-6), (n, np.abs(data[2] - expected[k][i]).max())
+            assert np.allclose(data[2], expected[k][i], atol=1e-6), (
+                n,
+                np.abs(data[2] - expected[k][i]).max(),
+            )
 
 
 def test_top_and_average_layouts_and_sorted_batching(fixture_dir, tmp_path):
@@ -57,11 +71,14 @@ def test_top_and_average_layouts_and_sorted_batching(fixture_dir, tmp_path):
                 np.testing.assert_allclose(got, reduce(all_layers[n]), atol=1e-6)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"fine line\n\nafter empty\n", "line 2 is empty"),
-    (b"ok\nbad \xff byte\n", "line 2 is not valid UTF-8"),
-    (b"", "no sentences"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"fine line\n\nafter empty\n", "line 2 is empty"),
+        (b"ok\nbad \xff byte\n", "line 2 is not valid UTF-8"),
+        (b"", "no sentences"),
+    ],
+)
 def test_bad_input_files_are_clear_errors(fixture_dir, tmp_path, capsys, content, message):
     code, out = run_embed(fixture_dir, tmp_path, None, raw=content)
     assert code == 2
@@ -74,6 +91,15 @@ def test_missing_model_files_are_clear_errors(tmp_path, capsys):
     src.write_text("a b\n")
     code = main(["embed", str(src), str(tmp_path / "o.hdf5"), "--options-file", "x.json"])
     assert code == 2 and "both --options-file and --weight-file" in capsys.readouterr().err
-    code = main(["embed", str(src), str(tmp_path / "o.hdf5"), "--options-file",
-                 str(tmp_path / "none.json"), "--weight-file", str(tmp_path / "none.hdf5")])
+    code = main(
+        [
+            "embed",
+            str(src),
+            str(tmp_path / "o.hdf5"),
+            "--options-file",
+            str(tmp_path / "none.json"),
+            "--weight-file",
+            str(tmp_path / "none.hdf5"),
+        ]
+    )
     assert code == 2 and "options file not found" in capsys.readouterr().err

@@ -5,11 +5,10 @@ import collections
 
 import numpy as np
 import pytest
-
-from keras_elmo.training import data
-from keras_elmo.text.characters import batch_to_ids
-
 from conftest import REPO
+
+from keras_elmo.text.characters import batch_to_ids
+from keras_elmo.training import data
 
 CORPUS = """the cat sat on the mat .
 the dog sat .
@@ -38,14 +37,24 @@ def test_module_order_data_imports_no_model_code():
 def test_count_tokens_and_vocab(tmp_path):
     path = _write(tmp_path, CORPUS)
     counts = data.count_tokens(path)
-    assert counts == collections.Counter({
-        "the": 3, "cat": 2, "sat": 2, ".": 3, "dog": 2, "a": 2, "on": 1, "mat": 1, "and": 1})
+    assert counts == collections.Counter(
+        {"the": 3, "cat": 2, "sat": 2, ".": 3, "dog": 2, "a": 2, "on": 1, "mat": 1, "and": 1}
+    )
     vocab = data.build_vocab(counts)
     assert vocab[:3] == ["<S>", "</S>", "<UNK>"]
     # by falling count, ties by the string
     assert vocab[3:] == [".", "the", "a", "cat", "dog", "sat", "and", "mat", "on"]
-    assert data.build_vocab(counts, min_count=2) == ["<S>", "</S>", "<UNK>", ".", "the", "a",
-                                                     "cat", "dog", "sat"]
+    assert data.build_vocab(counts, min_count=2) == [
+        "<S>",
+        "</S>",
+        "<UNK>",
+        ".",
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "sat",
+    ]
     assert data.build_vocab(counts, max_size=5) == ["<S>", "</S>", "<UNK>", ".", "the"]
     out = tmp_path / "vocab.txt"
     data.write_vocab(vocab, out)
@@ -68,14 +77,16 @@ def test_vocab_errors(tmp_path):
 
 
 def test_split_sentences():
-    text = ("Mr. Smith went to Washington. He met Dr. Jones of the U.S. Senate! "
-            "Was it raining? \"Yes,\" said J. F. Kennedy. The end. 3 more "
-            "sentences? No.")
+    text = (
+        "Mr. Smith went to Washington. He met Dr. Jones of the U.S. Senate! "
+        'Was it raining? "Yes," said J. F. Kennedy. The end. 3 more '
+        "sentences? No."
+    )
     assert data.split_sentences(text) == [
         "Mr. Smith went to Washington.",
         "He met Dr. Jones of the U.S. Senate!",
         "Was it raining?",
-        "\"Yes,\" said J. F. Kennedy.",
+        '"Yes," said J. F. Kennedy.',
         "The end.",
         "3 more sentences?",
         "No.",
@@ -85,12 +96,27 @@ def test_split_sentences():
 def test_split_sentences_quotes_and_lowercase():
     text = "He said \u201cstop.\u201d Then he left. it was late. Etc. and so on"
     assert data.split_sentences(text) == [
-        "He said \"stop.\"", "Then he left. it was late.", "Etc. and so on"]
+        'He said "stop."',
+        "Then he left. it was late.",
+        "Etc. and so on",
+    ]
 
 
 def test_tokenize_prose():
     assert data.tokenize_prose("America\u2019s future isn't \u201cbright\u201d, Mr. Smith.") == [
-        "America", "'s", "future", "is", "n't", '"', "bright", '"', ",", "Mr.", "Smith", "."]
+        "America",
+        "'s",
+        "future",
+        "is",
+        "n't",
+        '"',
+        "bright",
+        '"',
+        ",",
+        "Mr.",
+        "Smith",
+        ".",
+    ]
     # The project tokenizer always splits the sentence-final period (PTB keeps "U.S." whole).
     assert data.tokenize_prose("He came from the U.S.") == ["He", "came", "from", "the", "U.S", "."]
 
@@ -98,17 +124,21 @@ def test_tokenize_prose():
 def test_read_prose_paragraphs(tmp_path):
     path = _write(tmp_path, "First line of a\nparagraph. Second one!\n\n\nNew paragraph here.\n")
     assert list(data.read_prose(path)) == [
-        ["First", "line", "of", "a", "paragraph", "."], ["Second", "one", "!"],
-        ["New", "paragraph", "here", "."]]
+        ["First", "line", "of", "a", "paragraph", "."],
+        ["Second", "one", "!"],
+        ["New", "paragraph", "here", "."],
+    ]
 
 
 def test_brown_reading_and_tags(tmp_path):
-    path = _write(tmp_path, "\n\tThe/at Fulton/np-tl jury/nn said/vbd ./.\n\n\tA/at b/c/nn\n",
-                  "ca01")
+    path = _write(
+        tmp_path, "\n\tThe/at Fulton/np-tl jury/nn said/vbd ./.\n\n\tA/at b/c/nn\n", "ca01"
+    )
     assert list(data.read_brown(path)) == [["The", "Fulton", "jury", "said", "."], ["A", "b/c"]]
-    assert [data.simplify_brown_tag(t) for t in
-            ("nn-tl", "vbd", "np$", "fw-nn", ",", "nns", "ppss+md", "jj-hl", "*", "nn-tl-hl")] == [
-        "nn", "vb", "np", "nn", ",", "nn", "pp", "jj", "*", "nn"]
+    assert [
+        data.simplify_brown_tag(t)
+        for t in ("nn-tl", "vbd", "np$", "fw-nn", ",", "nns", "ppss+md", "jj-hl", "*", "nn-tl-hl")
+    ] == ["nn", "vb", "np", "nn", ",", "nn", "pp", "jj", "*", "nn"]
     with pytest.raises(ValueError, match="word/tag"):
         data.split_brown_token("notag")
 
@@ -209,8 +239,10 @@ def test_dataset_deterministic_and_skip(tmp_path):
     vocab = data.build_vocab(data.count_tokens(paths))
     kwargs = dict(batch_size=4, shuffle_buffer=20, seed=3, repeat=True)
     a = [b["word_ids"].numpy() for b in data.make_dataset(paths, vocab, **kwargs).take(10)]
-    b = [b["word_ids"].numpy() for b in data.make_dataset(paths, vocab, skip_batches=6,
-                                                          **kwargs).take(4)]
+    b = [
+        b["word_ids"].numpy()
+        for b in data.make_dataset(paths, vocab, skip_batches=6, **kwargs).take(4)
+    ]
     for x, y in zip(a[6:], b):
         np.testing.assert_array_equal(x, y)
 

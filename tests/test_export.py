@@ -23,16 +23,16 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import keras_elmo
 from keras_elmo import cli
+from keras_elmo.layers.elmo_layer import ElmoLayer
 from keras_elmo.serving import export
 from keras_elmo.text import tokenization
-from keras_elmo.layers.elmo_layer import ElmoLayer
 
 SENTENCES = [
     "the cat sat on the mat .",
     "",
     "dogs   are\tin the fog",
     "a",
-    "Don't panic, said the \"hitchhiker\" -- twice.",
+    'Don\'t panic, said the "hitchhiker" -- twice.',
 ]
 # Tokens with junk beyond sequence_len: the signature must mask it to "".
 TOKENS = [
@@ -137,13 +137,21 @@ def _run_loader(work, jobs, use_tf_text=False):
     """Load each export in a fresh TF-only process; returns (report, outputs per job)."""
     os.makedirs(work, exist_ok=True)
     np.save(os.path.join(work, "sentences.npy"), np.array([s.encode() for s in SENTENCES]))
-    np.save(os.path.join(work, "tokens.npy"), np.array([[t.encode() for t in row] for row in TOKENS]))
+    np.save(
+        os.path.join(work, "tokens.npy"), np.array([[t.encode() for t in row] for row in TOKENS])
+    )
     np.save(os.path.join(work, "sequence_len.npy"), np.array(SEQUENCE_LEN, dtype=np.int32))
     with open(os.path.join(work, "jobs.json"), "w") as f:
         json.dump(jobs, f)
     code = SAVED_MODEL_OPS + LOADER.format(work=str(work), use_tf_text=use_tf_text)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=work, env=_tf_only_env(work, block_keras=not use_tf_text))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+        env=_tf_only_env(work, block_keras=not use_tf_text),
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(os.path.join(work, "report.json")) as f:
         report = json.load(f)
@@ -169,18 +177,24 @@ def _reference(layer, tokenizer="whitespace"):
 
         tokens = tensorflow_text.WhitespaceTokenizer().tokenize(sentences).to_tensor("")
     text = {k: v.numpy() for k, v in layer(tokens).items()}
-    masked = [[t if j < n else "" for j, t in enumerate(row)] for row, n in zip(TOKENS, SEQUENCE_LEN)]
+    masked = [
+        [t if j < n else "" for j, t in enumerate(row)] for row, n in zip(TOKENS, SEQUENCE_LEN)
+    ]
     tok = {k: v.numpy() for k, v in layer(tf.constant(masked)).items()}
     return text, tok
 
 
 def _assert_matches(got, text_ref, tok_ref):
     for sig in ("serving_default", "default"):
-        assert sorted(k.split("/")[1] for k in got if k.startswith(sig + "/")) == sorted(OUTPUT_KEYS)
+        assert sorted(k.split("/")[1] for k in got if k.startswith(sig + "/")) == sorted(
+            OUTPUT_KEYS
+        )
         for key in OUTPUT_KEYS:
             actual = got[f"{sig}/{key}"]
             assert actual.shape == text_ref[key].shape, (sig, key)
-            np.testing.assert_allclose(actual, text_ref[key], atol=ATOL, rtol=0, err_msg=f"{sig}/{key}")
+            np.testing.assert_allclose(
+                actual, text_ref[key], atol=ATOL, rtol=0, err_msg=f"{sig}/{key}"
+            )
     for key in OUTPUT_KEYS:
         actual = got[f"tokens/{key}"]
         assert actual.shape == tok_ref[key].shape, key
@@ -208,23 +222,30 @@ def exports(tmp_path_factory, fixture_dir):
 
     root = tmp_path_factory.mktemp("exports")
     tiny = _tiny_layer(TINY_OPTIONS)
-    real = ElmoLayer.from_original(str(fixture_dir / "options.json"),
-                                   str(fixture_dir / "lm_weights.hdf5"), output_mode="dict")
+    real = ElmoLayer.from_original(
+        str(fixture_dir / "options.json"), str(fixture_dir / "lm_weights.hdf5"), output_mode="dict"
+    )
     jobs = {
         "tiny": export.export_saved_model(tiny, root / "tiny"),
         "tiny_punct": export.export_saved_model(tiny, root / "tiny_punct", tokenizer="punctuation"),
         "real": export.export_saved_model(real, root / "real"),
     }
     report, outputs = _run_loader(root / "work", jobs)
-    refs = {"tiny": _reference(tiny), "tiny_punct": _reference(tiny, "punctuation"),
-            "real": _reference(real)}
+    refs = {
+        "tiny": _reference(tiny),
+        "tiny_punct": _reference(tiny, "punctuation"),
+        "real": _reference(real),
+    }
     layers = {"tiny": tiny, "tiny_punct": tiny, "real": real}
     return {"jobs": jobs, "report": report, "outputs": outputs, "refs": refs, "layers": layers}
 
 
 def test_loads_without_keras(exports):
     assert exports["report"]["modules"] == {
-        "keras": False, "keras_elmo": False, "tensorflow_text": False}
+        "keras": False,
+        "keras_elmo": False,
+        "tensorflow_text": False,
+    }
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_punct", "real"])
@@ -234,10 +255,13 @@ def test_signatures_match_layer(exports, name):
     _assert_matches(got, text_ref, tok_ref)
     # The empty sentence: length 0, zero vectors, no NaN.
     assert got["default/sequence_len"][1] == 0
-    _check_padding({k.split("/")[1]: v for k, v in got.items() if k.startswith("default/")},
-                   got["default/sequence_len"])
-    _check_padding({k.split("/")[1]: v for k, v in got.items() if k.startswith("tokens/")},
-                   SEQUENCE_LEN)
+    _check_padding(
+        {k.split("/")[1]: v for k, v in got.items() if k.startswith("default/")},
+        got["default/sequence_len"],
+    )
+    _check_padding(
+        {k.split("/")[1]: v for k, v in got.items() if k.startswith("tokens/")}, SEQUENCE_LEN
+    )
     np.testing.assert_array_equal(got["tokens/sequence_len"], SEQUENCE_LEN)
 
 
@@ -276,17 +300,24 @@ def test_variables_saved_once_not_as_constants(exports):
     path = exports["jobs"]["tiny"]
     n_vars = len(layer.variables)  # stateless source: every variable is exported
     assert exports["report"]["tiny"]["n_variables"] == n_vars
-    names = [n for n, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
-             if not n.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")]
+    names = [
+        n
+        for n, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+        if not n.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")
+    ]
     assert len(names) == n_vars
     weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in layer.variables)
-    data = sum(os.path.getsize(os.path.join(path, "variables", f))
-               for f in os.listdir(os.path.join(path, "variables")) if ".data-" in f)
+    data = sum(
+        os.path.getsize(os.path.join(path, "variables", f))
+        for f in os.listdir(os.path.join(path, "variables"))
+        if ".data-" in f
+    )
     assert weight_bytes <= data <= weight_bytes * 1.05 + 4096
     # The graph holds no weight-sized constant: no Const node (graph or function
     # library) comes near the largest weight, and all of them together are a
-    # small fraction of the real model's weights. (Comparing whole graph sizes of two configs was order-dependent:
-    # the graph itself grows with the number of conv filters and highways.)
+    # small fraction of the real model's weights. (Comparing whole graph sizes
+    # of two configs was order-dependent: the graph itself grows with the number
+    # of conv filters and highways.)
     real = exports["layers"]["real"]
     real_bytes = sum(int(np.prod(v.shape)) * 4 for v in real.variables)
     assert real_bytes > 200_000
@@ -294,8 +325,9 @@ def test_variables_saved_once_not_as_constants(exports):
     with open(os.path.join(exports["jobs"]["real"], "saved_model.pb"), "rb") as f:
         sm.ParseFromString(f.read())
     nodes = [n for mg in sm.meta_graphs for n in mg.graph_def.node]
-    nodes += [n for mg in sm.meta_graphs for fn in mg.graph_def.library.function
-              for n in fn.node_def]
+    nodes += [
+        n for mg in sm.meta_graphs for fn in mg.graph_def.library.function for n in fn.node_def
+    ]
     sizes = [n.attr["value"].tensor.ByteSize() for n in nodes if n.op == "Const"]
     largest_weight = max(int(np.prod(v.shape)) * 4 for v in real.variables)
     assert max(sizes) < largest_weight / 10, (max(sizes), largest_weight)
@@ -316,9 +348,13 @@ def test_saved_model_cli_lists_signatures(exports):
     cli_bin = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     if not os.path.exists(cli_bin):
         pytest.skip(f"saved_model_cli not found next to {sys.executable}")
-    proc = subprocess.run([cli_bin, "show", "--all", "--dir", exports["jobs"]["tiny"]],
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [cli_bin, "show", "--all", "--dir", exports["jobs"]["tiny"]],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
     sections = {}
@@ -326,8 +362,14 @@ def test_saved_model_cli_lists_signatures(exports):
         marker = f"signature_def['{name}']:"
         assert marker in text
         start = text.index(marker)
-        end = min([text.index(f"signature_def['{other}']:") for other in export.SIGNATURE_NAMES
-                   if text.index(f"signature_def['{other}']:") > start] + [len(text)])
+        end = min(
+            [
+                text.index(f"signature_def['{other}']:")
+                for other in export.SIGNATURE_NAMES
+                if text.index(f"signature_def['{other}']:") > start
+            ]
+            + [len(text)]
+        )
         sections[name] = text[start:end]
     for name in ("serving_default", "default"):
         sec = sections[name]
@@ -340,8 +382,8 @@ def test_saved_model_cli_lists_signatures(exports):
         for key in OUTPUT_KEYS:
             assert f"outputs['{key}'] tensor_info:" in sec
         assert "DT_FLOAT" in sec
-        outputs = sec[sec.index("outputs["):]
-        seq = outputs[outputs.index("outputs['sequence_len']"):]
+        outputs = sec[sec.index("outputs[") :]
+        seq = outputs[outputs.index("outputs['sequence_len']") :]
         assert seq.split("\n")[1].strip() == "dtype: DT_INT32"
         assert "Method name is: tensorflow/serving/predict" in sec
 
@@ -354,7 +396,9 @@ def _predict_like_tf_serving(loaded, body, signature="serving_default"):
     specs = fn.structured_input_signature[1]  # name -> TensorSpec
     if "instances" in body:
         instances = body["instances"]
-        if len(specs) == 1 and not (isinstance(instances[0], dict) and set(instances[0]) <= set(specs)):
+        if len(specs) == 1 and not (
+            isinstance(instances[0], dict) and set(instances[0]) <= set(specs)
+        ):
             (name,) = specs
             columns = {name: instances}
         else:
@@ -393,16 +437,22 @@ def test_rest_bodies(exports):
     assert resp["outputs"]["sequence_len"] == [3, 2]
     np.testing.assert_allclose(resp["outputs"]["elmo"][0], preds[0]["elmo"], atol=ATOL)
     # Tokens signature, row format: one dict per instance.
-    body = {"signature_name": "tokens", "instances": [
-        {"tokens": ["the", "cat", "sat"], "sequence_len": 3},
-        {"tokens": ["a", "dog", ""], "sequence_len": 2}]}
+    body = {
+        "signature_name": "tokens",
+        "instances": [
+            {"tokens": ["the", "cat", "sat"], "sequence_len": 3},
+            {"tokens": ["a", "dog", ""], "sequence_len": 2},
+        ],
+    }
     resp = _predict_like_tf_serving(loaded, body, "tokens")
     assert [p["sequence_len"] for p in resp["predictions"]] == [3, 2]
     np.testing.assert_allclose(resp["predictions"][0]["elmo"], preds[0]["elmo"], atol=ATOL)
     assert resp["predictions"][1]["elmo"][2] == [0.0] * p2
     # Tokens signature, columnar.
-    body = {"signature_name": "tokens",
-            "inputs": {"tokens": [["the", "cat", "sat"], ["a", "dog", ""]], "sequence_len": [3, 2]}}
+    body = {
+        "signature_name": "tokens",
+        "inputs": {"tokens": [["the", "cat", "sat"], ["a", "dog", ""]], "sequence_len": [3, 2]},
+    }
     resp = _predict_like_tf_serving(loaded, body, "tokens")
     assert np.array(resp["outputs"]["word_emb"]).shape == (2, 3, p2 // 2)
     assert np.array(resp["outputs"]["default"]).shape == (2, p2)
@@ -417,14 +467,25 @@ def _free_port():
 def test_tensorflow_model_server_rest(exports, tmp_path):
     server = shutil.which("tensorflow_model_server")
     if server is None:
-        pytest.skip("tensorflow_model_server not on PATH; install it (see README.md, 'Serving with TensorFlow Serving', "
-                    "'Tests and the integration test') to run a real REST predict")
+        pytest.skip(
+            "tensorflow_model_server not on PATH; install it (see README.md, "
+            "'Serving with TensorFlow Serving', 'Tests and the integration test') "
+            "to run a real REST predict"
+        )
     base = tmp_path / "elmo"
     shutil.copytree(exports["jobs"]["tiny"], base / "1")
     port = _free_port()
-    proc = subprocess.Popen([server, f"--rest_api_port={port}", "--port=0", "--model_name=elmo",
-                             f"--model_base_path={base}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            server,
+            f"--rest_api_port={port}",
+            "--port=0",
+            "--model_name=elmo",
+            f"--model_base_path={base}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}/v1/models/elmo"
         deadline = time.time() + 120
@@ -438,18 +499,28 @@ def test_tensorflow_model_server_rest(exports, tmp_path):
             assert proc.poll() is None, "tensorflow_model_server exited"
             assert time.time() < deadline, "model did not become AVAILABLE"
             time.sleep(0.5)
-        for body, sig in (({"instances": ["the cat sat", ""]}, "serving_default"),
-                          ({"signature_name": "tokens",
-                            "inputs": {"tokens": [["the", "cat", "sat"]], "sequence_len": [3]}},
-                           "tokens")):
-            req = urllib.request.Request(url + ":predict", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        for body, _sig in (
+            ({"instances": ["the cat sat", ""]}, "serving_default"),
+            (
+                {
+                    "signature_name": "tokens",
+                    "inputs": {"tokens": [["the", "cat", "sat"]], "sequence_len": [3]},
+                },
+                "tokens",
+            ),
+        ):
+            req = urllib.request.Request(
+                url + ":predict",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(req, timeout=60) as r:
                 resp = json.loads(r.read())
             got = resp["predictions"] if "predictions" in resp else resp["outputs"]
             elmo = got[0]["elmo"] if isinstance(got, list) else got["elmo"][0]
             np.testing.assert_allclose(
-                elmo, exports["outputs"]["tiny"]["default/elmo"][0, :3], atol=1e-5)
+                elmo, exports["outputs"]["tiny"]["default/elmo"][0, :3], atol=1e-5
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -474,13 +545,19 @@ def test_tf_text_tokenizer_export(tmp_path):
     code = SAVED_MODEL_OPS + textwrap.dedent(f"""
         import json, sys
         from tensorflow.python.framework import op_def_registry
-        ops = saved_model_ops({os.path.join(path, 'saved_model.pb')!r})
+        ops = saved_model_ops({os.path.join(path, "saved_model.pb")!r})
         assert "tensorflow_text" not in sys.modules and "keras" not in sys.modules
-        print(json.dumps({{"ops": sorted(ops),
-                          "unregistered": sorted(o for o in ops if op_def_registry.get(o) is None)}}))
+        unregistered = sorted(o for o in ops if op_def_registry.get(o) is None)
+        print(json.dumps({{"ops": sorted(ops), "unregistered": unregistered}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                          cwd=tmp_path, env=_tf_only_env(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        env=_tf_only_env(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not DENYLIST & set(info["ops"])
@@ -514,8 +591,14 @@ def test_export_from_model_and_keras_file(tmp_path, tiny_options):
 
 
 def test_cli_export_versions(tmp_path, fixture_dir):
-    argv = ["export", "--options-file", str(fixture_dir / "options.json"),
-            "--weight-file", str(fixture_dir / "lm_weights.hdf5"), str(tmp_path)]
+    argv = [
+        "export",
+        "--options-file",
+        str(fixture_dir / "options.json"),
+        "--weight-file",
+        str(fixture_dir / "lm_weights.hdf5"),
+        str(tmp_path),
+    ]
     assert cli.main(argv) == 0
     assert (tmp_path / "1" / "saved_model.pb").is_file()
     assert (tmp_path / "1" / "variables").is_dir()

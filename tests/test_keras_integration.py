@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO, TINY_OPTIONS
+
 from keras_elmo import ElmoLayer, ElmoTokenizer, batch_to_ids
 
 POSITIVE = ["a good film", "good acting and a good plot", "I loved it , good", "really good fun"]
@@ -23,13 +23,15 @@ LABELS = [1.0] * len(POSITIVE) + [0.0] * len(NEGATIVE)
 
 def raw_text_model(options=TINY_OPTIONS, mode="whitespace", **elmo_kwargs):
     """The model of the docs: raw sentences in, one probability out."""
-    return keras.Sequential([
-        keras.Input(shape=(), dtype="string"),
-        ElmoTokenizer(mode=mode),
-        ElmoLayer(options, **elmo_kwargs),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(), dtype="string"),
+            ElmoTokenizer(mode=mode),
+            ElmoLayer(options, **elmo_kwargs),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
 
 
 def dataset(batch_size=4):
@@ -49,13 +51,19 @@ def test_tokenizer_modes():
     text = tf.constant(["Don't stop,  now!", "one"])
     assert as_text(ElmoTokenizer()(text)) == [["Don't", "stop,", "now!"], ["one", "", ""]]
     assert as_text(ElmoTokenizer(mode="punctuation")(text)) == [
-        ["Do", "n't", "stop", ",", "now", "!"], ["one", "", "", "", "", ""]]
+        ["Do", "n't", "stop", ",", "now", "!"],
+        ["one", "", "", "", "", ""],
+    ]
     # tensorflow_text's UnicodeScriptTokenizer splits where the script changes.
     assert as_text(ElmoTokenizer(mode="tf_text")(text)) == [
-        ["Don", "'", "t", "stop", ",", "now", "!"], ["one", "", "", "", "", "", ""]]
-    assert as_text(ElmoTokenizer(mode="tf_text", max_tokens=2)(text)) == [
-        ["Don", "'"], ["one", ""]]
-    assert as_text(ElmoTokenizer(max_tokens=5)(text)) == [["Don't", "stop,", "now!"], ["one", "", ""]]
+        ["Don", "'", "t", "stop", ",", "now", "!"],
+        ["one", "", "", "", "", "", ""],
+    ]
+    assert as_text(ElmoTokenizer(mode="tf_text", max_tokens=2)(text)) == [["Don", "'"], ["one", ""]]
+    assert as_text(ElmoTokenizer(max_tokens=5)(text)) == [
+        ["Don't", "stop,", "now!"],
+        ["one", "", ""],
+    ]
     # (batch, 1) like keras.Input(shape=(1,)), and one unbatched sentence.
     assert as_text(ElmoTokenizer()(tf.constant([["a b"], ["c"]]))) == [["a", "b"], ["c", ""]]
     assert [t.decode() for t in ElmoTokenizer()(tf.constant("a b c")).numpy()] == ["a", "b", "c"]
@@ -106,8 +114,9 @@ def test_raw_text_model_fits_and_reloads_in_fresh_process(tmp_path):
         model = keras.models.load_model({str(path)!r})
         print(json.dumps(model.predict(tf.constant({SENTENCES!r}), verbose=0).tolist()))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = np.array(json.loads(out.stdout.strip().splitlines()[-1]), dtype="float32")
     np.testing.assert_array_equal(got, expected)
@@ -126,8 +135,11 @@ def test_fit_trains_exactly_the_fine_tuned_weights(fine_tune):
     model.build((None,))
     before = weight_values(model)
     model.fit(dataset(), epochs=1, verbose=0)  # two steps
-    changed = {path for path, value in weight_values(model).items()
-               if not np.array_equal(value, before[path])}
+    changed = {
+        path
+        for path, value in weight_values(model).items()
+        if not np.array_equal(value, before[path])
+    }
     mix = {p for p in before if "/scalar_mix_0/" in p}
     head = {p for p in before if "/dense" in p}
     top = {p for p in before if "/bilm/lstm_1/" in p}
@@ -141,8 +153,9 @@ def test_fit_trains_exactly_the_fine_tuned_weights(fine_tune):
 def test_loss_decreases_on_a_tiny_task():
     keras.utils.set_random_seed(2)
     model = raw_text_model()
-    model.compile(optimizer=keras.optimizers.Adam(0.2), loss="binary_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.2), loss="binary_crossentropy", metrics=["accuracy"]
+    )
     history = model.fit(dataset(batch_size=8), epochs=20, verbose=0).history
     assert history["loss"][-1] < 0.1 * history["loss"][0]
     assert history["accuracy"][-1] == 1.0
@@ -159,8 +172,9 @@ def test_l2_mix_penalty_is_in_model_losses():
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss="binary_crossentropy")
     x, y = tf.constant(SENTENCES), np.array(LABELS, dtype="float32")
     bce = float(keras.losses.binary_crossentropy(y, model.predict(x, verbose=0)[:, 0]))
-    np.testing.assert_allclose(model.evaluate(x, y, batch_size=8, verbose=0), bce + 0.525,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        model.evaluate(x, y, batch_size=8, verbose=0), bce + 0.525, rtol=1e-5
+    )
 
 
 def test_dropout_only_in_training():
@@ -178,6 +192,7 @@ def test_dropout_only_in_training():
 
 def gradient_ops(model, prefixes):
     """Ops of the traced training step that compute gradients inside `prefixes`."""
+
     @tf.function
     def train_step(x, y):
         with tf.GradientTape() as tape:
@@ -185,11 +200,14 @@ def gradient_ops(model, prefixes):
         return tape.gradient(loss, model.trainable_variables)
 
     graph = train_step.get_concrete_function(
-        tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.float32)).graph
+        tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.float32)
+    ).graph
     ops = [op.name for op in graph.get_operations() if op.name.startswith("gradient_tape/")]
     # Keras uniquifies name scopes on reuse: bilm/lstm_0 may be bilm_1/lstm_0_2.
-    patterns = {p: re.compile("/" + "/".join(rf"{part}(_\d+)*" for part in p.split("/")) + "/")
-                for p in prefixes}
+    patterns = {
+        p: re.compile("/" + "/".join(rf"{part}(_\d+)*" for part in p.split("/")) + "/")
+        for p in prefixes
+    }
     return {p: [n for n in ops if patterns[p].search(n)] for p in prefixes}
 
 
@@ -240,15 +258,18 @@ def restore_policy():
 
 
 def fixture_layer(fixture_dir, **kwargs):
-    return ElmoLayer.from_original(fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5",
-                                   **kwargs)
+    return ElmoLayer.from_original(
+        fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5", **kwargs
+    )
 
 
 # The biLM computes in float32 under any policy; the outputs are the float32
 # values rounded once to the policy's dtype, so the error is at most half an
 # ulp: relative 2**-11 for float16 and 2**-8 for bfloat16.
-@pytest.mark.parametrize("policy, dtype, rtol", [
-    ("mixed_float16", "float16", 2.0 ** -11), ("mixed_bfloat16", "bfloat16", 2.0 ** -8)])
+@pytest.mark.parametrize(
+    "policy, dtype, rtol",
+    [("mixed_float16", "float16", 2.0**-11), ("mixed_bfloat16", "bfloat16", 2.0**-8)],
+)
 def test_mixed_precision(fixture_dir, restore_policy, policy, dtype, rtol):
     tokens = tf.constant([s.split() + [""] * (6 - len(s.split())) for s in SENTENCES])
     reference = fixture_layer(fixture_dir, output_mode="dict")(tokens)
@@ -259,8 +280,13 @@ def test_mixed_precision(fixture_dir, restore_policy, policy, dtype, rtol):
     assert all(v.dtype == "float32" for v in layer.weights)
     for key in ("elmo", "word_emb", "lstm_outputs1", "lstm_outputs2", "default"):
         assert got[key].dtype == dtype, key
-        np.testing.assert_allclose(tf.cast(got[key], tf.float32).numpy(), reference[key].numpy(),
-                                   rtol=rtol, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(
+            tf.cast(got[key], tf.float32).numpy(),
+            reference[key].numpy(),
+            rtol=rtol,
+            atol=1e-6,
+            err_msg=key,
+        )
     assert got["sequence_len"].dtype == tf.int32
 
     # A whole mixed-precision model trains (float16 gets loss scaling).
@@ -277,8 +303,13 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
     vocab = (fixture_dir / "vocab_test.txt").read_text(encoding="utf-8").split("\n")
     in_vocab = [t for t in vocab if t][:8]
     batches = [
-        tf.constant([in_vocab[:4] + [""], ["Zyzzyva", in_vocab[4], "unseen", in_vocab[5], ""],
-                     [in_vocab[6], "Zyzzyva", "", "", ""]]),
+        tf.constant(
+            [
+                in_vocab[:4] + [""],
+                ["Zyzzyva", in_vocab[4], "unseen", in_vocab[5], ""],
+                [in_vocab[6], "Zyzzyva", "", "", ""],
+            ]
+        ),
         tf.constant([in_vocab[:3]]),  # every token cached: the CNN gets no token
         tf.constant([["only", "oov", "tokens", "here"]]),
     ]
@@ -290,8 +321,9 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
     for x, want in zip(batches, expected):
         got = layer(x)
         for key in want:
-            np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-6, rtol=0,
-                                       err_msg=key)
+            np.testing.assert_allclose(
+                got[key].numpy(), want[key].numpy(), atol=1e-6, rtol=0, err_msg=key
+            )
 
     # Saved with the model: vectors as a weight, vocabulary as an asset.
     inputs = keras.Input(shape=(), dtype="string")
@@ -324,8 +356,11 @@ def test_token_cache_errors(tiny_options):
         layer.cache_vocabulary(["a", "b", "c"])
     # Same size again: a refresh (e.g. after new encoder weights) is fine.
     layer.cache_vocabulary(["b", "c"])
-    np.testing.assert_allclose(layer(tf.constant([["b", "c"]])).numpy(),
-                               layer(batch_to_ids([["b", "c"]])).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        layer(tf.constant([["b", "c"]])).numpy(),
+        layer(batch_to_ids([["b", "c"]])).numpy(),
+        atol=1e-6,
+    )
 
 
 # ----------------------------------------------------------- tf.distribute
@@ -365,8 +400,9 @@ print(json.dumps({"one": one, "two": two}))
 
 
 def test_mirrored_strategy_matches_one_device():
-    out = subprocess.run([sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True,
-                         cwd=REPO, timeout=400)
+    out = subprocess.run(
+        [sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True, cwd=REPO, timeout=400
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     (loss_1, weights_1), (loss_2, weights_2) = result["one"], result["two"]

@@ -9,17 +9,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from numpy_reference import NumpyElmo
 
 from keras_elmo import ElmoLayer, batch_to_ids, published_options
 from keras_elmo.layers import lstm as lstm_lib
-from numpy_reference import NumpyElmo
 
 SENTENCES = [
     "The quick brown fox jumped over the lazy dog .".split(),
     "Café naïve 日本語 🙂 !".split(),
     "Short".split(),
-    ("A much longer sentence that has quite a lot of words in it , more than the "
-     "others , to make the padding matter .").split(),
+    (
+        "A much longer sentence that has quite a lot of words in it , more than the "
+        "others , to make the padding matter ."
+    ).split(),
 ]
 
 
@@ -38,13 +40,15 @@ def load_fixture(fixture_dir):
 
 
 def fixture_layer(fixture_dir, **kwargs):
-    return ElmoLayer.from_original(fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5",
-                                   **kwargs)
+    return ElmoLayer.from_original(
+        fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5", **kwargs
+    )
 
 
 @pytest.fixture
 def random_model(tiny_options, tmp_path):
     """A tiny random model written in the original format, and its numpy twin."""
+
     def make(skip=True, activation="relu"):
         options = dict(tiny_options)
         options["lstm"] = dict(options["lstm"], use_skip_connections=skip)
@@ -59,6 +63,7 @@ def random_model(tiny_options, tmp_path):
         opt, w = tmp_path / f"opt{skip}{activation}.json", tmp_path / f"w{skip}{activation}.hdf5"
         layer.save_original(opt, w)
         return opt, w, NumpyElmo(json.loads(opt.read_text()), w)
+
     return make
 
 
@@ -79,7 +84,7 @@ def test_fixture_reproduced_stateful(fixture_dir, lstm_layout):
         batch = [sentences[k][i].split() for k in range(3)]
         top = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
         for k in range(3):
-            got = top[k, :len(batch[k])]
+            got = top[k, : len(batch[k])]
             assert got.shape == expected[k][i].shape
             assert allclose(got, expected[k][i]), (i, k, np.abs(got - expected[k][i]).max())
 
@@ -106,7 +111,9 @@ def test_matches_numpy_reference(random_model, skip, activation, lstm_layout):
     for i, sentence in enumerate(SENTENCES):
         want, _ = ref.layers(sentence)
         n = len(sentence)
-        np.testing.assert_allclose(out["word_emb"][i, :n], want[0, :, :want.shape[-1] // 2], atol=1e-5)
+        np.testing.assert_allclose(
+            out["word_emb"][i, :n], want[0, :, : want.shape[-1] // 2], atol=1e-5
+        )
         np.testing.assert_allclose(out["lstm_outputs1"][i, :n], want[1], atol=1e-5)
         np.testing.assert_allclose(out["lstm_outputs2"][i, :n], want[2], atol=1e-5)
         # Default mix: equal softmax weights, gamma 1 -> the plain average.
@@ -150,7 +157,7 @@ def test_keras_mask_reaches_downstream_layers(fixture_dir):
     dense = np.array([s + [""] * (longest - len(s)) for s in SENTENCES], dtype=object)
     seq, mean = model(tf.constant(dense.astype(str)))
     for i, s in enumerate(SENTENCES):
-        np.testing.assert_allclose(mean[i], seq.numpy()[i, :len(s)].mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(mean[i], seq.numpy()[i, : len(s)].mean(axis=0), atol=1e-6)
     mask = fixture_layer(fixture_dir).compute_mask(tf.constant(dense.astype(str)))
     np.testing.assert_array_equal(mask.numpy(), dense != "")
 
@@ -170,9 +177,14 @@ def test_published_sizes_random_weights(size):
     mask = layer.compute_mask(batch_to_ids(SENTENCES[:3]))["elmo"].numpy()
     np.testing.assert_array_equal(mask, np.arange(longest)[None, :] < np.array(lengths)[:, None])
     for i, n in enumerate(lengths):
-        assert (out["elmo"].numpy()[i, n:] == 0).all() and (np.abs(out["elmo"].numpy()[i, :n]).sum(-1) > 0).all()
-    params = sum(int(np.prod(v.shape)) for v in layer.trainable_weights + layer.non_trainable_weights
-                 if "initial_" not in v.path and "scalar_mix" not in v.path)
+        assert (out["elmo"].numpy()[i, n:] == 0).all() and (
+            np.abs(out["elmo"].numpy()[i, :n]).sum(-1) > 0
+        ).all()
+    params = sum(
+        int(np.prod(v.shape))
+        for v in layer.trainable_weights + layer.non_trainable_weights
+        if "initial_" not in v.path and "scalar_mix" not in v.path
+    )
     # Published parameter counts of the biLM (AllenNLP model cards): 13.6M and 93.6M.
     expected = {"small": 13.6e6, "original": 93.6e6}[size]
     assert abs(params - expected) / expected < 0.01
@@ -184,8 +196,9 @@ def _gradients(layer):
     x = batch_to_ids(SENTENCES)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.square(layer(x)))
-    return dict(zip([v.path for v in layer.trainable_weights],
-                    tape.gradient(loss, layer.trainable_weights)))
+    return dict(
+        zip([v.path for v in layer.trainable_weights], tape.gradient(loss, layer.trainable_weights))
+    )
 
 
 def test_gradients_reach_every_weight_when_fine_tuning_all(tiny_options, lstm_layout):
@@ -261,7 +274,10 @@ def test_dropout_only_in_training(tiny_options):
 def test_original_format_round_trip_is_exact(fixture_dir, tmp_path, lstm_layout):
     layer = fixture_layer(fixture_dir)
     layer.save_original(tmp_path / "o.json", tmp_path / "w.hdf5")
-    with h5py.File(fixture_dir / "lm_weights.hdf5", "r") as a, h5py.File(tmp_path / "w.hdf5", "r") as b:
+    with (
+        h5py.File(fixture_dir / "lm_weights.hdf5", "r") as a,
+        h5py.File(tmp_path / "w.hdf5", "r") as b,
+    ):
         names = []
         a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         assert names
@@ -287,9 +303,9 @@ def test_keras_file_round_trip_in_fresh_process(fixture_dir, tmp_path):
     code = f"""
 import json, numpy as np, keras, tensorflow as tf
 import keras_elmo  # registers the layers; no custom_objects needed
-m = keras.saving.load_model({str(tmp_path / 'm.keras')!r})
-got = m(tf.constant(json.load(open({str(tmp_path / 'in.json')!r})))).numpy()
-np.testing.assert_array_equal(got, np.load({str(tmp_path / 'want.npy')!r}))
+m = keras.saving.load_model({str(tmp_path / "m.keras")!r})
+got = m(tf.constant(json.load(open({str(tmp_path / "in.json")!r})))).numpy()
+np.testing.assert_array_equal(got, np.load({str(tmp_path / "want.npy")!r}))
 print("SAME")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -297,9 +313,17 @@ print("SAME")
 
 
 def test_config_round_trip(tiny_options):
-    layer = ElmoLayer(tiny_options, num_output_representations=2, do_layer_norm=True, dropout=0.1,
-                      fine_tune="top", output_mode="dict", stateful=True, max_batch_size=7,
-                      lstm_matmul_dtype="bfloat16")
+    layer = ElmoLayer(
+        tiny_options,
+        num_output_representations=2,
+        do_layer_norm=True,
+        dropout=0.1,
+        fine_tune="top",
+        output_mode="dict",
+        stateful=True,
+        max_batch_size=7,
+        lstm_matmul_dtype="bfloat16",
+    )
     clone = ElmoLayer.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
 
@@ -315,7 +339,7 @@ def test_warm_start_is_deterministic_and_used(fixture_dir):
     assert not allclose(warm(x), cold(x))
     # Still batch-invariant: the warm state is the same for every sentence.
     alone = warm(batch_to_ids(SENTENCES[:1])).numpy()[0]
-    np.testing.assert_allclose(warm(x).numpy()[0, :len(SENTENCES[0])], alone, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(warm(x).numpy()[0, : len(SENTENCES[0])], alone, atol=1e-6, rtol=0)
 
 
 def test_layer_norm_mix_matches_numpy(tiny_options):
@@ -386,7 +410,7 @@ def test_bad_weight_files_are_clear(fixture_dir, tmp_path):
 # over two layers and the sequence: bounded here by 2**-5 (bfloat16) and 2**-8
 # (float16) relative, and above 2**-16, which float32 stays far below (so the
 # test fails if the path silently computed in float32).
-@pytest.mark.parametrize("dtype, bound", [("bfloat16", 2.0 ** -5), ("float16", 2.0 ** -8)])
+@pytest.mark.parametrize("dtype, bound", [("bfloat16", 2.0**-5), ("float16", 2.0**-8)])
 def test_lower_precision_lstm_matmuls(random_model, dtype, bound):
     opt, w, ref = random_model()
     layer = ElmoLayer.from_original(opt, w, output_mode="dict", lstm_matmul_dtype=dtype)
@@ -395,11 +419,11 @@ def test_lower_precision_lstm_matmuls(random_model, dtype, bound):
     out = layer(batch_to_ids(SENTENCES))
     for key, k in (("lstm_outputs1", 1), ("lstm_outputs2", 2)):
         assert out[key].dtype == tf.float32
-        got = np.concatenate([out[key][i, :len(s)] for i, s in enumerate(SENTENCES)])
+        got = np.concatenate([out[key][i, : len(s)] for i, s in enumerate(SENTENCES)])
         want = np.concatenate([ref.layers(s)[0][k] for s in SENTENCES])
         rel = np.linalg.norm(got - want) / np.linalg.norm(want)
-        assert 2.0 ** -16 < rel < bound, (key, rel)
+        assert 2.0**-16 < rel < bound, (key, rel)
     # The char CNN does not take part: the word layer is exact.
-    word = np.concatenate([out["word_emb"][i, :len(s)] for i, s in enumerate(SENTENCES)])
-    want = np.concatenate([ref.layers(s)[0][0][:, :word.shape[-1]] for s in SENTENCES])
+    word = np.concatenate([out["word_emb"][i, : len(s)] for i, s in enumerate(SENTENCES)])
+    want = np.concatenate([ref.layers(s)[0][0][:, : word.shape[-1]] for s in SENTENCES])
     np.testing.assert_allclose(word, want, atol=1e-5)

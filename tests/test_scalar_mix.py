@@ -32,8 +32,9 @@ def test_mix_matches_numpy(layers):
     mix.scalar_weights.assign([0.3, -0.2, 0.5])
     mix.gamma.assign([1.7])
     got = mix(layers).numpy()
-    np.testing.assert_allclose(got, numpy_mix(layers, np.array([0.3, -0.2, 0.5]), 1.7),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        got, numpy_mix(layers, np.array([0.3, -0.2, 0.5]), 1.7), rtol=0, atol=1e-5
+    )
 
 
 def test_masked_layer_norm_matches_numpy(layers):

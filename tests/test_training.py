@@ -11,13 +11,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, TINY_OPTIONS
 
 from keras_elmo import ElmoLayer, batch_to_ids
+from keras_elmo.cli import main
 from keras_elmo.training import data
 from keras_elmo.training import trainer as training
-from keras_elmo.cli import main
-
-from conftest import REPO, TINY_OPTIONS
 
 WORDS = "the a cat dog man woman saw liked chased big small red old".split()
 
@@ -53,6 +52,7 @@ def corpus(tmp_path):
 
 # ------------------------------------------------------------------ sampler
 
+
 def test_log_uniform_sampler_matches_analytic_probabilities():
     v, n = 40, 200_000
     ids = training.log_uniform_sample(n, v, tf.constant([7, 3], tf.int64)).numpy()
@@ -71,7 +71,9 @@ def test_log_uniform_sampler_matches_analytic_probabilities():
 
 def test_sampled_values_expected_counts():
     labels = tf.constant([[0], [5]], tf.int64)
-    ids, true_exp, sampled_exp = training.sampled_values(labels, 16, 50, tf.constant([1, 2], tf.int64))
+    ids, true_exp, sampled_exp = training.sampled_values(
+        labels, 16, 50, tf.constant([1, 2], tf.int64)
+    )
     probs = training.log_uniform_probs(50)
     np.testing.assert_allclose(true_exp.numpy()[:, 0], 16 * probs[[0, 5]], rtol=1e-5)
     np.testing.assert_allclose(sampled_exp.numpy(), 16 * probs[ids.numpy()], rtol=1e-5)
@@ -94,6 +96,7 @@ def test_model_argument_errors():
 
 
 # ------------------------------------------------------------------ training
+
 
 def test_tiny_model_learns_and_resume_reproduces_the_loss_curve(corpus, tmp_path):
     path, vocab = corpus
@@ -165,15 +168,22 @@ def test_export_original_format_round_trip(corpus, tmp_path):
     training.train(model, path, vocab, batch_size=16, steps_per_epoch=3, epochs=1)
     out = tmp_path / "out"
     training.export_model(model, str(out), vocab=vocab, extra_log={"steps": 3})
-    for name in ("options.json", "weights.hdf5", "vocab.txt", "softmax.npz", "elmo.keras",
-                 "training_log.json"):
+    for name in (
+        "options.json",
+        "weights.hdf5",
+        "vocab.txt",
+        "softmax.npz",
+        "elmo.keras",
+        "training_log.json",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "options.json").read_text())["char_cnn"]["n_characters"] == 262
 
     sentences = [["the", "big", "cat", "saw", "a", "dog", "."], ["a", "man", "."]]
     ids = batch_to_ids(sentences)
-    loaded = ElmoLayer.from_original(str(out / "options.json"), str(out / "weights.hdf5"),
-                                     output_mode="dict")
+    loaded = ElmoLayer.from_original(
+        str(out / "options.json"), str(out / "weights.hdf5"), output_mode="dict"
+    )
     copied = training.to_elmo_layer(model, output_mode="dict")
     a, b = loaded(ids), copied(ids)
     for key in ("word_emb", "lstm_outputs1", "lstm_outputs2"):
@@ -183,13 +193,17 @@ def test_export_original_format_round_trip(corpus, tmp_path):
     fwd, bwd = model.top_outputs(batch_to_ids(wrapped))
     top = np.concatenate([fwd.numpy(), bwd.numpy()], -1)
     for i, s in enumerate(sentences):
-        np.testing.assert_allclose(a["lstm_outputs2"][i, :len(s)].numpy(), top[i, 1:len(s) + 1],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            a["lstm_outputs2"][i, : len(s)].numpy(), top[i, 1 : len(s) + 1], atol=1e-5
+        )
     # perplexity through the exported files equals the in-memory model's
     reloaded = training.load_trained(str(out))
     ds = data.make_dataset(path, vocab, 64)
-    np.testing.assert_allclose(training.perplexity(reloaded, ds)["average"],
-                               training.perplexity(model, ds)["average"], rtol=1e-5)
+    np.testing.assert_allclose(
+        training.perplexity(reloaded, ds)["average"],
+        training.perplexity(model, ds)["average"],
+        rtol=1e-5,
+    )
     keras_model = keras.saving.load_model(str(out / "elmo.keras"))
     plain = ElmoLayer.from_original(str(out / "options.json"), str(out / "weights.hdf5"))
     np.testing.assert_allclose(keras_model(ids).numpy(), plain(ids).numpy(), atol=1e-6)
@@ -239,8 +253,13 @@ def test_mirrored_strategy_two_logical_cpus_matches_one_device(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT, encoding="utf-8")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(script), str(REPO / "tests"), path],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(REPO / "tests"), path],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     (loss1, tok1), (loss2, tok2) = result["one"], result["two"]
@@ -250,6 +269,7 @@ def test_mirrored_strategy_two_logical_cpus_matches_one_device(tmp_path):
 
 
 # ------------------------------------------------------------------ CLI
+
 
 def test_cli_build_vocab_train_perplexity(tmp_path, capsys):
     path = _corpus(tmp_path)
@@ -261,9 +281,29 @@ def test_cli_build_vocab_train_perplexity(tmp_path, capsys):
     options_file = tmp_path / "tiny_options.json"
     options_file.write_text(json.dumps(TINY_OPTIONS), encoding="utf-8")
     out, ckpt = str(tmp_path / "out"), str(tmp_path / "ckpt")
-    argv = [path, "--vocab", vocab_file, "--output-dir", out, "--checkpoint-dir", ckpt,
-            "--options", str(options_file), "--batch-size", "16", "--steps-per-epoch", "3",
-            "--epochs", "2", "--n-negative", "5", "--log-every", "2", "--heldout-files", held]
+    argv = [
+        path,
+        "--vocab",
+        vocab_file,
+        "--output-dir",
+        out,
+        "--checkpoint-dir",
+        ckpt,
+        "--options",
+        str(options_file),
+        "--batch-size",
+        "16",
+        "--steps-per-epoch",
+        "3",
+        "--epochs",
+        "2",
+        "--n-negative",
+        "5",
+        "--log-every",
+        "2",
+        "--heldout-files",
+        held,
+    ]
     assert main(["train", *argv]) == 0
     log = json.loads((tmp_path / "out" / "training_log.json").read_text())
     assert log["steps"] == 6 and "held.txt" in log["heldout"]

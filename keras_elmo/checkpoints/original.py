@@ -35,7 +35,9 @@ def _char_embed_port(encoder):
     # reserve, so a zero row is prepended on load and dropped on save.
     n_rows, dim = encoder.char_embed.shape
     return Port(
-        "char_embed", (n_rows - 1, dim), ((encoder.char_embed, None),),
+        "char_embed",
+        (n_rows - 1, dim),
+        ((encoder.char_embed, None),),
         to_keras=lambda a: [np.concatenate([np.zeros((1, a.shape[1]), a.dtype), a])],
         to_file=lambda parts: parts[0][1:],
     )
@@ -53,7 +55,8 @@ def _lstm_ports(bilm, layer, direction):
         # so the input side can be computed for all steps in one matmul. The
         # gates stay in TF1's i, j, f, o order along the 4D axis.
         Port(
-            f"{prefix}/W_0", (n_in + lstm.projection_dim, n_gates),
+            f"{prefix}/W_0",
+            (n_in + lstm.projection_dim, n_gates),
             ((lstm.kernel, direction), (lstm.recurrent_kernel, direction)),
             to_keras=lambda a, n=n_in: [t(a[:n]), t(a[n:])],
             to_file=lambda parts: np.concatenate([t(p) for p in parts], axis=0),
@@ -61,8 +64,11 @@ def _lstm_ports(bilm, layer, direction):
         # B has no forget bias folded in: the cell adds 1.0 at run time.
         Port(f"{prefix}/B", (n_gates,), ((lstm.bias, direction),)),
         Port(
-            f"{prefix}/W_P_0", (lstm.units, lstm.projection_dim), ((lstm.projection, direction),),
-            to_keras=lambda a: [t(a)], to_file=lambda parts: t(parts[0]),
+            f"{prefix}/W_P_0",
+            (lstm.units, lstm.projection_dim),
+            ((lstm.projection, direction),),
+            to_keras=lambda a: [t(a)],
+            to_file=lambda parts: t(parts[0]),
         ),
     ]
 
@@ -79,8 +85,12 @@ def weight_table(encoder, bilm):
             var = hw[name.lower()]
             table.append(Port(f"CNN_high_{k}/{name}", tuple(var.shape), ((var, None),)))
     if encoder.use_projection:
-        table.append(Port("CNN_proj/W_proj", tuple(encoder.w_proj.shape), ((encoder.w_proj, None),)))
-        table.append(Port("CNN_proj/b_proj", tuple(encoder.b_proj.shape), ((encoder.b_proj, None),)))
+        table.append(
+            Port("CNN_proj/W_proj", tuple(encoder.w_proj.shape), ((encoder.w_proj, None),))
+        )
+        table.append(
+            Port("CNN_proj/b_proj", tuple(encoder.b_proj.shape), ((encoder.b_proj, None),))
+        )
     for direction in (0, 1):
         for layer in range(bilm.n_layers):
             table.extend(_lstm_ports(bilm, layer, direction))

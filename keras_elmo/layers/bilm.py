@@ -28,15 +28,29 @@ class BidirectionalLM(keras.layers.Layer):
     An explicit `initial_state` of the same layout overrides the stored one.
     """
 
-    def __init__(self, units, projection_dim, n_layers, cell_clip=None, proj_clip=None,
-                 use_skip_connections=True, stateful=False, max_batch_size=128,
-                 matmul_dtype="float32", **kwargs):
+    def __init__(
+        self,
+        units,
+        projection_dim,
+        n_layers,
+        cell_clip=None,
+        proj_clip=None,
+        use_skip_connections=True,
+        stateful=False,
+        max_batch_size=128,
+        matmul_dtype="float32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(n_layers, int) or n_layers <= 0:
-            raise ValueError(f"BidirectionalLM: n_layers must be a positive integer, got {n_layers!r}.")
+            raise ValueError(
+                f"BidirectionalLM: n_layers must be a positive integer, got {n_layers!r}."
+            )
         if stateful and (not isinstance(max_batch_size, int) or max_batch_size <= 0):
             raise ValueError(
-                f"BidirectionalLM: max_batch_size must be a positive integer, got {max_batch_size!r}.")
+                f"BidirectionalLM: max_batch_size must be a positive integer, "
+                f"got {max_batch_size!r}."
+            )
         self.units = units
         self.projection_dim = projection_dim
         self.n_layers = n_layers
@@ -47,9 +61,17 @@ class BidirectionalLM(keras.layers.Layer):
         self.max_batch_size = max_batch_size
         self.matmul_dtype = matmul_dtype
         self.lstms = [
-            ProjectedLSTM(units, projection_dim, projection_dim, n_directions=2,
-                          cell_clip=cell_clip, proj_clip=proj_clip, matmul_dtype=matmul_dtype,
-                          name=f"lstm_{layer}", dtype=self.dtype_policy)
+            ProjectedLSTM(
+                units,
+                projection_dim,
+                projection_dim,
+                n_directions=2,
+                cell_clip=cell_clip,
+                proj_clip=proj_clip,
+                matmul_dtype=matmul_dtype,
+                name=f"lstm_{layer}",
+                dtype=self.dtype_policy,
+            )
             for layer in range(n_layers)
         ]
 
@@ -58,26 +80,35 @@ class BidirectionalLM(keras.layers.Layer):
             lstm.build()
         shape_c = (self.n_layers, 2, self.units)
         shape_h = (self.n_layers, 2, self.projection_dim)
-        self.initial_c = self.add_weight(name="initial_c", shape=shape_c, initializer="zeros",
-                                         trainable=False)
-        self.initial_h = self.add_weight(name="initial_h", shape=shape_h, initializer="zeros",
-                                         trainable=False)
+        self.initial_c = self.add_weight(
+            name="initial_c", shape=shape_c, initializer="zeros", trainable=False
+        )
+        self.initial_h = self.add_weight(
+            name="initial_h", shape=shape_h, initializer="zeros", trainable=False
+        )
         if self.stateful:
             n = self.max_batch_size
             self.state_c = self.add_weight(
-                name="state_c", shape=(self.n_layers, 2, n, self.units), initializer="zeros",
-                trainable=False)
+                name="state_c",
+                shape=(self.n_layers, 2, n, self.units),
+                initializer="zeros",
+                trainable=False,
+            )
             self.state_h = self.add_weight(
-                name="state_h", shape=(self.n_layers, 2, n, self.projection_dim),
-                initializer="zeros", trainable=False)
+                name="state_h",
+                shape=(self.n_layers, 2, n, self.projection_dim),
+                initializer="zeros",
+                trainable=False,
+            )
         self.built = True
 
     def _initial_state(self, batch):
         if self.stateful:
             return self.state_c[:, :, :batch], self.state_h[:, :, :batch]
         c = tf.broadcast_to(self.initial_c[:, :, None, :], [self.n_layers, 2, batch, self.units])
-        h = tf.broadcast_to(self.initial_h[:, :, None, :],
-                            [self.n_layers, 2, batch, self.projection_dim])
+        h = tf.broadcast_to(
+            self.initial_h[:, :, None, :], [self.n_layers, 2, batch, self.projection_dim]
+        )
         return c, h
 
     def call(self, inputs, mask, initial_state=None):
@@ -86,8 +117,13 @@ class BidirectionalLM(keras.layers.Layer):
         batch = tf.shape(inputs)[0]
         if self.stateful:
             tf.debugging.assert_less_equal(
-                batch, self.max_batch_size,
-                message=f"keras_elmo: stateful batch is larger than max_batch_size={self.max_batch_size}")
+                batch,
+                self.max_batch_size,
+                message=(
+                    "keras_elmo: stateful batch is larger than "
+                    f"max_batch_size={self.max_batch_size}"
+                ),
+            )
         if initial_state is None:
             initial_state = self._initial_state(batch)
         c0, h0 = initial_state
@@ -126,10 +162,17 @@ class BidirectionalLM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "units": self.units, "projection_dim": self.projection_dim, "n_layers": self.n_layers,
-            "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
-            "use_skip_connections": self.use_skip_connections, "stateful": self.stateful,
-            "max_batch_size": self.max_batch_size, "matmul_dtype": self.matmul_dtype,
-        })
+        config.update(
+            {
+                "units": self.units,
+                "projection_dim": self.projection_dim,
+                "n_layers": self.n_layers,
+                "cell_clip": self.cell_clip,
+                "proj_clip": self.proj_clip,
+                "use_skip_connections": self.use_skip_connections,
+                "stateful": self.stateful,
+                "max_batch_size": self.max_batch_size,
+                "matmul_dtype": self.matmul_dtype,
+            }
+        )
         return config

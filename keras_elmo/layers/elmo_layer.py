@@ -6,15 +6,14 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_elmo.text import characters
-from keras_elmo.checkpoints import original as conversion
 from keras_elmo import options as options_lib
+from keras_elmo.checkpoints import original as conversion
 from keras_elmo.layers import token_cache as token_cache_lib
-from keras_elmo.text import tokenization
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.lstm import MATMUL_DTYPES
 from keras_elmo.layers.scalar_mix import ScalarMix
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
+from keras_elmo.text import characters, tokenization
 
 FINE_TUNE_MODES = ("mix", "top", "all")
 OUTPUT_MODES = ("elmo", "dict")
@@ -67,18 +66,33 @@ class ElmoLayer(keras.layers.Layer):
     downstream layers see that dtype.
     """
 
-    def __init__(self, options, num_output_representations=1, do_layer_norm=False, l2_coef=0.0,
-                 use_top_only=False, dropout=0.0, fine_tune="mix", stateful=False,
-                 max_batch_size=128, output_mode="elmo", token_cache_size=0,
-                 lstm_matmul_dtype="float32", **kwargs):
+    def __init__(
+        self,
+        options,
+        num_output_representations=1,
+        do_layer_norm=False,
+        l2_coef=0.0,
+        use_top_only=False,
+        dropout=0.0,
+        fine_tune="mix",
+        stateful=False,
+        max_batch_size=128,
+        output_mode="elmo",
+        token_cache_size=0,
+        lstm_matmul_dtype="float32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
-        if (not isinstance(num_output_representations, int)
-                or isinstance(num_output_representations, bool)
-                or num_output_representations < 1):
+        if (
+            not isinstance(num_output_representations, int)
+            or isinstance(num_output_representations, bool)
+            or num_output_representations < 1
+        ):
             raise ValueError(
                 f"num_output_representations must be a positive integer, got "
-                f"{num_output_representations!r}.")
+                f"{num_output_representations!r}."
+            )
         if fine_tune not in FINE_TUNE_MODES:
             raise ValueError(f"fine_tune must be one of {FINE_TUNE_MODES}, got {fine_tune!r}.")
         if output_mode not in OUTPUT_MODES:
@@ -87,7 +101,8 @@ class ElmoLayer(keras.layers.Layer):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         if lstm_matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(
-                f"lstm_matmul_dtype must be one of {MATMUL_DTYPES}, got {lstm_matmul_dtype!r}.")
+                f"lstm_matmul_dtype must be one of {MATMUL_DTYPES}, got {lstm_matmul_dtype!r}."
+            )
         self.num_output_representations = num_output_representations
         self.do_layer_norm = bool(do_layer_norm)
         self.l2_coef = float(l2_coef)
@@ -108,24 +123,41 @@ class ElmoLayer(keras.layers.Layer):
         self.max_chars = self.options["char_cnn"]["max_characters_per_token"]
         # The biLM keeps float32 under any mixed-precision policy: the LSTM
         # state and the clipping thresholds are not safe in float16.
-        self.token_encoder = CharCNNTokenEncoder(self.options, name="token_encoder", dtype="float32")
+        self.token_encoder = CharCNNTokenEncoder(
+            self.options, name="token_encoder", dtype="float32"
+        )
         self.bilm = BidirectionalLM(
-            lstm["dim"], lstm["projection_dim"], lstm["n_layers"],
-            cell_clip=lstm["cell_clip"], proj_clip=lstm["proj_clip"],
-            use_skip_connections=lstm["use_skip_connections"], stateful=self.stateful,
-            max_batch_size=max_batch_size, matmul_dtype=lstm_matmul_dtype, name="bilm",
-            dtype="float32")
+            lstm["dim"],
+            lstm["projection_dim"],
+            lstm["n_layers"],
+            cell_clip=lstm["cell_clip"],
+            proj_clip=lstm["proj_clip"],
+            use_skip_connections=lstm["use_skip_connections"],
+            stateful=self.stateful,
+            max_batch_size=max_batch_size,
+            matmul_dtype=lstm_matmul_dtype,
+            name="bilm",
+            dtype="float32",
+        )
         self.mixes = [
-            ScalarMix(self.n_lstm_layers + 1, do_layer_norm=self.do_layer_norm,
-                      l2_coef=self.l2_coef, use_top_only=self.use_top_only,
-                      name=f"scalar_mix_{k}", dtype="float32")
+            ScalarMix(
+                self.n_lstm_layers + 1,
+                do_layer_norm=self.do_layer_norm,
+                l2_coef=self.l2_coef,
+                use_top_only=self.use_top_only,
+                name=f"scalar_mix_{k}",
+                dtype="float32",
+            )
             for k in range(num_output_representations)
         ]
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="mix_dropout", dtype="float32")
         if token_cache_size and fine_tune == "all":
-            raise ValueError("A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'.")
+            raise ValueError(
+                "A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'."
+            )
         self.token_cache = token_cache_lib.TokenCache(
-            self.projection_dim, size=token_cache_size, name="token_cache", dtype="float32")
+            self.projection_dim, size=token_cache_size, name="token_cache", dtype="float32"
+        )
         self._apply_fine_tune()
 
     def _apply_fine_tune(self):
@@ -178,7 +210,9 @@ class ElmoLayer(keras.layers.Layer):
         layer for another size. Returns self.
         """
         if self.fine_tune == "all":
-            raise ValueError("A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'.")
+            raise ValueError(
+                "A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'."
+            )
         vocabulary = token_cache_lib.clean_vocabulary(tokens)
         if not self.built:
             self.build()
@@ -217,7 +251,8 @@ class ElmoLayer(keras.layers.Layer):
         if rank != 2:
             raise ValueError(
                 f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
-                f"got rank {rank}.")
+                f"got rank {rank}."
+            )
         return inputs
 
     def _to_char_ids(self, inputs):
@@ -229,10 +264,13 @@ class ElmoLayer(keras.layers.Layer):
         rank = inputs.shape.rank
         if not inputs.dtype.is_integer:
             raise ValueError(
-                f"ElmoLayer: expected int char ids or strings, got dtype {inputs.dtype.name}.")
+                f"ElmoLayer: expected int char ids or strings, got dtype {inputs.dtype.name}."
+            )
         if rank != 3 or (inputs.shape[-1] is not None and inputs.shape[-1] != self.max_chars):
             raise ValueError(
-                f"ElmoLayer: char ids must have shape (batch, T, {self.max_chars}); got {inputs.shape}.")
+                f"ElmoLayer: char ids must have shape (batch, T, {self.max_chars}); "
+                f"got {inputs.shape}."
+            )
         return tf.cast(inputs, tf.int32)
 
     # ------------------------------------------------------------------ model
@@ -256,15 +294,17 @@ class ElmoLayer(keras.layers.Layer):
         # (Called as a layer, not via encode_unique, so that a mixed-precision
         # autocast scope of this layer never reaches the float32 weights.)
         bos, eos = tf.unstack(
-            self.token_encoder(tf.constant(characters.boundary_char_ids(self.max_chars))))
+            self.token_encoder(tf.constant(characters.boundary_char_ids(self.max_chars)))
+        )
         if self.fine_tune != "all":
             bos, eos = tf.stop_gradient(bos), tf.stop_gradient(eos)
         padded = tf.pad(tokens, [[0, 0], [1, 1], [0, 0]])
         pos = tf.range(tf.shape(padded)[1])[None, :, None]
         len_ = lengths[:, None, None]
         padded = tf.where(pos == 0, bos, tf.where(pos == len_ + 1, eos, padded))
-        outputs, final_state = self.bilm(padded, pos[..., 0] < len_[..., 0] + 2,
-                                         initial_state=initial_state)
+        outputs, final_state = self.bilm(
+            padded, pos[..., 0] < len_[..., 0] + 2, initial_state=initial_state
+        )
         # Drop the boundary positions: row i keeps positions 1..length_i.
         m = tf.cast(mask, tokens.dtype)[..., None]
         outputs = [out[:, 1:-1] * m for out in outputs]
@@ -280,28 +320,35 @@ class ElmoLayer(keras.layers.Layer):
         tokens = self._string_tokens(inputs) if self.token_cache.active else None
         if tokens is not None:
             layers, tokens, mask, _ = self._representations(
-                None, token_vectors=self._cached_token_vectors(tokens))
+                None, token_vectors=self._cached_token_vectors(tokens)
+            )
         else:
             layers, tokens, mask, _ = self._representations(self._to_char_ids(inputs))
         # Everything is float32 inside; the outputs take the compute dtype.
         m = tf.cast(mask, tokens.dtype)[..., None]
-        mixes = [self.dropout_layer(mix(layers, mask=mask), training=training) * m
-                 for mix in self.mixes]
+        mixes = [
+            self.dropout_layer(mix(layers, mask=mask), training=training) * m for mix in self.mixes
+        ]
         dtype = self.compute_dtype
         if self.output_mode == "elmo":
             mixes = [tf.cast(mixed, dtype) for mixed in mixes]
             return mixes[0] if len(mixes) == 1 else mixes
         lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
         denom = tf.maximum(tf.cast(lengths, tokens.dtype), 1.0)[:, None]
-        out = {"word_emb": tokens, "sequence_len": lengths,
-               "default": tf.reduce_sum(mixes[0], axis=1) / denom}
+        out = {
+            "word_emb": tokens,
+            "sequence_len": lengths,
+            "default": tf.reduce_sum(mixes[0], axis=1) / denom,
+        }
         for k, layer in enumerate(layers[1:]):
             out[f"lstm_outputs{k + 1}"] = layer
         out["elmo"] = mixes[0]
         for k, mixed in enumerate(mixes[1:]):
             out[f"elmo_{k + 1}"] = mixed
-        return {key: value if key == "sequence_len" else tf.cast(value, dtype)
-                for key, value in out.items()}
+        return {
+            key: value if key == "sequence_len" else tf.cast(value, dtype)
+            for key, value in out.items()
+        }
 
     def _token_mask(self, inputs):
         if isinstance(inputs, keras.KerasTensor):
@@ -319,8 +366,11 @@ class ElmoLayer(keras.layers.Layer):
     def compute_mask(self, inputs, mask=None):
         token_mask = self._token_mask(inputs)
         if self.output_mode == "elmo":
-            return token_mask if self.num_output_representations == 1 else [
-                token_mask] * self.num_output_representations
+            return (
+                token_mask
+                if self.num_output_representations == 1
+                else [token_mask] * self.num_output_representations
+            )
         masks = {key: token_mask for key in self.sequence_keys()}
         masks.update({"default": None, "sequence_len": None})
         return masks
@@ -336,8 +386,11 @@ class ElmoLayer(keras.layers.Layer):
         p2 = 2 * self.projection_dim
         if self.output_mode == "elmo":
             shape = (batch, steps, p2)
-            return shape if self.num_output_representations == 1 else [
-                shape] * self.num_output_representations
+            return (
+                shape
+                if self.num_output_representations == 1
+                else [shape] * self.num_output_representations
+            )
         shapes = {key: (batch, steps, p2) for key in self.sequence_keys()}
         shapes["word_emb"] = (batch, steps, self.projection_dim)
         shapes.update({"default": (batch, p2), "sequence_len": (batch,)})
@@ -367,7 +420,7 @@ class ElmoLayer(keras.layers.Layer):
         shape = (self.n_lstm_layers, 2, n_streams)
         state = (tf.zeros(shape + (lstm["dim"],)), tf.zeros(shape + (self.projection_dim,)))
         for r in range(rounds):
-            batch = sentences[r * n_streams:(r + 1) * n_streams]
+            batch = sentences[r * n_streams : (r + 1) * n_streams]
             char_ids = tf.constant(characters.batch_to_ids(batch, self.max_chars))
             _, _, _, state = self._representations(char_ids, initial_state=state)
         self.bilm.initial_c.assign(tf.reduce_mean(state[0], axis=2))
@@ -377,16 +430,22 @@ class ElmoLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "options": self.options,
-            "num_output_representations": self.num_output_representations,
-            "do_layer_norm": self.do_layer_norm, "l2_coef": self.l2_coef,
-            "use_top_only": self.use_top_only, "dropout": self.dropout,
-            "fine_tune": self.fine_tune, "stateful": self.stateful,
-            "max_batch_size": self.max_batch_size, "output_mode": self.output_mode,
-            "token_cache_size": self.token_cache.size,
-            "lstm_matmul_dtype": self.lstm_matmul_dtype,
-        })
+        config.update(
+            {
+                "options": self.options,
+                "num_output_representations": self.num_output_representations,
+                "do_layer_norm": self.do_layer_norm,
+                "l2_coef": self.l2_coef,
+                "use_top_only": self.use_top_only,
+                "dropout": self.dropout,
+                "fine_tune": self.fine_tune,
+                "stateful": self.stateful,
+                "max_batch_size": self.max_batch_size,
+                "output_mode": self.output_mode,
+                "token_cache_size": self.token_cache.size,
+                "lstm_matmul_dtype": self.lstm_matmul_dtype,
+            }
+        )
         return config
 
 
@@ -394,5 +453,6 @@ def embed_all_layers(outputs, n_lstm_layers):
     """Stack a dict output into (batch, n_lstm_layers + 1, T, 2P) like `allennlp elmo --all`."""
     word = outputs["word_emb"]
     layers = [tf.concat([word, word], -1)] + [
-        outputs[f"lstm_outputs{k + 1}"] for k in range(n_lstm_layers)]
+        outputs[f"lstm_outputs{k + 1}"] for k in range(n_lstm_layers)
+    ]
     return tf.stack(layers, axis=1)

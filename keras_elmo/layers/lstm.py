@@ -30,11 +30,24 @@ MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 # size (2**23) gains 1.2-1.45x at batch 32-128 and loses ~1.2x at batch 1;
 # the 2048/256 size (2**21) only loses at batch 1 (-35%), the 1024/128 size
 # loses at batch 1 and 32. Either layout gives the same numbers.
-FEATURE_MAJOR_MIN_RECURRENT = 2 ** 22
+FEATURE_MAJOR_MIN_RECURRENT = 2**22
 
 
-def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, proj_clip, n_dir,
-               matmul_dtype=None, feature_major=False):
+def run_packed(
+    inputs,
+    mask,
+    kernel,
+    bias,
+    w_rec,
+    w_proj,
+    c0,
+    h0,
+    cell_clip,
+    proj_clip,
+    n_dir,
+    matmul_dtype=None,
+    feature_major=False,
+):
     """The whole layer on real (mask=True) positions only, as a packed sequence.
 
     inputs: (n_dir, B, T, in); mask: (B, T) bool, any pattern; c0: (n_dir, B,
@@ -64,12 +77,14 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
     The directions are unrolled into plain 2-D matmuls: a BatchMatMul over a
     batch axis of 2 ran ~2.5x slower than two MatMuls of the same shapes.
     """
+
     def matmul(a, b, **kwargs):
         if matmul_dtype is None:
             return tf.matmul(a, b, **kwargs)
         # (a no-op cast for the weights, which are cast once below)
-        return tf.cast(tf.matmul(tf.cast(a, matmul_dtype), tf.cast(b, matmul_dtype), **kwargs),
-                       tf.float32)
+        return tf.cast(
+            tf.matmul(tf.cast(a, matmul_dtype), tf.cast(b, matmul_dtype), **kwargs), tf.float32
+        )
 
     if matmul_dtype is not None:  # cast each weight once per call, not per step
         kernel, w_rec, w_proj = (tf.cast(w, matmul_dtype) for w in (kernel, w_rec, w_proj))
@@ -78,17 +93,24 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
     counts = tf.reduce_sum(tf.cast(mask_tm, tf.int32), axis=1)  # real rows per step
     offsets = tf.cumsum(counts, exclusive=True)
     positions = tf.cast(tf.where(mask_tm), tf.int32)  # (N, 2) [t, b], time-major
-    packed_inputs = [tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions)
-                     for d in range(n_dir)]  # n_dir x (N, in)
+    packed_inputs = [
+        tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions) for d in range(n_dir)
+    ]  # n_dir x (N, in)
     if feature_major:
-        pre = [matmul(kernel[d], packed_inputs[d], transpose_b=True) + bias[d][:, None]
-               for d in range(n_dir)]  # n_dir x (4D, N)
+        pre = [
+            matmul(kernel[d], packed_inputs[d], transpose_b=True) + bias[d][:, None]
+            for d in range(n_dir)
+        ]  # n_dir x (4D, N)
     else:
         pre = [matmul(packed_inputs[d], kernel[d]) + bias[d] for d in range(n_dir)]  # (N, 4D)
     steps = tf.shape(mask_tm)[0]
     d_proj = tf.shape(h0)[-1]
-    outputs = tf.TensorArray(h0.dtype, size=steps + 1, infer_shape=False,
-                             element_shape=tf.TensorShape([None, n_dir, h0.shape[-1]]))
+    outputs = tf.TensorArray(
+        h0.dtype,
+        size=steps + 1,
+        infer_shape=False,
+        element_shape=tf.TensorShape([None, n_dir, h0.shape[-1]]),
+    )
     # An empty last element keeps `concat` valid when there are no steps.
     outputs = outputs.write(steps, tf.zeros([0, n_dir, d_proj], h0.dtype))
 
@@ -124,9 +146,14 @@ def run_packed(inputs, mask, kernel, bias, w_rec, w_proj, c0, h0, cell_clip, pro
         return t + 1, c, h, outputs
 
     _, c, h, outputs = tf.while_loop(
-        lambda t, *_: t < steps, body,
-        (tf.constant(0), tuple(tf.unstack(c0, num=n_dir)), tuple(tf.unstack(h0, num=n_dir)),
-         outputs),
+        lambda t, *_: t < steps,
+        body,
+        (
+            tf.constant(0),
+            tuple(tf.unstack(c0, num=n_dir)),
+            tuple(tf.unstack(h0, num=n_dir)),
+            outputs,
+        ),
         parallel_iterations=1,
     )
     packed = outputs.concat()  # (N, n_dir, P)
@@ -139,9 +166,11 @@ _run_packed_graph = tf.function(run_packed, reduce_retracing=True)
 
 def _transposed(initializer):
     """Draws a (d, a, b) weight as (d, b, a) and returns its transpose."""
+
     def init(shape, dtype=None):
         d, a, b = shape
         return tf.transpose(initializer((d, b, a), dtype=dtype), [0, 2, 1])
+
     return init
 
 
@@ -159,20 +188,36 @@ class ProjectedLSTM(keras.layers.Layer):
     stored in the config so that saved weights come back in their layout.
     """
 
-    def __init__(self, units, projection_dim, input_dim, n_directions=2,
-                 cell_clip=None, proj_clip=None, matmul_dtype="float32", feature_major=None,
-                 **kwargs):
+    def __init__(
+        self,
+        units,
+        projection_dim,
+        input_dim,
+        n_directions=2,
+        cell_clip=None,
+        proj_clip=None,
+        matmul_dtype="float32",
+        feature_major=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for name, value in (("units", units), ("projection_dim", projection_dim),
-                            ("input_dim", input_dim), ("n_directions", n_directions)):
+        for name, value in (
+            ("units", units),
+            ("projection_dim", projection_dim),
+            ("input_dim", input_dim),
+            ("n_directions", n_directions),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"ProjectedLSTM: {name} must be a positive integer, got {value!r}.")
+                raise ValueError(
+                    f"ProjectedLSTM: {name} must be a positive integer, got {value!r}."
+                )
         for name, value in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
             if value is not None and not value > 0:
                 raise ValueError(f"ProjectedLSTM: {name} must be positive or None, got {value!r}.")
         if matmul_dtype not in MATMUL_DTYPES:
-            raise ValueError(f"ProjectedLSTM: matmul_dtype must be one of {MATMUL_DTYPES}, "
-                             f"got {matmul_dtype!r}.")
+            raise ValueError(
+                f"ProjectedLSTM: matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}."
+            )
         self.units = units
         self.projection_dim = projection_dim
         self.input_dim = input_dim
@@ -186,9 +231,11 @@ class ProjectedLSTM(keras.layers.Layer):
 
     def build(self, input_shape=None):
         d, gates = self.n_directions, 4 * self.units
-        shapes = {"kernel": (self.input_dim, gates),
-                  "recurrent_kernel": (self.projection_dim, gates),
-                  "projection": (self.units, self.projection_dim)}
+        shapes = {
+            "kernel": (self.input_dim, gates),
+            "recurrent_kernel": (self.projection_dim, gates),
+            "projection": (self.units, self.projection_dim),
+        }
         init = keras.initializers.GlorotUniform()
         if self.feature_major:
             # Feature-major layout, W^T (see `run_packed`); conversion.py
@@ -199,10 +246,12 @@ class ProjectedLSTM(keras.layers.Layer):
             init = _transposed(init)
         self.kernel = self.add_weight(name="kernel", shape=(d, *shapes["kernel"]), initializer=init)
         self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(d, *shapes["recurrent_kernel"]), initializer=init)
+            name="recurrent_kernel", shape=(d, *shapes["recurrent_kernel"]), initializer=init
+        )
         self.bias = self.add_weight(name="bias", shape=(d, gates), initializer="zeros")
         self.projection = self.add_weight(
-            name="projection", shape=(d, *shapes["projection"]), initializer=init)
+            name="projection", shape=(d, *shapes["projection"]), initializer=init
+        )
         self.built = True
 
     def call(self, inputs, mask, initial_state):
@@ -211,20 +260,34 @@ class ProjectedLSTM(keras.layers.Layer):
         # (tf.function, fit, export) it is built inline.
         run = _run_packed_graph if tf.executing_eagerly() else run_packed
         outputs, c, h = run(
-            inputs, tf.cast(mask, tf.bool), tf.convert_to_tensor(self.kernel),
-            tf.convert_to_tensor(self.bias), tf.convert_to_tensor(self.recurrent_kernel),
-            tf.convert_to_tensor(self.projection), c0, h0, self.cell_clip, self.proj_clip,
-            self.n_directions, None if self.matmul_dtype == "float32" else self.matmul_dtype,
+            inputs,
+            tf.cast(mask, tf.bool),
+            tf.convert_to_tensor(self.kernel),
+            tf.convert_to_tensor(self.bias),
+            tf.convert_to_tensor(self.recurrent_kernel),
+            tf.convert_to_tensor(self.projection),
+            c0,
+            h0,
+            self.cell_clip,
+            self.proj_clip,
+            self.n_directions,
+            None if self.matmul_dtype == "float32" else self.matmul_dtype,
             self.feature_major,
         )
         return outputs, (c, h)
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "units": self.units, "projection_dim": self.projection_dim,
-            "input_dim": self.input_dim, "n_directions": self.n_directions,
-            "cell_clip": self.cell_clip, "proj_clip": self.proj_clip,
-            "matmul_dtype": self.matmul_dtype, "feature_major": self.feature_major,
-        })
+        config.update(
+            {
+                "units": self.units,
+                "projection_dim": self.projection_dim,
+                "input_dim": self.input_dim,
+                "n_directions": self.n_directions,
+                "cell_clip": self.cell_clip,
+                "proj_clip": self.proj_clip,
+                "matmul_dtype": self.matmul_dtype,
+                "feature_major": self.feature_major,
+            }
+        )
         return config

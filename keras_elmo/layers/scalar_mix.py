@@ -59,9 +59,12 @@ class ScalarMix(keras.layers.Layer):
         # bilm-tf adds 1/n_layers before the softmax; with the equal (zero)
         # initialisation that constant cancels, so the weights start at 0.
         self.scalar_weights = self.add_weight(
-            name="scalar_weights", shape=(self.n_layers,), initializer="zeros",
+            name="scalar_weights",
+            shape=(self.n_layers,),
+            initializer="zeros",
             regularizer=None if self.use_top_only else regularizer,
-            trainable=not self.use_top_only)
+            trainable=not self.use_top_only,
+        )
         self.gamma = self.add_weight(name="gamma", shape=(1,), initializer="ones")
         self.built = True
 
@@ -86,8 +89,12 @@ class ScalarMix(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "n_layers": self.n_layers, "do_layer_norm": self.do_layer_norm,
-            "l2_coef": self.l2_coef, "use_top_only": self.use_top_only,
-        })
+        config.update(
+            {
+                "n_layers": self.n_layers,
+                "do_layer_norm": self.do_layer_norm,
+                "l2_coef": self.l2_coef,
+                "use_top_only": self.use_top_only,
+            }
+        )
         return config

@@ -34,10 +34,12 @@ def clean_vocabulary(tokens):
                 token = token.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise ValueError(
-                    f"token cache: token {k} ({token!r}) is not valid UTF-8 ({err.reason}).") from None
+                    f"token cache: token {k} ({token!r}) is not valid UTF-8 ({err.reason})."
+                ) from None
         if not isinstance(token, str):
             raise ValueError(
-                f"token cache: tokens must be str or bytes, got {type(token).__name__} at {k}.")
+                f"token cache: tokens must be str or bytes, got {type(token).__name__} at {k}."
+            )
         if token and token not in seen:
             seen.add(token)
             out.append(token)
@@ -77,8 +79,12 @@ class TokenCache(keras.layers.Layer):
         self.size = size
         # autocast=False: read as float32 even inside a mixed-precision layer.
         self.vectors = self.add_weight(
-            name="vectors", shape=(size, self.output_dim), initializer="zeros", trainable=False,
-            autocast=False)
+            name="vectors",
+            shape=(size, self.output_dim),
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+        )
 
     @property
     def active(self):
@@ -87,13 +93,15 @@ class TokenCache(keras.layers.Layer):
     def _set_table(self, vocabulary):
         if len(vocabulary) != self.size:
             raise ValueError(
-                f"TokenCache: the vocabulary has {len(vocabulary)} tokens, the cache {self.size}.")
+                f"TokenCache: the vocabulary has {len(vocabulary)} tokens, the cache {self.size}."
+            )
         self.vocabulary = list(vocabulary)
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(self.vocabulary, tf.string),
-                tf.range(self.size, dtype=tf.int64)),
-            default_value=-1)
+                tf.constant(self.vocabulary, tf.string), tf.range(self.size, dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
 
     def set_vocabulary(self, vocabulary, vectors):
         """Store `vocabulary` (clean token list) and its vectors (V, output_dim)."""
@@ -101,14 +109,16 @@ class TokenCache(keras.layers.Layer):
         if vectors.shape != (len(vocabulary), self.output_dim):
             raise ValueError(
                 f"TokenCache: vectors must have shape {(len(vocabulary), self.output_dim)}, "
-                f"got {vectors.shape}.")
+                f"got {vectors.shape}."
+            )
         if self.size == 0:
             self._allocate(len(vocabulary))
         elif self.size != len(vocabulary):
             raise ValueError(
                 f"TokenCache: this layer already has a cache of {self.size} tokens; a vocabulary "
                 f"of {len(vocabulary)} needs a new layer (ElmoLayer(..., token_cache_size="
-                f"{len(vocabulary)})).")
+                f"{len(vocabulary)}))."
+            )
         self._set_table(vocabulary)
         self.vectors.assign(vectors)
 
@@ -148,7 +158,7 @@ def encode_vocabulary(token_encoder, vocabulary, batch_size=4096):
     max_chars = token_encoder.max_chars
     out = []
     for start in range(0, len(vocabulary), batch_size):
-        chunk = vocabulary[start:start + batch_size]
+        chunk = vocabulary[start : start + batch_size]
         ids = tf.constant(characters.batch_to_ids([chunk], max_chars)[0])
         out.append(token_encoder.encode_unique(ids).numpy())
     return np.concatenate(out, axis=0)

@@ -3,8 +3,8 @@
 import keras
 import tensorflow as tf
 
-from keras_elmo.text import characters
 from keras_elmo import options as options_lib
+from keras_elmo.text import characters
 
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
@@ -63,16 +63,19 @@ class CharCNNTokenEncoder(keras.layers.Layer):
             self.highway.append(
                 {
                     "w_carry": self.add_weight(
-                        name=f"highway_{k}_w_carry", shape=(f, f),
+                        name=f"highway_{k}_w_carry",
+                        shape=(f, f),
                         initializer=keras.initializers.RandomNormal(stddev=stddev),
                     ),
                     # bilm-tf starts the carry gate biased towards carrying x.
                     "b_carry": self.add_weight(
-                        name=f"highway_{k}_b_carry", shape=(f,),
+                        name=f"highway_{k}_b_carry",
+                        shape=(f,),
                         initializer=keras.initializers.Constant(-2.0),
                     ),
                     "w_transform": self.add_weight(
-                        name=f"highway_{k}_w_transform", shape=(f, f),
+                        name=f"highway_{k}_w_transform",
+                        shape=(f, f),
                         initializer=keras.initializers.RandomNormal(stddev=stddev),
                     ),
                     "b_transform": self.add_weight(
@@ -82,10 +85,13 @@ class CharCNNTokenEncoder(keras.layers.Layer):
             )
         if self.use_projection:
             self.w_proj = self.add_weight(
-                name="w_proj", shape=(f, self.output_dim),
+                name="w_proj",
+                shape=(f, self.output_dim),
                 initializer=keras.initializers.RandomNormal(stddev=(1.0 / f) ** 0.5),
             )
-            self.b_proj = self.add_weight(name="b_proj", shape=(self.output_dim,), initializer="zeros")
+            self.b_proj = self.add_weight(
+                name="b_proj", shape=(self.output_dim,), initializer="zeros"
+            )
         self.built = True
 
     def _act(self, x):
@@ -107,7 +113,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         position = tf.range(1, self.max_chars + 1)[None, :]
         used = tf.reduce_max(tf.where(is_pad, 0, position))  # 0 when every char is padding
         widest = max(width for width, _ in self.filters)
-        x = x[:, :, :tf.minimum(used + widest, self.max_chars)]
+        x = x[:, :, : tf.minimum(used + widest, self.max_chars)]
         pieces = []
         for kernel, bias in zip(self.conv_kernels, self.conv_biases):
             conv = tf.nn.conv2d(x, tf.convert_to_tensor(kernel), strides=1, padding="VALID")

@@ -34,15 +34,15 @@ def read_sentences(path):
                 ) from None
             tokens = line.split()
             if not tokens:
-                raise ValueError(f"{path}: line {index + 1} is empty; every line must hold a sentence.")
+                raise ValueError(
+                    f"{path}: line {index + 1} is empty; every line must hold a sentence."
+                )
             yield index, tokens
 
 
 def _check_input(path):
     """First pass: validate every line and count them (streaming)."""
-    count = 0
-    for count, _ in enumerate(read_sentences(path), start=1):
-        pass
+    count = sum(1 for _ in read_sentences(path))
     if count == 0:
         raise ValueError(f"{path}: the input file has no sentences.")
     return count
@@ -65,19 +65,27 @@ def _split(chunk, batch_size, sort):
     if sort:
         chunk = sorted(chunk, key=lambda item: len(item[1]))
     for start in range(0, len(chunk), batch_size):
-        yield chunk[start:start + batch_size]
+        yield chunk[start : start + batch_size]
 
 
 def _token_array(batch):
     longest = max(len(tokens) for _, tokens in batch)
     out = np.full((len(batch), longest), b"", dtype=object)
     for row, (_, tokens) in enumerate(batch):
-        out[row, :len(tokens)] = [t.encode("utf-8") for t in tokens]
+        out[row, : len(tokens)] = [t.encode("utf-8") for t in tokens]
     return out
 
 
-def embed_file(input_file, output_file, options_file, weight_file, layers="all", batch_size=64,
-               stateful=False, progress=None):
+def embed_file(
+    input_file,
+    output_file,
+    options_file,
+    weight_file,
+    layers="all",
+    batch_size=64,
+    stateful=False,
+    progress=None,
+):
     """Embed every line of `input_file` into `output_file`; see the module docstring."""
     if layers not in LAYER_CHOICES:
         raise ValueError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
@@ -89,8 +97,9 @@ def embed_file(input_file, output_file, options_file, weight_file, layers="all",
 
     from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
 
-    layer = ElmoLayer.from_original(options_file, weight_file, output_mode="dict",
-                                    stateful=stateful, max_batch_size=batch_size)
+    layer = ElmoLayer.from_original(
+        options_file, weight_file, output_mode="dict", stateful=stateful, max_batch_size=batch_size
+    )
     n_lstm = layer.n_lstm_layers
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string)])
@@ -115,8 +124,9 @@ def embed_file(input_file, output_file, options_file, weight_file, layers="all",
             if progress is not None:
                 progress.write(f"\rkeras-elmo embed: {done}/{total} sentences")
                 progress.flush()
-        out.create_dataset("sentence_to_index", data=[json.dumps(sentence_to_index)],
-                           dtype=h5py.string_dtype())
+        out.create_dataset(
+            "sentence_to_index", data=[json.dumps(sentence_to_index)], dtype=h5py.string_dtype()
+        )
     if progress is not None:
         progress.write("\n")
     return total

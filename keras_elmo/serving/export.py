@@ -62,12 +62,14 @@ def find_elmo_layer(layer_or_model):
     if not found:
         raise ValueError(
             f"export: expected an ElmoLayer or a Keras model containing one; got a {what} "
-            "with no ElmoLayer inside.")
+            "with no ElmoLayer inside."
+        )
     if len(found) > 1:
         names = ", ".join(layer.name for layer in found)
         raise ValueError(
             f"export: the {what} contains {len(found)} ElmoLayers ({names}); export one of "
-            "them directly.")
+            "them directly."
+        )
     return found[0]
 
 
@@ -78,8 +80,14 @@ def _serving_copy(layer):
 
     if not layer.built:
         layer.build()
-    config = {**layer.get_config(), "output_mode": "dict", "stateful": False, "dropout": 0.0,
-              "dtype": "float32", "trainable": False}
+    config = {
+        **layer.get_config(),
+        "output_mode": "dict",
+        "stateful": False,
+        "dropout": 0.0,
+        "dtype": "float32",
+        "trainable": False,
+    }
     if "token_cache_size" in config:
         # The token-vector cache only saves CNN time (its vectors are the
         # CNN's); the export always runs the char CNN, so it serves any token.
@@ -91,11 +99,12 @@ def _serving_copy(layer):
         raise ValueError("export: token encoder weights do not match the layer's options.")
     for src_lstm, dst_lstm in zip(layer.bilm.lstms, copy.bilm.lstms):
         pairs += list(zip(src_lstm.weights, dst_lstm.weights))
-    pairs += [(layer.bilm.initial_c, copy.bilm.initial_c),
-              (layer.bilm.initial_h, copy.bilm.initial_h)]
+    pairs += [
+        (layer.bilm.initial_c, copy.bilm.initial_c),
+        (layer.bilm.initial_h, copy.bilm.initial_h),
+    ]
     for src_mix, dst_mix in zip(layer.mixes, copy.mixes):
-        pairs += [(src_mix.scalar_weights, dst_mix.scalar_weights),
-                  (src_mix.gamma, dst_mix.gamma)]
+        pairs += [(src_mix.scalar_weights, dst_mix.scalar_weights), (src_mix.gamma, dst_mix.gamma)]
     covered = {id(dst) for _, dst in pairs}
     missing = [v.path for v in copy.variables if id(v) not in covered]
     if missing or len(covered) != len(pairs):
@@ -104,7 +113,8 @@ def _serving_copy(layer):
         if tuple(src.shape) != tuple(dst.shape):
             raise ValueError(
                 f"export: variable {src.path} has shape {tuple(src.shape)}, expected "
-                f"{tuple(dst.shape)}.")
+                f"{tuple(dst.shape)}."
+            )
         dst.assign(src.value)
     return copy
 
@@ -149,8 +159,12 @@ def build_serving_module(layer, tokenizer="whitespace"):
     def default(default):
         return outputs(tokenize(default))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens"),
-                                  tf.TensorSpec([None], tf.int32, name="sequence_len")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="tokens"),
+            tf.TensorSpec([None], tf.int32, name="sequence_len"),
+        ]
+    )
     def tokens(tokens, sequence_len):
         positions = tf.range(tf.shape(tokens)[1])[None, :]
         tokens = tf.where(positions < sequence_len[:, None], tokens, "")
@@ -167,8 +181,11 @@ def build_serving_module(layer, tokenizer="whitespace"):
     module.default = default
     module.tokens = tokens
     text_fn = default.get_concrete_function()
-    signatures = {"serving_default": text_fn, "default": text_fn,
-                  "tokens": tokens.get_concrete_function()}
+    signatures = {
+        "serving_default": text_fn,
+        "default": text_fn,
+        "tokens": tokens.get_concrete_function(),
+    }
     return module, signatures
 
 
@@ -221,8 +238,9 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
             "signatures": {
                 "serving_default": {"inputs": {"default": "string [batch]"}},
                 "default": {"inputs": {"default": "string [batch]"}},
-                "tokens": {"inputs": {"tokens": "string [batch, max_len]",
-                                      "sequence_len": "int32 [batch]"}},
+                "tokens": {
+                    "inputs": {"tokens": "string [batch, max_len]", "sequence_len": "int32 [batch]"}
+                },
             },
             "outputs": list(signatures["tokens"].structured_outputs),
             "options": serving_layer_options,

@@ -46,7 +46,9 @@ def _token_bytes(token, where):
         try:
             token.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"{where}: token {token!r} is not valid UTF-8 ({err.reason}).") from None
+            raise ValueError(
+                f"{where}: token {token!r} is not valid UTF-8 ({err.reason})."
+            ) from None
         return token
     if not isinstance(token, str):
         raise TypeError(f"{where}: tokens must be str or bytes, got {type(token).__name__}.")

@@ -55,9 +55,11 @@ class ElmoTokenizer(keras.layers.Layer):
         if mode not in MODES:
             raise ValueError(f"ElmoTokenizer: mode must be one of {MODES}, got {mode!r}.")
         if max_tokens is not None and (
-                isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
             raise ValueError(
-                f"ElmoTokenizer: max_tokens must be a positive integer or None, got {max_tokens!r}.")
+                f"ElmoTokenizer: max_tokens must be a positive integer or None, got {max_tokens!r}."
+            )
         self.mode = mode
         self.max_tokens = max_tokens
         self.supports_masking = False
@@ -66,11 +68,11 @@ class ElmoTokenizer(keras.layers.Layer):
         if self.mode == "tf_text":
             tokens = _tf_text_tokenize(sentences)
             if self.max_tokens is not None:
-                tokens = tokens[:, :self.max_tokens]
+                tokens = tokens[:, : self.max_tokens]
             return tokens.to_tensor(default_value="")
         tokens = tokenization.tokenize(sentences, self.mode)
         if self.max_tokens is not None:
-            tokens = tokens[:, :self.max_tokens]
+            tokens = tokens[:, : self.max_tokens]
         return tokens
 
     def call(self, inputs):
@@ -87,7 +89,8 @@ class ElmoTokenizer(keras.layers.Layer):
         elif rank != 1:
             raise ValueError(
                 f"ElmoTokenizer: expected sentences of shape (batch,) or (batch, 1), got "
-                f"{inputs.shape}.")
+                f"{inputs.shape}."
+            )
         return self._tokenize(inputs)
 
     def compute_output_spec(self, inputs):
@@ -96,7 +99,8 @@ class ElmoTokenizer(keras.layers.Layer):
             return keras.KerasTensor((None,), dtype="string")
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
             raise ValueError(
-                f"ElmoTokenizer: expected sentences of shape (batch,) or (batch, 1), got {shape}.")
+                f"ElmoTokenizer: expected sentences of shape (batch,) or (batch, 1), got {shape}."
+            )
         return keras.KerasTensor((shape[0], None), dtype="string")
 
     def get_config(self):

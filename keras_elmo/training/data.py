@@ -21,8 +21,7 @@ import glob
 import os
 import re
 
-from keras_elmo.text import characters
-from keras_elmo.text import tokenization
+from keras_elmo.text import characters, tokenization
 
 BOS, EOS, UNK = characters.BOS_TOKEN, characters.EOS_TOKEN, "<UNK>"
 SPECIAL_TOKENS = (BOS, EOS, UNK)
@@ -39,15 +38,18 @@ SOTU_HELDOUT_FROM_YEAR = 2010
 # ---------------------------------------------------------------- splitting
 
 # Tokens that end in "." without ending a sentence (compared lower-cased).
-ABBREVIATIONS = frozenset("""
+ABBREVIATIONS = frozenset(
+    """
 mr mrs ms dr prof sr jr st mt messrs mme mlle gen col maj capt lt sgt adm gov
 rep sen hon rev fr vs etc e.g i.e cf no nos vol pp fig jan feb mar apr jun jul
 aug sep sept oct nov dec inc co corp ltd bros dept est approx u.s u.s.a u.k
 d.c a.m p.m
-""".split())
+""".split()
+)
 
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-                         "\u2014": " -- ", "\u2013": "-"})
+_QUOTES = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": " -- ", "\u2013": "-"}
+)
 # A candidate boundary: . ! or ? (maybe followed by closing quotes/brackets),
 # then whitespace, then an opening quote/bracket or a capital letter or digit.
 _BOUNDARY = re.compile(r"""([.!?]+['")\]]*)\s+(?=['"(\[]*[A-Z0-9])""")
@@ -100,8 +102,12 @@ def tokenize_prose(sentence):
     tokens = tokenization.tokenize_python(normalize_prose(sentence), "punctuation")
     # A sentence-final "." glued to a closing quote/bracket ("end.") or "end?")
     # is split by the rules; one glued to the last word is split here as well.
-    if tokens and len(tokens[-1]) > 1 and tokens[-1].endswith(".") \
-            and not _is_abbreviation(tokens[-1]):
+    if (
+        tokens
+        and len(tokens[-1]) > 1
+        and tokens[-1].endswith(".")
+        and not _is_abbreviation(tokens[-1])
+    ):
         tokens[-1:] = [tokens[-1][:-1], "."]
     return tokens
 
@@ -213,8 +219,9 @@ def corpus_splits(data_dir):
     sotu_train, sotu_held = sotu_files(os.path.join(data_dir, "sotu"))
     moby = moby_dick_files(os.path.join(data_dir, "moby-dick"))
     return {
-        "train": [(read_brown, p) for p in brown_train] + [(read_prose, p) for p in sotu_train]
-                 + [(read_prose, p) for p in moby],
+        "train": [(read_brown, p) for p in brown_train]
+        + [(read_prose, p) for p in sotu_train]
+        + [(read_prose, p) for p in moby],
         "heldout_brown": [(read_brown, p) for p in brown_held],
         "heldout_sotu": [(read_prose, p) for p in sotu_held],
     }
@@ -268,6 +275,7 @@ def read_tokenized(path):
 
 # ---------------------------------------------------------------- vocabulary
 
+
 def count_tokens(paths, reader=read_tokenized):
     """A Counter of the tokens in the given files (streamed one file at a time)."""
     if isinstance(paths, (str, os.PathLike)):
@@ -290,8 +298,10 @@ def build_vocab(counts, min_count=1, max_size=None):
         raise ValueError(f"min_count must be a positive integer, got {min_count!r}.")
     if max_size is not None and (not isinstance(max_size, int) or max_size <= len(SPECIAL_TOKENS)):
         raise ValueError(f"max_size must be an integer > {len(SPECIAL_TOKENS)}, got {max_size!r}.")
-    words = sorted(((w, c) for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
-                   key=lambda wc: (-wc[1], wc[0]))
+    words = sorted(
+        ((w, c) for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
+        key=lambda wc: (-wc[1], wc[0]),
+    )
     vocab = list(SPECIAL_TOKENS) + [w for w, _ in words]
     return vocab[:max_size] if max_size is not None else vocab
 
@@ -309,13 +319,15 @@ def load_vocab(path):
         vocab = [line.rstrip("\n") for line in f if line.strip()]
     if tuple(vocab[:3]) != SPECIAL_TOKENS:
         raise ValueError(
-            f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK>; got {vocab[:3]}.")
+            f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK>; got {vocab[:3]}."
+        )
     if len(set(vocab)) != len(vocab):
         raise ValueError(f"{path}: the vocabulary has duplicate entries.")
     return vocab
 
 
 # ---------------------------------------------------------------- tf.data
+
 
 def make_word_table(vocab):
     """A tf lookup table token -> id, `<UNK>` (2) for anything else."""
@@ -332,9 +344,19 @@ def default_buckets(max_len):
     return bounds
 
 
-def make_dataset(paths, vocab, batch_size, max_len=50, shuffle_buffer=0, seed=0,
-                 repeat=False, buckets=None, skip_batches=0, drop_remainder=False,
-                 max_chars=characters.MAX_CHARS_PER_TOKEN):
+def make_dataset(
+    paths,
+    vocab,
+    batch_size,
+    max_len=50,
+    shuffle_buffer=0,
+    seed=0,
+    repeat=False,
+    buckets=None,
+    skip_batches=0,
+    drop_remainder=False,
+    max_chars=characters.MAX_CHARS_PER_TOKEN,
+):
     """Stream tokenized text files into biLM batches.
 
     Each line is one sentence of whitespace-separated tokens; a line longer
@@ -370,7 +392,8 @@ def make_dataset(paths, vocab, batch_size, max_len=50, shuffle_buffer=0, seed=0,
     else:
         # Read all files in parallel, line by line in turn (deterministic).
         ds = tf.data.Dataset.from_tensor_slices(paths).interleave(
-            tf.data.TextLineDataset, cycle_length=len(paths), block_length=1)
+            tf.data.TextLineDataset, cycle_length=len(paths), block_length=1
+        )
     if repeat:
         ds = ds.repeat()
     if shuffle_buffer:
@@ -390,11 +413,17 @@ def make_dataset(paths, vocab, batch_size, max_len=50, shuffle_buffer=0, seed=0,
     if buckets:
         sizes = [batch_size] * (len(buckets) + 1)
         ds = ds.bucket_by_sequence_length(
-            lambda t: tf.size(t), buckets, sizes, padded_shapes=[None], padding_values="",
-            drop_remainder=drop_remainder)
+            lambda t: tf.size(t),
+            buckets,
+            sizes,
+            padded_shapes=[None],
+            padding_values="",
+            drop_remainder=drop_remainder,
+        )
     else:
-        ds = ds.padded_batch(batch_size, padded_shapes=[None], padding_values="",
-                             drop_remainder=drop_remainder)
+        ds = ds.padded_batch(
+            batch_size, padded_shapes=[None], padding_values="", drop_remainder=drop_remainder
+        )
     if skip_batches:
         ds = ds.skip(skip_batches)  # cheap: only strings so far
 
@@ -417,7 +446,8 @@ def _block_shuffle(ds, block, seed):
 
     def permute(index, lines):
         key = tf.random.stateless_uniform(
-            tf.shape(lines), seed=tf.stack([tf.cast(seed, tf.int64), index[0]]))
+            tf.shape(lines), seed=tf.stack([tf.cast(seed, tf.int64), index[0]])
+        )
         return tf.gather(lines, tf.argsort(key))
 
     return ds.enumerate().batch(block).map(permute).unbatch()
@@ -436,5 +466,5 @@ def batch_numpy(sentences, vocab, max_chars=characters.MAX_CHARS_PER_TOKEN):
     char_ids = characters.batch_to_ids(wrapped, max_chars)
     word_ids = np.full(char_ids.shape[:2], -1, dtype=np.int32)
     for i, s in enumerate(wrapped):
-        word_ids[i, :len(s)] = [index.get(w, UNK_ID) for w in s]
+        word_ids[i, : len(s)] = [index.get(w, UNK_ID) for w in s]
     return char_ids, word_ids

@@ -35,17 +35,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_elmo.training import data as data_lib
 from keras_elmo import options as options_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.elmo_layer import ElmoLayer
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
+from keras_elmo.training import data as data_lib
 
 SOFTMAX_FILE = "softmax.npz"
 TRAINING_LOG_FILE = "training_log.json"
 
 
 # ------------------------------------------------------------------ sampler
+
 
 def log_uniform_probs(vocab_size):
     """P(k) = log((k + 2) / (k + 1)) / log(V + 1), k = 0..V-1 (numpy float64)."""
@@ -83,6 +84,7 @@ def sampled_values(labels, num_sampled, vocab_size, seed):
 
 # ------------------------------------------------------------------ model
 
+
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class SharedSoftmax(keras.layers.Layer):
     """The output softmax shared by both directions: W (V, P), b (V,)."""
@@ -94,8 +96,10 @@ class SharedSoftmax(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.w = self.add_weight(
-            name="w", shape=(self.vocab_size, self.dim),
-            initializer=keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(self.dim)))
+            name="w",
+            shape=(self.vocab_size, self.dim),
+            initializer=keras.initializers.RandomNormal(stddev=1.0 / math.sqrt(self.dim)),
+        )
         self.b = self.add_weight(name="b", shape=(self.vocab_size,), initializer="zeros")
         self.built = True
 
@@ -155,9 +159,14 @@ class BiLMTrainer(keras.Model):
         self.max_chars = self.options["char_cnn"]["max_characters_per_token"]
         self.token_encoder = CharCNNTokenEncoder(self.options, name="token_encoder")
         self.bilm = BidirectionalLM(
-            lstm["dim"], lstm["projection_dim"], lstm["n_layers"], cell_clip=lstm["cell_clip"],
-            proj_clip=lstm["proj_clip"], use_skip_connections=lstm["use_skip_connections"],
-            name="bilm")
+            lstm["dim"],
+            lstm["projection_dim"],
+            lstm["n_layers"],
+            cell_clip=lstm["cell_clip"],
+            proj_clip=lstm["proj_clip"],
+            use_skip_connections=lstm["use_skip_connections"],
+            name="bilm",
+        )
         self.softmax = SharedSoftmax(vocab_size, lstm["projection_dim"], name="softmax")
         self.token_encoder.build((None, self.max_chars))
         self.bilm.build()
@@ -187,7 +196,7 @@ class BiLMTrainer(keras.Model):
         x = self._dropout(x, 1, step, training)
         outputs, _ = self.bilm(x, mask)
         top = self._dropout(outputs[-1], 2, step, training)
-        return top[..., :self.projection_dim], top[..., self.projection_dim:]
+        return top[..., : self.projection_dim], top[..., self.projection_dim :]
 
     def call(self, inputs, training=False):
         forward, backward = self.top_outputs(inputs["char_ids"], training=training)
@@ -198,8 +207,12 @@ class BiLMTrainer(keras.Model):
         forward, backward = self.top_outputs(inputs["char_ids"], training=training, step=step)
         f_targets, b_targets = lm_targets(word_ids)
         f_valid, b_valid = f_targets >= 0, b_targets >= 0
-        return (tf.boolean_mask(forward, f_valid), tf.boolean_mask(f_targets, f_valid),
-                tf.boolean_mask(backward, b_valid), tf.boolean_mask(b_targets, b_valid))
+        return (
+            tf.boolean_mask(forward, f_valid),
+            tf.boolean_mask(f_targets, f_valid),
+            tf.boolean_mask(backward, b_valid),
+            tf.boolean_mask(b_targets, b_valid),
+        )
 
     def _sampled_loss(self, h, labels, step):
         if self.n_negative == 0:
@@ -207,9 +220,16 @@ class BiLMTrainer(keras.Model):
         labels = labels[:, None]
         sv = sampled_values(labels, self.n_negative, self.vocab_size, self._seed(0, step))
         return tf.nn.sampled_softmax_loss(
-            weights=self.softmax.w, biases=self.softmax.b, labels=labels, inputs=h,
-            num_sampled=self.n_negative, num_classes=self.vocab_size, num_true=1,
-            sampled_values=sv, remove_accidental_hits=True)
+            weights=self.softmax.w,
+            biases=self.softmax.b,
+            labels=labels,
+            inputs=h,
+            num_sampled=self.n_negative,
+            num_classes=self.vocab_size,
+            num_true=1,
+            sampled_values=sv,
+            remove_accidental_hits=True,
+        )
 
     def full_softmax_xent(self, h, labels):
         """Per-token cross entropy (nats) with the full softmax."""
@@ -258,22 +278,35 @@ class BiLMTrainer(keras.Model):
         loss_b = self.full_softmax_xent(h_b, y_b)
         n_f = tf.cast(tf.shape(y_f)[0], tf.float32)
         n_b = tf.cast(tf.shape(y_b)[0], tf.float32)
-        self.forward_tracker.update_state(tf.reduce_sum(loss_f) / tf.maximum(n_f, 1.0),
-                                          sample_weight=n_f)
-        self.backward_tracker.update_state(tf.reduce_sum(loss_b) / tf.maximum(n_b, 1.0),
-                                           sample_weight=n_b)
+        self.forward_tracker.update_state(
+            tf.reduce_sum(loss_f) / tf.maximum(n_f, 1.0), sample_weight=n_f
+        )
+        self.backward_tracker.update_state(
+            tf.reduce_sum(loss_b) / tf.maximum(n_b, 1.0), sample_weight=n_b
+        )
         mean = 0.5 * (self.forward_tracker.result() + self.backward_tracker.result())
-        return {"loss": mean, "forward_loss": self.forward_tracker.result(),
-                "backward_loss": self.backward_tracker.result()}
+        return {
+            "loss": mean,
+            "forward_loss": self.forward_tracker.result(),
+            "backward_loss": self.backward_tracker.result(),
+        }
 
     def get_config(self):
         config = super().get_config()
-        config.update({"options": self.options, "vocab_size": self.vocab_size,
-                       "n_negative": self.n_negative, "dropout": self.dropout, "seed": self.seed})
+        config.update(
+            {
+                "options": self.options,
+                "vocab_size": self.vocab_size,
+                "n_negative": self.n_negative,
+                "dropout": self.dropout,
+                "seed": self.seed,
+            }
+        )
         return config
 
 
 # ------------------------------------------------------------------ evaluation
+
 
 def perplexity(model, dataset):
     """Held-out full-softmax perplexities over a dataset of biLM batches.
@@ -286,10 +319,12 @@ def perplexity(model, dataset):
     @tf.function(reduce_retracing=True)
     def batch_sums(inputs):
         h_f, y_f, h_b, y_b = model._gather(inputs, False, 0)
-        return (tf.reduce_sum(tf.cast(model.full_softmax_xent(h_f, y_f), tf.float64)),
-                tf.size(y_f),
-                tf.reduce_sum(tf.cast(model.full_softmax_xent(h_b, y_b), tf.float64)),
-                tf.size(y_b))
+        return (
+            tf.reduce_sum(tf.cast(model.full_softmax_xent(h_f, y_f), tf.float64)),
+            tf.size(y_f),
+            tf.reduce_sum(tf.cast(model.full_softmax_xent(h_b, y_b), tf.float64)),
+            tf.size(y_b),
+        )
 
     sf = sb = 0.0
     nf = nb = 0
@@ -299,11 +334,18 @@ def perplexity(model, dataset):
     if nf == 0:
         raise ValueError("perplexity: the dataset has no tokens.")
     lf, lb = sf / nf, sb / nb
-    return {"forward": math.exp(lf), "backward": math.exp(lb), "average": math.exp(0.5 * (lf + lb)),
-            "forward_loss": lf, "backward_loss": lb, "tokens": nf}
+    return {
+        "forward": math.exp(lf),
+        "backward": math.exp(lb),
+        "average": math.exp(0.5 * (lf + lb)),
+        "forward_loss": lf,
+        "backward_loss": lb,
+        "tokens": nf,
+    }
 
 
 # ------------------------------------------------------------------ export / import
+
 
 def to_elmo_layer(model, **kwargs):
     """An `ElmoLayer` holding copies of the trained encoder and biLM weights."""
@@ -325,10 +367,12 @@ def export_model(model, output_dir, vocab=None, keras_file=True, extra_log=None)
     """
     os.makedirs(output_dir, exist_ok=True)
     layer = to_elmo_layer(model)
-    layer.save_original(os.path.join(output_dir, "options.json"),
-                        os.path.join(output_dir, "weights.hdf5"))
-    np.savez(os.path.join(output_dir, SOFTMAX_FILE), w=model.softmax.w.numpy(),
-             b=model.softmax.b.numpy())
+    layer.save_original(
+        os.path.join(output_dir, "options.json"), os.path.join(output_dir, "weights.hdf5")
+    )
+    np.savez(
+        os.path.join(output_dir, SOFTMAX_FILE), w=model.softmax.w.numpy(), b=model.softmax.b.numpy()
+    )
     if vocab is not None:
         data_lib.write_vocab(vocab, os.path.join(output_dir, "vocab.txt"))
     if keras_file:
@@ -349,7 +393,8 @@ def load_trained(model_dir, n_negative=0):
     if not os.path.isfile(softmax_file):
         raise FileNotFoundError(
             f"{softmax_file} not found: perplexity needs the LM softmax, which `keras-elmo train` "
-            "writes next to weights.hdf5 (it is not part of the published format).")
+            "writes next to weights.hdf5 (it is not part of the published format)."
+        )
     layer = ElmoLayer.from_original(options_file, weight_file)
     soft = np.load(softmax_file)
     model = BiLMTrainer(layer.options, int(soft["w"].shape[0]), n_negative=n_negative, dropout=0.0)
@@ -360,6 +405,7 @@ def load_trained(model_dir, n_negative=0):
 
 
 # ------------------------------------------------------------------ fit helpers
+
 
 class BatchLog(keras.callbacks.Callback):
     """Keeps every step's `batch_loss` and counts the target tokens seen."""
@@ -381,12 +427,13 @@ class BatchLog(keras.callbacks.Callback):
         self.tokens += int(logs.get("batch_tokens", 0))
         if self.print_every and len(self.losses) % self.print_every == 0 and self.stream:
             elapsed = time.time() - self.start
-            recent = np.mean(self.losses[-self.print_every:])
+            recent = np.mean(self.losses[-self.print_every :])
             step = int(self.model.optimizer.iterations.numpy())
             self.stream.write(
                 f"step {step} loss {recent:.4f} ppl~{math.exp(min(recent, 50)):.1f} "
                 f"tokens {self.tokens} tok/s {self.tokens / max(elapsed, 1e-9):.0f} "
-                f"elapsed {elapsed / 60:.1f} min\n")
+                f"elapsed {elapsed / 60:.1f} min\n"
+            )
             self.stream.flush()
 
 
@@ -411,8 +458,9 @@ def make_optimizer(name="adam", learning_rate=1e-3, clipnorm=5.0):
     if name == "adam":
         return keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
     if name == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate, initial_accumulator_value=1.0,
-                                        global_clipnorm=clipnorm)
+        return keras.optimizers.Adagrad(
+            learning_rate, initial_accumulator_value=1.0, global_clipnorm=clipnorm
+        )
     raise ValueError(f"optimizer must be 'adam' or 'adagrad', got {name!r}.")
 
 
@@ -425,9 +473,21 @@ def backup_epoch(backup_dir):
         return int(json.load(f).get("epoch", 0))
 
 
-def train(model, train_files, vocab, batch_size=32, steps_per_epoch=100, epochs=1,
-          checkpoint_dir=None, max_len=50, shuffle_buffer=10000, data_seed=0,
-          optimizer=None, callbacks=(), verbose=0):
+def train(
+    model,
+    train_files,
+    vocab,
+    batch_size=32,
+    steps_per_epoch=100,
+    epochs=1,
+    checkpoint_dir=None,
+    max_len=50,
+    shuffle_buffer=10000,
+    data_seed=0,
+    optimizer=None,
+    callbacks=(),
+    verbose=0,
+):
     """Fit `model` on tokenized text files, resumable through `checkpoint_dir`.
 
     An epoch is `steps_per_epoch` batches of an endless, deterministic
@@ -442,15 +502,26 @@ def train(model, train_files, vocab, batch_size=32, steps_per_epoch=100, epochs=
         model.compile(optimizer=optimizer or make_optimizer())
     start_epoch = backup_epoch(checkpoint_dir) if checkpoint_dir else 0
     dataset = data_lib.make_dataset(
-        train_files, vocab, batch_size, max_len=max_len, shuffle_buffer=shuffle_buffer,
-        seed=data_seed, repeat=True, skip_batches=start_epoch * steps_per_epoch,
-        drop_remainder=True)
+        train_files,
+        vocab,
+        batch_size,
+        max_len=max_len,
+        shuffle_buffer=shuffle_buffer,
+        seed=data_seed,
+        repeat=True,
+        skip_batches=start_epoch * steps_per_epoch,
+        drop_remainder=True,
+    )
     log = BatchLog()
     cbs = []
     if checkpoint_dir:
-        cbs.append(keras.callbacks.BackupAndRestore(checkpoint_dir, save_freq="epoch",
-                                                    delete_checkpoint=False))
+        cbs.append(
+            keras.callbacks.BackupAndRestore(
+                checkpoint_dir, save_freq="epoch", delete_checkpoint=False
+            )
+        )
     cbs += [log] + list(callbacks)
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs,
-              verbose=verbose)
+    model.fit(
+        dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose
+    )
     return log
