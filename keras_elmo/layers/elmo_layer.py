@@ -26,7 +26,9 @@ class ElmoLayer(keras.layers.Layer):
     Inputs, any of:
       - int char ids (batch, T, max_chars) as made by `keras_elmo.batch_to_ids`;
       - string tokens (batch, T), "" as padding, or a ragged (batch, None);
-      - raw sentences, strings (batch,), split on whitespace in the graph.
+      - raw sentences, strings (batch,), split on whitespace in the graph;
+      - Python lists of either: token lists (of any lengths: the shorter are
+        padded with "") or sentence strings.
 
     Output (`output_mode="elmo"`): the ELMo vectors (batch, T, 2P), zero at
     padding, with a Keras mask; a list of them if `num_output_representations`
@@ -315,6 +317,15 @@ class ElmoLayer(keras.layers.Layer):
             outputs = [tf.stop_gradient(out) for out in outputs[:-1]] + outputs[-1:]
         layers = [tf.concat([tokens, tokens], axis=-1)] + outputs
         return layers, tokens, mask, final_state
+
+    def __call__(self, *args, **kwargs):
+        # Keras takes only tensors and arrays as positional inputs; the README's
+        # Python lists of tokens or sentences become string tensors first.
+        if args:
+            args = (tokenization.python_strings_to_tensor(args[0], "ElmoLayer"),) + args[1:]
+        elif "inputs" in kwargs:
+            kwargs["inputs"] = tokenization.python_strings_to_tensor(kwargs["inputs"], "ElmoLayer")
+        return super().__call__(*args, **kwargs)
 
     def call(self, inputs, training=None):
         tokens = self._string_tokens(inputs) if self.token_cache.active else None

@@ -58,3 +58,44 @@ def tokenize_python(sentence, mode="whitespace"):
     elif mode != "whitespace":
         raise ValueError(f"Unknown tokenizer {mode!r}; choose one of {TOKENIZERS}.")
     return sentence.split()
+
+
+def python_strings_to_tensor(inputs, who):
+    """Python lists of strings -> a `tf.string` tensor; anything else unchanged.
+
+    Keras layers accept only tensors and arrays as positional inputs, so the
+    layers call this on what they are given first. A list of `str`/`bytes` is
+    a batch of sentences (batch,); a list of token lists is (batch, T), the
+    shorter rows padded with "" at the end (the padding value of a dense
+    string tensor). Tuples and numpy string/object arrays are treated alike.
+    Errors name the offending element, since TensorFlow's own conversion
+    error would not.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "USO":
+        inputs = inputs.tolist()
+    if not isinstance(inputs, (list, tuple)):
+        return inputs
+    rows = list(inputs)
+    if all(isinstance(row, (str, bytes)) for row in rows):
+        return tf.constant(rows, dtype=tf.string, shape=(len(rows),))
+    for i, row in enumerate(rows):
+        if isinstance(row, np.ndarray):
+            row = rows[i] = row.tolist()
+        if not isinstance(row, (list, tuple)):
+            raise TypeError(
+                f"{who}: a list input must hold either sentences (all str) or token "
+                f"lists (all lists); element {i} is {type(row).__name__} ({row!r:.40})."
+            )
+        for j, token in enumerate(row):
+            if not isinstance(token, (str, bytes)):
+                raise TypeError(
+                    f"{who}: token {j} of sentence {i} is {type(token).__name__} "
+                    f"({token!r:.40}), not a string. Char ids go in as an int array "
+                    f"(keras_elmo.batch_to_ids returns one)."
+                )
+    longest = max((len(row) for row in rows), default=0)
+    padded = [list(row) + [""] * (longest - len(row)) for row in rows]
+    return tf.constant(padded, dtype=tf.string, shape=(len(rows), longest))

@@ -75,6 +75,13 @@ class ElmoTokenizer(keras.layers.Layer):
             tokens = tokens[:, : self.max_tokens]
         return tokens
 
+    def __call__(self, *args, **kwargs):
+        # A Python list of sentences becomes a string tensor (Keras takes only
+        # tensors and arrays as positional inputs).
+        if args:
+            args = (tokenization.python_strings_to_tensor(args[0], "ElmoTokenizer"),) + args[1:]
+        return super().__call__(*args, **kwargs)
+
     def call(self, inputs):
         if isinstance(inputs, tf.RaggedTensor):
             raise ValueError("ElmoTokenizer: expected dense sentences, got a ragged tensor.")
