@@ -85,17 +85,8 @@ def _clip(lstm, key, where):
     return float(value)
 
 
-def validate_options(options, source="options"):
-    """Check an options dict and return a normalised deep copy."""
-    if not isinstance(options, dict):
-        raise ValueError(f"{source}: options must be a dict, got {type(options).__name__}.")
-    for section in ("lstm", "char_cnn"):
-        if not isinstance(options.get(section), dict):
-            raise ValueError(f"{source}: missing the {section!r} section.")
-    lstm = dict(options["lstm"])
-    cnn = copy.deepcopy(options["char_cnn"])
-    where_l, where_c = f"{source} [lstm]", f"{source} [char_cnn]"
-    out_lstm = {
+def _validate_lstm(lstm, where_l):
+    return {
         "dim": _require(lstm, "dim", where_l),
         "projection_dim": _require(lstm, "projection_dim", where_l),
         "n_layers": _require(lstm, "n_layers", where_l),
@@ -103,19 +94,11 @@ def validate_options(options, source="options"):
         "proj_clip": _clip(lstm, "proj_clip", where_l),
         "use_skip_connections": bool(lstm.get("use_skip_connections", False)),
     }
-    embedding = cnn.get("embedding")
-    if not isinstance(embedding, dict):
-        raise ValueError(f"{where_c}: missing 'embedding': {{'dim': ...}}.")
-    activation = cnn.get("activation", "relu")
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"{where_c}: unknown activation {activation!r}; "
-            f"the original code supports {ACTIVATIONS}."
-        )
-    filters = cnn.get("filters")
+
+
+def _validate_filters(filters, max_chars, where_c):
     if not isinstance(filters, list) or not filters:
         raise ValueError(f"{where_c}: 'filters' must be a non-empty list of [width, count] pairs.")
-    max_chars = _require(cnn, "max_characters_per_token", where_c)
     clean_filters = []
     for k, pair in enumerate(filters):
         if (
@@ -131,6 +114,97 @@ def validate_options(options, source="options"):
                 f"{where_c}: filter {k} is wider ({pair[0]}) than max_characters_per_token."
             )
         clean_filters.append([int(pair[0]), int(pair[1])])
+    return clean_filters
+
+
+def _validate_n_highway(cnn, where_c):
+    n_highway = cnn.get("n_highway") or 0
+    if isinstance(n_highway, bool) or not isinstance(n_highway, int) or n_highway < 0:
+        raise ValueError(f"{where_c}: n_highway must be a non-negative integer, got {n_highway!r}.")
+    return n_highway
+
+
+# The token embedder of an ELMoForManyLangs model (options["kind"] == "efml"):
+# Unicode characters looked up in the model's char lexicon, an optional word
+# embedding, always a projection. The lexicons themselves are not options
+# (they travel as assets); their table sizes are.
+EFML_KIND = "efml"
+
+
+def _validate_efml(options, source):
+    if not isinstance(options.get("lstm"), dict):
+        raise ValueError(f"{source}: missing the 'lstm' section.")
+    if not isinstance(options.get("token_embedder"), dict):
+        raise ValueError(f"{source}: missing the 'token_embedder' section.")
+    emb = options["token_embedder"]
+    where = f"{source} [token_embedder]"
+    activation = emb.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{where}: unknown activation {activation!r}; EFML has {ACTIVATIONS}.")
+    max_chars = _require(emb, "max_characters_per_token", where)
+    if max_chars < 3:
+        raise ValueError(f"{where}: max_characters_per_token must be at least 3, got {max_chars}.")
+    word_dim = _require(emb, "word_dim", where, positive=False)
+    n_words = _require(emb, "n_words", where, positive=False)
+    if word_dim < 0 or n_words < 0 or (word_dim > 0) != (n_words > 0):
+        raise ValueError(
+            f"{where}: word_dim ({word_dim}) and n_words ({n_words}) must both be positive "
+            "(a word embedding) or both 0 (none)."
+        )
+    return {
+        "kind": EFML_KIND,
+        "lstm": _validate_lstm(dict(options["lstm"]), f"{source} [lstm]"),
+        "token_embedder": {
+            "char_dim": _require(emb, "char_dim", where),
+            "n_chars": _require(emb, "n_chars", where),
+            "word_dim": word_dim,
+            "n_words": n_words,
+            "max_characters_per_token": max_chars,
+            "activation": activation,
+            "filters": _validate_filters(emb.get("filters"), max_chars, where),
+            "n_highway": _validate_n_highway(emb, where),
+        },
+    }
+
+
+def is_efml(options):
+    """True for the options of an ELMoForManyLangs model."""
+    return options.get("kind") == EFML_KIND
+
+
+def max_characters(options):
+    """The per-token character limit of either kind of options."""
+    section = options["token_embedder" if is_efml(options) else "char_cnn"]
+    return section["max_characters_per_token"]
+
+
+def validate_options(options, source="options"):
+    """Check an options dict and return a normalised deep copy."""
+    if not isinstance(options, dict):
+        raise ValueError(f"{source}: options must be a dict, got {type(options).__name__}.")
+    kind = options.get("kind")
+    if kind == EFML_KIND:
+        return _validate_efml(options, source)
+    if kind is not None:
+        raise ValueError(f"{source}: unknown options kind {kind!r} (known: {EFML_KIND!r}).")
+    for section in ("lstm", "char_cnn"):
+        if not isinstance(options.get(section), dict):
+            raise ValueError(f"{source}: missing the {section!r} section.")
+    lstm = dict(options["lstm"])
+    cnn = copy.deepcopy(options["char_cnn"])
+    where_l, where_c = f"{source} [lstm]", f"{source} [char_cnn]"
+    out_lstm = _validate_lstm(lstm, where_l)
+    embedding = cnn.get("embedding")
+    if not isinstance(embedding, dict):
+        raise ValueError(f"{where_c}: missing 'embedding': {{'dim': ...}}.")
+    activation = cnn.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"{where_c}: unknown activation {activation!r}; "
+            f"the original code supports {ACTIVATIONS}."
+        )
+    max_chars = _require(cnn, "max_characters_per_token", where_c)
+    clean_filters = _validate_filters(cnn.get("filters"), max_chars, where_c)
     n_characters = _require(cnn, "n_characters", where_c)
     if n_characters not in (261, 262):
         raise ValueError(
@@ -138,9 +212,7 @@ def validate_options(options, source="options"):
             "(as written during LM training), "
             f"got {n_characters}."
         )
-    n_highway = cnn.get("n_highway") or 0
-    if isinstance(n_highway, bool) or not isinstance(n_highway, int) or n_highway < 0:
-        raise ValueError(f"{where_c}: n_highway must be a non-negative integer, got {n_highway!r}.")
+    n_highway = _validate_n_highway(cnn, where_c)
     out_cnn = {
         "embedding": {"dim": _require(embedding, "dim", where_c + " embedding")},
         # Both spellings describe the same 261-row table; we always run with the
