@@ -15,7 +15,7 @@ import keras_elmo
 ORDER = [
     ("", ["version", "errors", "options"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
-    ("checkpoints", ["original", "torch_pickle", "efml"]),
+    ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets"]),
     ("layers", ["token_encoder", "token_cache", "lstm", "bilm", "scalar_mix", "elmo_layer"]),
     ("training", ["corpora", "data", "trainer"]),
     ("serving", ["embed_file", "export"]),
