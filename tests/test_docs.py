@@ -87,6 +87,45 @@ def test_readme_quick_start_has_the_python_blocks():
     assert all(first < line < last for line in lines), lines
 
 
+def readme_commands():
+    """The bash blocks of the README's "Two commands" section, in order."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Two commands")
+    section = text[start : text.index("\n## ", start + 1)]
+    return [code.strip() for lang, code, _ in code_blocks(section) if lang == "bash"]
+
+
+def test_readme_test_command_is_what_ci_runs():
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    script = re.sub(r"\\\n\s*", "", script)  # join continued lines
+    ci = [line.strip() for line in script.splitlines() if "pytest" in line]
+    assert len(ci) == 1, ci
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    assert " ".join(commands[1].split()) == " ".join(ci[0].split())
+
+
+def test_readme_main_job_writes_the_vectors(docs_cwd):
+    """The README's first command, after its install: `keras-elmo embed ...`
+    through the CLI's entry point, checked against the input file itself."""
+    import h5py
+
+    from keras_elmo.cli import main
+
+    install, _, embed = readme_commands()[0].partition(" && .venv/bin/keras-elmo ")
+    assert install.endswith("pip install -e ."), install
+    argv = embed.split()
+    assert argv[0] == "embed" and "--all" in argv, argv
+    assert main(argv) == 0
+    lines = (docs_cwd / argv[1]).read_text(encoding="utf-8").splitlines()
+    with h5py.File(docs_cwd / argv[2], "r") as f:
+        assert sorted(f) == sorted([str(i) for i in range(len(lines))] + ["sentence_to_index"])
+        for i, line in enumerate(lines):
+            # 3 layers of the shipped model (2 LSTM layers + tokens), 2 x 128 values.
+            assert f[str(i)].shape == (3, len(line.split()), 256)
+            assert abs(f[str(i)][...]).sum() > 0
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
 def test_fences_are_known(page):
     text = page.read_text(encoding="utf-8")
