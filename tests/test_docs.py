@@ -134,6 +134,31 @@ def test_fences_are_known(page):
     assert text.count("\n```") % 2 == 0, f"{page.name}: an unclosed code fence"
 
 
+def heading_anchors(text):
+    """GitHub's anchors for the page's headings (outside code blocks)."""
+    text = FENCE.sub("", text)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_relative_links_resolve(page):
+    """Every relative link points at a file of the repository, and every
+    #anchor at a heading of its page."""
+    text = page.read_text(encoding="utf-8")
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", FENCE.sub("", text)):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s), mailto: not checked (no network in tests)
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and anchor not in heading_anchors(linked.read_text(encoding="utf-8")):
+            broken.append(target)
+    assert not broken, f"{page.name}: links that do not resolve: {broken}"
+
+
 def test_a_broken_block_fails_with_page_and_block_number():
     page = (
         "Text.\n\n```python\nx = 2\n```\n\n```bash\nfalse\n```\n\n"
