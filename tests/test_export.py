@@ -565,6 +565,16 @@ def test_tf_text_tokenizer_export(tmp_path):
     assert set(info["unregistered"]) <= TF_TEXT_2_12_OPS, info["unregistered"]
 
 
+def test_tf_text_export_without_the_extra_names_it(tmp_path, monkeypatch):
+    from conftest import TINY_OPTIONS
+
+    monkeypatch.setitem(sys.modules, "tensorflow_text", None)  # as if not installed
+    layer = _tiny_layer(TINY_OPTIONS)
+    with pytest.raises(ImportError, match=r"keras_elmo\[tf-text\]"):
+        export.export_saved_model(layer, tmp_path / "tt", tokenizer="tf_text")
+    assert not (tmp_path / "tt" / "1").exists()
+
+
 # ---------------------------------------------------------------- models, files, CLI
 def test_export_from_model_and_keras_file(tmp_path, tiny_options):
     inputs = keras.Input(shape=(), dtype="string")

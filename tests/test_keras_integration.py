@@ -54,12 +54,6 @@ def test_tokenizer_modes():
         ["Do", "n't", "stop", ",", "now", "!"],
         ["one", "", "", "", "", ""],
     ]
-    # tensorflow_text's UnicodeScriptTokenizer splits where the script changes.
-    assert as_text(ElmoTokenizer(mode="tf_text")(text)) == [
-        ["Don", "'", "t", "stop", ",", "now", "!"],
-        ["one", "", "", "", "", "", ""],
-    ]
-    assert as_text(ElmoTokenizer(mode="tf_text", max_tokens=2)(text)) == [["Don", "'"], ["one", ""]]
     assert as_text(ElmoTokenizer(max_tokens=5)(text)) == [
         ["Don't", "stop,", "now!"],
         ["one", "", ""],
@@ -69,12 +63,44 @@ def test_tokenizer_modes():
     assert [t.decode() for t in ElmoTokenizer()(tf.constant("a b c")).numpy()] == ["a", "b", "c"]
 
 
-def test_tokenizer_config_and_errors():
+def test_tf_text_tokenizer():
+    # Needs the keras_elmo[tf-text] extra (.ci/run installs it).
+    pytest.importorskip("tensorflow_text")
+    text = tf.constant(["Don't stop,  now!", "one"])
+    # tensorflow_text's UnicodeScriptTokenizer splits where the script changes.
+    assert as_text(ElmoTokenizer(mode="tf_text")(text)) == [
+        ["Don", "'", "t", "stop", ",", "now", "!"],
+        ["one", "", "", "", "", "", ""],
+    ]
+    assert as_text(ElmoTokenizer(mode="tf_text", max_tokens=2)(text)) == [["Don", "'"], ["one", ""]]
     layer = ElmoTokenizer(mode="tf_text", max_tokens=7, name="tok")
     clone = ElmoTokenizer.from_config(layer.get_config())
     assert (clone.mode, clone.max_tokens, clone.name) == ("tf_text", 7, "tok")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(restored, ElmoTokenizer) and restored.mode == "tf_text"
+
+
+def test_tf_text_tokenizer_without_the_extra_names_it(monkeypatch):
+    # None in sys.modules makes `import tensorflow_text` raise ImportError, as
+    # when the package is absent (or installed but broken).
+    monkeypatch.setitem(sys.modules, "tensorflow_text", None)
+    with pytest.raises(ImportError, match=re.escape("pip install 'keras_elmo[tf-text]'")):
+        ElmoTokenizer(mode="tf_text")
+    config = ElmoTokenizer(mode="punctuation", name="tok").get_config()
+    config["mode"] = "tf_text"
+    # Keras's from_config re-raises as TypeError, keeping the message.
+    with pytest.raises((ImportError, TypeError), match=re.escape("keras_elmo[tf-text]")):
+        ElmoTokenizer.from_config(config)
+    # The other modes never need it.
+    assert as_text(ElmoTokenizer(mode="punctuation")(tf.constant(["a, b"]))) == [["a", ",", "b"]]
+
+
+def test_tokenizer_config_and_errors():
+    layer = ElmoTokenizer(mode="punctuation", max_tokens=7, name="tok")
+    clone = ElmoTokenizer.from_config(layer.get_config())
+    assert (clone.mode, clone.max_tokens, clone.name) == ("punctuation", 7, "tok")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, ElmoTokenizer) and restored.mode == "punctuation"
     with pytest.raises(ValueError, match="mode"):
         ElmoTokenizer(mode="spacy")
     with pytest.raises(ValueError, match="max_tokens"):

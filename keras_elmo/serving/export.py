@@ -122,12 +122,12 @@ def _serving_copy(layer):
 # ---------------------------------------------------------------- the module
 def _tokenize_fn(tokenizer):
     """sentences (batch,) -> dense tokens (batch, T), "" padding, for the chosen tokenizer."""
-    if tokenizer == "tf_text":
-        import tensorflow_text as tf_text
+    from keras_elmo.text import tokenization
 
+    if tokenizer == "tf_text":
+        tf_text = tokenization.import_tensorflow_text('export tokenizer "tf_text"')
         splitter = tf_text.WhitespaceTokenizer()
         return lambda sentences: splitter.tokenize(sentences).to_tensor(default_value="")
-    from keras_elmo.text import tokenization
 
     return lambda sentences: tokenization.tokenize(sentences, tokenizer)
 
@@ -213,8 +213,8 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
         tokenizer: in-graph tokenizer of the `default` signature: "whitespace"
             (`tf.strings.split`, as TF Hub's module), "punctuation" (keras_elmo's
             PTB-like rules, core ops) or "tf_text" (tensorflow_text's
-            WhitespaceTokenizer: the server and every loader then need the
-            tensorflow-text ops).
+            WhitespaceTokenizer; needs the `keras_elmo[tf-text]` extra, and the
+            server and every loader then need the tensorflow-text ops).
     """
     import tensorflow as tf
 

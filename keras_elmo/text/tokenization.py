@@ -41,6 +41,28 @@ def punctuation_tokenize(sentences):
     return tf.strings.split(sentences).to_tensor(default_value="")
 
 
+# The optional extra that brings tensorflow-text (only the "tf_text" tokenizers need it).
+TF_TEXT_EXTRA = "keras_elmo[tf-text]"
+
+
+def import_tensorflow_text(feature):
+    """`tensorflow_text`, imported only when `feature` asks for it.
+
+    It is an extra, not a dependency: it exists for fewer platforms and Python
+    versions than TensorFlow and each release fits one TensorFlow minor
+    version, so requiring it would narrow every install for one tokenizer.
+    """
+    try:
+        import tensorflow_text
+    except ImportError as error:
+        raise ImportError(
+            f"{feature} needs tensorflow-text, which could not be imported ({error}). "
+            f"Install the extra: pip install '{TF_TEXT_EXTRA}' (it picks the tensorflow-text "
+            "release that matches the installed TensorFlow)."
+        ) from error
+    return tensorflow_text
+
+
 def tokenize(sentences, mode="whitespace"):
     """In-graph tokenization by name; see the module docstring."""
     if mode == "whitespace":

@@ -27,8 +27,7 @@ def _tf_text_tokenize(sentences):
     """TensorFlow Text's UnicodeScriptTokenizer: splits on whitespace and
     wherever the Unicode script changes (so punctuation, which has its own
     script class, becomes separate tokens: "don't" -> don ' t)."""
-    import tensorflow_text
-
+    tensorflow_text = tokenization.import_tensorflow_text('ElmoTokenizer(mode="tf_text")')
     return tensorflow_text.UnicodeScriptTokenizer(keep_whitespace=False).tokenize(sentences)
 
 
@@ -40,8 +39,9 @@ class ElmoTokenizer(keras.layers.Layer):
         mode: "whitespace" (split on runs of whitespace, TF Hub's ELMo rule),
             "punctuation" (PTB-like: punctuation and English clitics split off;
             core TF ops only, so it runs on any TensorFlow Serving) or
-            "tf_text" (`tensorflow_text.UnicodeScriptTokenizer`; a graph that
-            uses it needs `import tensorflow_text` wherever it is loaded).
+            "tf_text" (`tensorflow_text.UnicodeScriptTokenizer`; needs the
+            `keras_elmo[tf-text]` extra, and a graph that uses it needs
+            `import tensorflow_text` wherever it is loaded).
         max_tokens: keep at most this many tokens of each sentence.
 
     Also accepts (batch, 1) (as from `keras.Input(shape=(1,), dtype="string")`)
@@ -60,6 +60,9 @@ class ElmoTokenizer(keras.layers.Layer):
             raise ValueError(
                 f"ElmoTokenizer: max_tokens must be a positive integer or None, got {max_tokens!r}."
             )
+        if mode == "tf_text":
+            # Fail here, naming the extra, rather than at the first call.
+            tokenization.import_tensorflow_text('ElmoTokenizer(mode="tf_text")')
         self.mode = mode
         self.max_tokens = max_tokens
         self.supports_masking = False
