@@ -99,8 +99,9 @@ def find_python(version):
     candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python")))
     for path in candidates:
         if path and os.path.exists(path):
-            out = subprocess.run([path, "-V"], capture_output=True, text=True).stdout
-            if out.split()[1].startswith(version + "."):
+            # A pyenv shim on PATH may name a version it cannot run.
+            out = subprocess.run([path, "-V"], capture_output=True, text=True).stdout.split()
+            if len(out) == 2 and out[1].startswith(version + "."):
                 return path
     return None
 
