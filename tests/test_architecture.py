@@ -13,7 +13,7 @@ import keras_elmo
 
 # (subpackage, its modules in order); "" is the package root.
 ORDER = [
-    ("", ["version", "errors", "options"]),
+    ("", ["version", "errors", "progress", "options"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
     ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets"]),
     ("layers", ["token_encoder", "token_cache", "lstm", "bilm", "scalar_mix", "elmo_layer"]),

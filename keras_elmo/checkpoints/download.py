@@ -20,13 +20,14 @@ import hashlib
 import http.client
 import os
 import shutil
-import sys
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from keras_elmo.progress import progress_bar
 
 CACHE_ENV = "KERAS_ELMO_CACHE"
 OFFLINE_ENV = "KERAS_ELMO_OFFLINE"
@@ -258,23 +259,16 @@ def _resume_offset(response, have):
     return have
 
 
-@contextlib.contextmanager
 def _progress_bar(total, initial, name, enabled):
-    from tqdm import tqdm
-
-    with tqdm(
-        total=total,
-        initial=initial,
-        desc=name,
+    return progress_bar(
+        total,
+        name,
         unit="B",
+        enabled=enabled,
+        initial=initial,
         unit_scale=True,
         unit_divisor=1024,
-        disable=not enabled,
-        file=sys.stderr,
-        # Not a terminal (a log file, CI): a line every 30 s, not a flood.
-        mininterval=0.5 if sys.stderr.isatty() else 30,
-    ) as bar:
-        yield bar
+    )
 
 
 def _unzip(archive, destination, url):

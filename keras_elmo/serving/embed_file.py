@@ -17,6 +17,8 @@ import json
 import h5py
 import numpy as np
 
+from keras_elmo.progress import progress_bar
+
 LAYER_CHOICES = ("all", "top", "average")
 # Lines per sorted chunk, in batches; bounds memory and keeps batches dense.
 CHUNK_BATCHES = 32
@@ -84,9 +86,12 @@ def embed_file(
     layers="all",
     batch_size=64,
     stateful=False,
-    progress=None,
+    progress=False,
 ):
-    """Embed every line of `input_file` into `output_file`; see the module docstring."""
+    """Embed every line of `input_file` into `output_file`; see the module docstring.
+
+    `progress`: show a progress bar (sentences done, rate, time left) on stderr.
+    """
     if layers not in LAYER_CHOICES:
         raise ValueError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -111,8 +116,10 @@ def embed_file(
         return stack if layers == "all" else tf.reduce_mean(stack, axis=1)
 
     sentence_to_index = {}
-    done = 0
-    with h5py.File(output_file, "w") as out:
+    with (
+        progress_bar(total, "keras-elmo embed", unit="sentence", enabled=bool(progress)) as bar,
+        h5py.File(output_file, "w") as out,
+    ):
         for batch in _batches(input_file, batch_size, sort=not stateful):
             vectors = run(tf.constant(_token_array(batch))).numpy()
             for row, (index, tokens) in enumerate(batch):
@@ -120,13 +127,8 @@ def embed_file(
                 data = vectors[row, :, :n] if layers == "all" else vectors[row, :n]
                 out.create_dataset(str(index), data=data)
                 sentence_to_index[" ".join(tokens)] = str(index)
-            done += len(batch)
-            if progress is not None:
-                progress.write(f"\rkeras-elmo embed: {done}/{total} sentences")
-                progress.flush()
+            bar.update(len(batch))
         out.create_dataset(
             "sentence_to_index", data=[json.dumps(sentence_to_index)], dtype=h5py.string_dtype()
         )
-    if progress is not None:
-        progress.write("\n")
     return total
