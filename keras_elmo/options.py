@@ -129,6 +129,9 @@ def _validate_n_highway(cnn, where_c):
 # embedding, always a projection. The lexicons themselves are not options
 # (they travel as assets); their table sizes are.
 EFML_KIND = "efml"
+# The lexicon entries EFML's batcher needs (char.dic, word.dic).
+EFML_CHAR_SPECIALS = ("<oov>", "<pad>", "<bow>", "<eow>", "<bos>", "<eos>")
+EFML_WORD_SPECIALS = ("<oov>", "<pad>")
 
 
 def _validate_efml(options, source):

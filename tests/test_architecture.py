@@ -16,7 +16,18 @@ ORDER = [
     ("", ["version", "errors", "progress", "options"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
     ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets"]),
-    ("layers", ["token_encoder", "token_cache", "lstm", "bilm", "scalar_mix", "elmo_layer"]),
+    (
+        "layers",
+        [
+            "token_encoder",
+            "efml_token_encoder",
+            "token_cache",
+            "lstm",
+            "bilm",
+            "scalar_mix",
+            "elmo_layer",
+        ],
+    ),
     ("training", ["corpora", "data", "trainer"]),
     ("serving", ["embed_file", "export"]),
     ("integrations", []),
@@ -28,7 +39,7 @@ for _group, (_package, _modules) in enumerate(ORDER):
         RANK[f"{_package}.{_module}".lstrip(".")] = (_group, _k)
 PACKAGE = pathlib.Path(keras_elmo.__file__).parent
 # Layers that compute; they read no files and know no checkpoint format.
-MODEL_CORE = ["token_encoder", "token_cache", "lstm", "bilm", "scalar_mix"]
+MODEL_CORE = ["token_encoder", "efml_token_encoder", "token_cache", "lstm", "bilm", "scalar_mix"]
 
 
 def module_name(path):

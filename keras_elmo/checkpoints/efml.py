@@ -38,8 +38,8 @@ from keras_elmo.checkpoints import torch_pickle
 # their weights expect; BEGIN_OF_WORD / END_OF_WORD name what goes where.
 BEGIN_OF_WORD = "<eow>"
 END_OF_WORD = "<bow>"
-CHAR_SPECIALS = ("<oov>", "<pad>", "<bow>", "<eow>", "<bos>", "<eos>")
-WORD_SPECIALS = ("<oov>", "<pad>")
+CHAR_SPECIALS = options_lib.EFML_CHAR_SPECIALS
+WORD_SPECIALS = options_lib.EFML_WORD_SPECIALS
 BOS, EOS = "<bos>", "<eos>"
 
 _PUBLISHED_CONFIG = {
@@ -389,7 +389,7 @@ def weight_table(model, token_encoder, bilm):
                 (p, d),
                 lstm.projection,
                 direction,
-                lambda a, f=layout: f(a.T),
+                lambda a, f=layout: f(a),  # torch stores (P, D): W_P transposed
             )
     return table
 

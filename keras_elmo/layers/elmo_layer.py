@@ -7,9 +7,11 @@ import keras
 import tensorflow as tf
 
 from keras_elmo import options as options_lib
+from keras_elmo.checkpoints import efml
 from keras_elmo.checkpoints import original as conversion
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
+from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
 from keras_elmo.layers.lstm import MATMUL_DTYPES
 from keras_elmo.layers.scalar_mix import ScalarMix
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
@@ -122,12 +124,18 @@ class ElmoLayer(keras.layers.Layer):
         lstm = self.options["lstm"]
         self.projection_dim = lstm["projection_dim"]
         self.n_lstm_layers = lstm["n_layers"]
-        self.max_chars = self.options["char_cnn"]["max_characters_per_token"]
+        self.max_chars = options_lib.max_characters(self.options)
+        # An ELMoForManyLangs model (options kind "efml") reads string tokens
+        # through its own lexicons; the English models read byte char ids.
+        self.is_efml = options_lib.is_efml(self.options)
+        if self.is_efml and token_cache_size:
+            raise ValueError(
+                "ElmoLayer: the token cache is not available for ELMoForManyLangs models."
+            )
         # The biLM keeps float32 under any mixed-precision policy: the LSTM
         # state and the clipping thresholds are not safe in float16.
-        self.token_encoder = CharCNNTokenEncoder(
-            self.options, name="token_encoder", dtype="float32"
-        )
+        encoder_class = EfmlTokenEncoder if self.is_efml else CharCNNTokenEncoder
+        self.token_encoder = encoder_class(self.options, name="token_encoder", dtype="float32")
         self.bilm = BidirectionalLM(
             lstm["dim"],
             lstm["projection_dim"],
@@ -173,7 +181,7 @@ class ElmoLayer(keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:  # from_original and warm_up build early; never twice
             return
-        self.token_encoder.build((None, self.max_chars))
+        self.token_encoder.build(None if self.is_efml else (None, self.max_chars))
         self.bilm.build()
         for mix in self.mixes:
             mix.build()
@@ -191,8 +199,30 @@ class ElmoLayer(keras.layers.Layer):
         conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
         return layer
 
+    @classmethod
+    def from_elmoformanylangs(cls, model_dir, **kwargs):
+        """Build from an ELMoForManyLangs (HIT-SCIR) model directory, without PyTorch.
+
+        `model_dir` holds EFML's `config.json`, `char.dic`, `word.dic`,
+        `token_embedder.pkl` and `encoder.pkl` (docs/many-languages.md). The
+        layer computes EFML's numbers, stateless unless `stateful=True`;
+        `kwargs` are ElmoLayer's arguments. It takes string tokens or raw
+        sentences (the lexicons are lookup tables in the graph), not char ids.
+        """
+        model = efml.read_model(model_dir)
+        layer = cls(model.options, **kwargs)
+        layer.build()
+        layer.token_encoder.set_lexicons(model.char_lexicon, model.word_lexicon)
+        efml.assign_weights(model, layer.token_encoder, layer.bilm)
+        return layer
+
     def save_original(self, options_file, weight_file):
         """Write `options.json` + `weights.hdf5` readable by bilm-tf and AllenNLP."""
+        if self.is_efml:
+            raise ValueError(
+                "save_original writes the bilm-tf format, which has no place for an "
+                "ELMoForManyLangs model's lexicons; save it as a .keras file instead."
+            )
         if not self.built:
             self.build()
         with open(options_file, "w", encoding="utf-8") as f:
@@ -214,6 +244,10 @@ class ElmoLayer(keras.layers.Layer):
         if self.fine_tune == "all":
             raise ValueError(
                 "A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'."
+            )
+        if self.is_efml:
+            raise ValueError(
+                "ElmoLayer: the token cache is not available for ELMoForManyLangs models."
             )
         vocabulary = token_cache_lib.clean_vocabulary(tokens)
         if not self.built:
@@ -295,9 +329,12 @@ class ElmoLayer(keras.layers.Layer):
         # are encoded once and written at position 0 and at length + 1.
         # (Called as a layer, not via encode_unique, so that a mixed-precision
         # autocast scope of this layer never reaches the float32 weights.)
-        bos, eos = tf.unstack(
-            self.token_encoder(tf.constant(characters.boundary_char_ids(self.max_chars)))
-        )
+        if self.is_efml:
+            bos, eos = tf.unstack(self.token_encoder.boundary_vectors())
+        else:
+            bos, eos = tf.unstack(
+                self.token_encoder(tf.constant(characters.boundary_char_ids(self.max_chars)))
+            )
         if self.fine_tune != "all":
             bos, eos = tf.stop_gradient(bos), tf.stop_gradient(eos)
         padded = tf.pad(tokens, [[0, 0], [1, 1], [0, 0]])
@@ -327,9 +364,24 @@ class ElmoLayer(keras.layers.Layer):
             kwargs["inputs"] = tokenization.python_strings_to_tensor(kwargs["inputs"], "ElmoLayer")
         return super().__call__(*args, **kwargs)
 
+    def _efml_token_vectors(self, inputs):
+        """ELMoForManyLangs: string inputs -> (token vectors, mask); char ids refused."""
+        tokens = self._string_tokens(inputs)
+        if tokens is None:
+            raise ValueError(
+                "ElmoLayer: this is an ELMoForManyLangs model; it takes string tokens (batch, T) "
+                "or sentences (batch,). Char ids from batch_to_ids are the English models' "
+                "byte ids and do not apply to its character lexicon."
+            )
+        return self.token_encoder(tokens), tf.not_equal(tokens, "")
+
     def call(self, inputs, training=None):
         tokens = self._string_tokens(inputs) if self.token_cache.active else None
-        if tokens is not None:
+        if self.is_efml:
+            layers, tokens, mask, _ = self._representations(
+                None, token_vectors=self._efml_token_vectors(inputs)
+            )
+        elif tokens is not None:
             layers, tokens, mask, _ = self._representations(
                 None, token_vectors=self._cached_token_vectors(tokens)
             )
@@ -432,6 +484,13 @@ class ElmoLayer(keras.layers.Layer):
         state = (tf.zeros(shape + (lstm["dim"],)), tf.zeros(shape + (self.projection_dim,)))
         for r in range(rounds):
             batch = sentences[r * n_streams : (r + 1) * n_streams]
+            if self.is_efml:
+                longest = max(len(s) for s in batch)
+                tokens = tf.constant([list(s) + [""] * (longest - len(s)) for s in batch])
+                _, _, _, state = self._representations(
+                    None, initial_state=state, token_vectors=self._efml_token_vectors(tokens)
+                )
+                continue
             char_ids = tf.constant(characters.batch_to_ids(batch, self.max_chars))
             _, _, _, state = self._representations(char_ids, initial_state=state)
         self.bilm.initial_c.assign(tf.reduce_mean(state[0], axis=2))
