@@ -23,7 +23,8 @@ KNOWN_FENCES = {RUN, NO_RUN, "bash", "text", "json", ""}
 # An opening fence, its body, the closing fence (fences are not nested).
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 # Paths the pages' code reads, relative to the directory it runs in.
-SHARED_PATHS = ("saved_models", "examples")
+# (`tests`: docs/many-languages.md runs on the tiny EFML fixture models.)
+SHARED_PATHS = ("saved_models", "examples", "tests")
 
 
 def code_blocks(text):

@@ -104,3 +104,26 @@ def test_directory_errors(tmp_path):
     (model / "word.dic").unlink()
     with pytest.raises(ValueError, match="word_dim 6 but no word.dic"):
         efml.read_model(model)
+
+
+def test_language_table_agrees_with_the_docs_and_efml_readme():
+    # EFML's README links 44 languages to NLPL ids 136..179, one each.
+    assert len(efml.LANGUAGES) == 44
+    assert sorted(i for _, i in efml.LANGUAGES.values()) == list(range(136, 180))
+    assert efml.language_url("de") == "http://vectors.nlpl.eu/repository/11/142.zip"
+    page = (REPO / "docs" / "many-languages.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:-1] for line in page.splitlines() if "`elmo-efml-" in line]
+    table = {c.strip(): (n.strip(), p.strip(" `"), u.strip()) for n, c, p, u in rows}
+    assert table == {
+        code: (name, f"elmo-efml-{code}", efml.language_url(code))
+        for code, (name, _) in efml.LANGUAGES.items()
+    }
+
+
+def test_locate_model_dir(tmp_path):
+    assert efml.locate_model_dir(EFML / "model_zip") == str(EFML / "model_zip")
+    shutil.copytree(EFML / "model_zip", tmp_path / "unpacked" / "de.model")
+    assert efml.locate_model_dir(tmp_path / "unpacked").endswith("de.model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no ELMoForManyLangs model"):
+        efml.locate_model_dir(tmp_path / "empty")

@@ -94,6 +94,10 @@ def _serving_copy(layer):
         config["token_cache_size"] = 0
     copy = ElmoLayer.from_config(config)
     copy.build()
+    if layer.is_efml:
+        # An ELMoForManyLangs model's lexicons are not in its config.
+        source = layer.token_encoder
+        copy.token_encoder.set_lexicons(source.char_lexicon, source.word_lexicon)
     pairs = list(zip(layer.token_encoder.weights, copy.token_encoder.weights))
     if len(layer.token_encoder.weights) != len(copy.token_encoder.weights):
         raise ValueError("export: token encoder weights do not match the layer's options.")
@@ -178,6 +182,9 @@ def build_serving_module(layer, tokenizer="whitespace"):
             raise TypeError(f"export: {var.path} is not backed by a tf.Variable ({type(value)}).")
         variables.append(value)
     module.elmo_variables = variables
+    # ELMoForManyLangs lexicons: core StaticHashTables the functions read;
+    # the module must track them for tf.saved_model.save to keep them.
+    module.elmo_lookup_tables = list(getattr(serving.token_encoder, "lookup_tables", ()))
     module.default = default
     module.tokens = tokens
     text_fn = default.get_concrete_function()

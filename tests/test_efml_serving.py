@@ -1,0 +1,100 @@
+"""ELMoForManyLangs models served: SavedModel export (TensorFlow only) and `keras-elmo embed`."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from test_efml_layer import EFML, MODELS, SENTENCES, expected
+from test_export import SAVED_MODEL_OPS, _tf_only_env
+
+from keras_elmo.layers.elmo_layer import ElmoLayer
+from keras_elmo.serving import export
+
+ATOL = 1e-5
+
+# Sentences of the fixture that the in-graph whitespace splitter gives back
+# as the same tokens (the U+3000 token is one token only as a token list).
+TEXT_ROWS = [k for k, s in enumerate(SENTENCES) if not any("\u3000" in t for t in s)]
+
+LOADER = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
+
+    work = {work!r}
+    jobs = json.load(open(os.path.join(work, "jobs.json")))
+    texts = json.load(open(os.path.join(work, "texts.json")))
+    tokens = json.load(open(os.path.join(work, "tokens.json")))
+    report = {{}}
+    for name, path in jobs.items():
+        loaded = tf.saved_model.load(path)
+        out = {{}}
+        res = loaded.signatures["serving_default"](default=tf.constant(texts))
+        out.update({{"text/" + k: v.numpy() for k, v in res.items()}})
+        longest = max(len(t) for t in tokens)
+        dense = [t + [""] * (longest - len(t)) for t in tokens]
+        res = loaded.signatures["tokens"](
+            tokens=tf.constant(dense), sequence_len=tf.constant([len(t) for t in tokens]))
+        out.update({{"tokens/" + k: v.numpy() for k, v in res.items()}})
+        np.savez(os.path.join(work, name + ".npz"), **out)
+        ops = saved_model_ops(os.path.join(path, "saved_model.pb"))
+        report[name] = {{
+            "ops": sorted(ops),
+            "unregistered": sorted(op for op in ops if op_def_registry.get(op) is None),
+        }}
+    report["modules"] = {{"keras": "keras" in sys.modules, "keras_elmo": "keras_elmo" in sys.modules}}
+    json.dump(report, open(os.path.join(work, "report.json"), "w"))
+""")
+
+
+def stack_of(outputs, prefix, n_lstm):
+    word = outputs[f"{prefix}/word_emb"]
+    layers = [np.concatenate([word, word], -1)]
+    layers += [outputs[f"{prefix}/lstm_outputs{k + 1}"] for k in range(n_lstm)]
+    return np.stack(layers, axis=1)
+
+
+def test_exported_saved_model_matches_efml_with_tensorflow_only(tmp_path):
+    jobs, layers = {}, {}
+    for model in MODELS:
+        layer = ElmoLayer.from_elmoformanylangs(EFML / model, stateful=True)
+        layers[model] = layer
+        jobs[model] = export.export_saved_model(layer, tmp_path / "exports" / model)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "jobs.json").write_text(json.dumps(jobs))
+    (work / "texts.json").write_text(
+        json.dumps([" ".join(SENTENCES[k]) for k in TEXT_ROWS], ensure_ascii=False)
+    )
+    (work / "tokens.json").write_text(json.dumps(SENTENCES, ensure_ascii=False))
+    proc = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_OPS + LOADER.format(work=str(work))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+        env=_tf_only_env(str(work)),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((work / "report.json").read_text())
+    assert report["modules"] == {"keras": False, "keras_elmo": False}
+    for model in MODELS:
+        ops = set(report[model]["ops"])
+        # The lexicons are core-op hash tables in the graph; nothing else needed.
+        assert {"HashTableV2", "LookupTableFindV2"} <= ops, model
+        assert not report[model]["unregistered"], report[model]["unregistered"]
+        assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+        got = dict(np.load(work / f"{model}.npz"))
+        n_lstm = layers[model].n_lstm_layers
+        refs = expected(model)
+        tokens = stack_of(got, "tokens", n_lstm)
+        text = stack_of(got, "text", n_lstm)
+        for k, ref in enumerate(refs):
+            n = len(SENTENCES[k])
+            np.testing.assert_allclose(tokens[k, :, :n], ref, atol=ATOL, rtol=0, err_msg=str(k))
+        for row, k in enumerate(TEXT_ROWS):
+            n = len(SENTENCES[k])
+            np.testing.assert_allclose(text[row, :, :n], refs[k], atol=ATOL, rtol=0)
