@@ -45,7 +45,7 @@ LOADER = textwrap.dedent("""
             "ops": sorted(ops),
             "unregistered": sorted(op for op in ops if op_def_registry.get(op) is None),
         }}
-    report["modules"] = {{"keras": "keras" in sys.modules, "keras_elmo": "keras_elmo" in sys.modules}}
+    report["modules"] = {{name: name in sys.modules for name in ("keras", "keras_elmo")}}
     json.dump(report, open(os.path.join(work, "report.json"), "w"))
 """)
 
