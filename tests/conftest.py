@@ -48,3 +48,16 @@ import sys  # noqa: E402
 
 # Test helpers (the numpy reference) live next to the tests.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+
+def traced_calls(layer, max_chars=50):
+    """Per ElmoLayer input form, `layer` as one `tf.function` traced for any batch and T."""
+    import tensorflow as tf
+
+    specs = {
+        "sentences": tf.TensorSpec([None], tf.string),
+        "tokens": tf.TensorSpec([None, None], tf.string),
+        "ragged": tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1),
+        "char ids": tf.TensorSpec([None, None, max_chars], tf.int32),
+    }
+    return {form: tf.function(layer.__call__, input_signature=[s]) for form, s in specs.items()}

@@ -13,7 +13,7 @@ import keras_elmo
 
 # (subpackage, its modules in order); "" is the package root.
 ORDER = [
-    ("", ["version", "errors", "progress", "options"]),
+    ("", ["version", "errors", "progress", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
     ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets"]),
     (

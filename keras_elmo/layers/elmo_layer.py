@@ -6,6 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import efml
 from keras_elmo.checkpoints import original as conversion
@@ -18,6 +19,8 @@ from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 from keras_elmo.text import characters, tokenization
 
 FINE_TUNE_MODES = ("mix", "top", "all")
+# Rows of carried LSTM state of a stateful layer with max_batch_size=None.
+DEFAULT_STATE_ROWS = 128
 OUTPUT_MODES = ("elmo", "dict")
 
 
@@ -52,7 +55,14 @@ class ElmoLayer(keras.layers.Layer):
             "all" (the whole biLM).
         stateful: carry each batch row's LSTM state into the next call, as
             the original code does; `reset_states()` starts over.
-        max_batch_size: rows of carried state kept when `stateful=True`.
+        max_batch_size: the largest batch a call accepts (None: any); a
+            stateful layer keeps this many rows of carried state (128 when
+            None).
+        max_tokens_per_sentence, max_tokens_per_request: request limits
+            (None: unbounded), see `keras_elmo.limits`: the longest
+            sentence's tokens (for dense tokens or char ids, the padded T),
+            and batch x that. A call over a limit raises
+            `tf.errors.InvalidArgumentError` naming it, before any model work.
         output_mode: "elmo" or "dict".
         token_cache_size: size of the token-vector cache (0: none); set by
             `cache_vocabulary`, stored in the config so a saved layer comes
@@ -80,10 +90,12 @@ class ElmoLayer(keras.layers.Layer):
         dropout=0.0,
         fine_tune="mix",
         stateful=False,
-        max_batch_size=128,
+        max_batch_size=None,
         output_mode="elmo",
         token_cache_size=0,
         lstm_matmul_dtype="float32",
+        max_tokens_per_sentence=None,
+        max_tokens_per_request=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,7 +126,14 @@ class ElmoLayer(keras.layers.Layer):
         self.dropout = float(dropout)
         self.fine_tune = fine_tune
         self.stateful = bool(stateful)
-        self.max_batch_size = max_batch_size
+        who = "ElmoLayer"
+        self.max_batch_size = limits_lib.validate_limit("max_batch_size", max_batch_size, who)
+        self.max_tokens_per_sentence = limits_lib.validate_limit(
+            "max_tokens_per_sentence", max_tokens_per_sentence, who
+        )
+        self.max_tokens_per_request = limits_lib.validate_limit(
+            "max_tokens_per_request", max_tokens_per_request, who
+        )
         self.output_mode = output_mode
         self.lstm_matmul_dtype = lstm_matmul_dtype
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
@@ -144,7 +163,7 @@ class ElmoLayer(keras.layers.Layer):
             proj_clip=lstm["proj_clip"],
             use_skip_connections=lstm["use_skip_connections"],
             stateful=self.stateful,
-            max_batch_size=max_batch_size,
+            max_batch_size=DEFAULT_STATE_ROWS if max_batch_size is None else max_batch_size,
             matmul_dtype=lstm_matmul_dtype,
             name="bilm",
             dtype="float32",
@@ -176,6 +195,16 @@ class ElmoLayer(keras.layers.Layer):
         for layer, lstm in enumerate(self.bilm.lstms):
             top = layer == self.n_lstm_layers - 1
             lstm.trainable = self.fine_tune == "all" or (self.fine_tune == "top" and top)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "max_tokens_per_request" not in config and not config.get("stateful"):
+            # Saved before the request limits existed: max_batch_size then
+            # only sized a stateful layer's state (default 128) and a
+            # stateless layer accepted any batch, as it still does.
+            config["max_batch_size"] = None
+        return super().from_config(config)
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
@@ -309,6 +338,37 @@ class ElmoLayer(keras.layers.Layer):
             )
         return tf.cast(inputs, tf.int32)
 
+    def _check_limits(self, inputs):
+        """The request limits, checked before any model work; returns the inputs.
+
+        Sentences come back tokenized (dense tokens), since their token
+        counts are known only after splitting: the split is checked while
+        still ragged, before padding it to a dense tensor.
+        """
+        limits = (self.max_batch_size, self.max_tokens_per_sentence, self.max_tokens_per_request)
+        if all(limit is None for limit in limits):
+            return inputs
+        if not isinstance(inputs, tf.RaggedTensor):
+            inputs = tf.convert_to_tensor(inputs)
+            if inputs.shape.rank is None or inputs.shape.rank == 0:
+                return inputs  # not a batch: the input checks below say so
+        batch = inputs.nrows() if isinstance(inputs, tf.RaggedTensor) else tf.shape(inputs)[0]
+        inputs = limits_lib.after(limits_lib.batch_checks(batch, self.max_batch_size), inputs)
+        if isinstance(inputs, tf.RaggedTensor):
+            longest = limits_lib.longest_row(inputs.row_lengths())
+        elif inputs.dtype == tf.string and inputs.shape.rank == 1:
+            inputs = tokenization.tokenize_ragged(inputs)
+            longest = limits_lib.longest_row(inputs.row_lengths())
+        else:
+            longest = tf.shape(inputs)[1] if inputs.shape.rank >= 2 else 0
+        checks = limits_lib.token_checks(
+            batch, longest, self.max_tokens_per_sentence, self.max_tokens_per_request
+        )
+        inputs = limits_lib.after(checks, inputs)
+        if isinstance(inputs, tf.RaggedTensor) and inputs.dtype == tf.string:
+            inputs = inputs.to_tensor(default_value="")
+        return inputs
+
     # ------------------------------------------------------------------ model
     def _representations(self, char_ids, initial_state=None, token_vectors=None):
         """char ids -> (list of (B, T, 2P) layers, word_emb, mask, final_state).
@@ -376,6 +436,7 @@ class ElmoLayer(keras.layers.Layer):
         return self.token_encoder(tokens), tf.not_equal(tokens, "")
 
     def call(self, inputs, training=None):
+        inputs = self._check_limits(inputs)
         tokens = self._string_tokens(inputs) if self.token_cache.active else None
         if self.is_efml:
             layers, tokens, mask, _ = self._representations(
@@ -514,6 +575,8 @@ class ElmoLayer(keras.layers.Layer):
                 "output_mode": self.output_mode,
                 "token_cache_size": self.token_cache.size,
                 "lstm_matmul_dtype": self.lstm_matmul_dtype,
+                "max_tokens_per_sentence": self.max_tokens_per_sentence,
+                "max_tokens_per_request": self.max_tokens_per_request,
             }
         )
         return config

@@ -111,7 +111,9 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         # fraction of the work (~3x less for text).
         is_pad = tf.equal(char_ids, characters.PAD_CHAR + 1)
         position = tf.range(1, self.max_chars + 1)[None, :]
-        used = tf.reduce_max(tf.where(is_pad, 0, position))  # 0 when every char is padding
+        # 0 when every char is padding (or there are no tokens: reduce_max of
+        # nothing is the lowest int, which would make the slice below negative).
+        used = tf.maximum(tf.reduce_max(tf.where(is_pad, 0, position)), 0)
         widest = max(width for width, _ in self.filters)
         x = x[:, :, : tf.minimum(used + widest, self.max_chars)]
         pieces = []
@@ -136,6 +138,11 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         flat = tf.reshape(char_ids, [-1, self.max_chars])
         # Encode each distinct token once (rows compared whole), then scatter.
         unique, index = tf.raw_ops.UniqueV2(x=flat, axis=[0], out_idx=tf.int32)
+        # One padding row in front keeps the CNN's batch non-empty: conv2d on
+        # zero rows gives malformed shapes, and an input with no tokens at
+        # all (an empty batch, T = 0) must still give (..., 0, P) zeros.
+        unique = tf.concat([tf.zeros([1, self.max_chars], unique.dtype), unique], axis=0)
+        index = index + 1
         is_token = tf.reduce_any(unique > 0, axis=-1, keepdims=True)
         # The all-zero padding row (its output is zeroed below) goes in as
         # padding chars, so it does not stop `encode_unique` from truncating.

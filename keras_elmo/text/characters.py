@@ -84,8 +84,6 @@ def batch_to_ids(sentences, max_chars=MAX_CHARS_PER_TOKEN):
     if isinstance(sentences, (str, bytes)):
         raise TypeError("batch_to_ids expects a list of token lists, got a single string.")
     sentences = list(sentences)
-    if not sentences:
-        raise ValueError("batch_to_ids got an empty list of sentences.")
     if max_chars < 3:
         raise ValueError(f"max_chars must be at least 3, got {max_chars}.")
     for i, sentence in enumerate(sentences):
@@ -93,7 +91,8 @@ def batch_to_ids(sentences, max_chars=MAX_CHARS_PER_TOKEN):
             raise TypeError(
                 f"sentence {i} is a string; pass a list of tokens (e.g. sentence.split())."
             )
-    longest = max(len(s) for s in sentences)
+    # An empty batch is (0, 0, max_chars): empty input is a value, not an error.
+    longest = max((len(s) for s in sentences), default=0)
     out = np.zeros((len(sentences), longest, max_chars), dtype=np.int32)
     cache = {}
     for i, sentence in enumerate(sentences):
@@ -127,9 +126,15 @@ def tokens_to_char_ids(tokens, max_chars=MAX_CHARS_PER_TOKEN, validate_utf8=True
             tokens, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         valid = tf.equal(clean, tokens)
+        # The message shows the cleaned tokens (each invalid byte as U+FFFD),
+        # never the raw ones: TensorFlow decodes its error messages as UTF-8,
+        # and raw bytes would turn the error into a UnicodeDecodeError.
         tf.debugging.Assert(
             tf.reduce_all(valid),
-            ["keras_elmo: a token is not valid UTF-8:", tf.boolean_mask(tokens, ~valid)],
+            [
+                "keras_elmo: a token is not valid UTF-8 (invalid bytes shown as U+FFFD):",
+                tf.boolean_mask(clean, ~valid),
+            ],
             summarize=3,
         )
     n_bytes = max_chars - 2
@@ -139,7 +144,10 @@ def tokens_to_char_ids(tokens, max_chars=MAX_CHARS_PER_TOKEN, validate_utf8=True
     # filler is masked out below by `length`, so its value does not matter.
     filler = tf.constant("\x00" * n_bytes)
     fixed = tf.strings.substr(tf.strings.join([head, tf.fill(tf.shape(head), filler)]), 0, n_bytes)
-    raw = tf.cast(tf.io.decode_raw(fixed, tf.uint8), tf.int32)  # (..., n_bytes)
+    raw = tf.cast(tf.io.decode_raw(fixed, tf.uint8), tf.int32)
+    # decode_raw cannot know the byte length of zero strings (it gives a last
+    # axis of 0): state the shape, so that empty inputs give empty ids.
+    raw = tf.reshape(raw, tf.concat([tf.shape(tokens), [n_bytes]], 0))  # (..., n_bytes)
     pos = tf.range(n_bytes, dtype=tf.int32)
     len_ = tf.expand_dims(length, -1)
     body = tf.where(pos < len_, raw, tf.where(pos == len_, EOW_CHAR, PAD_CHAR))

@@ -6,6 +6,15 @@ Two modes:
   English clitics (`n't`, `'s`, ...), approximating the PTB-style tokens the
   published models were trained on, then split on whitespace.
 
+Whitespace has one definition everywhere in keras_elmo (the graph
+tokenizers, `tokenize_python`, `keras-elmo embed`): the characters for which
+Python's `str.isspace()` is true, i.e. what `str.split()` splits on, as the
+readers of AllenNLP and bilm-tf do. That is Unicode's White_Space (ASCII
+space and tab..carriage return, NEL, NO-BREAK SPACE, the EN/EM/THIN/...
+spaces U+2000-U+200A, IDEOGRAPHIC SPACE, ...) plus the ASCII separators
+U+001C-U+001F. `WHITESPACE_RANGES` lists them; the graph rewrites each run
+to one space before splitting (`tf.strings.split` alone knows only ASCII).
+
 Only `tf.strings.regex_replace` and `tf.strings.split` are used, so exported
 graphs run on every stock TensorFlow Serving build. The same rules are
 available in Python (`tokenize_python`) for data preparation.
@@ -15,7 +24,35 @@ import re
 
 TOKENIZERS = ("whitespace", "punctuation")
 
-# (RE2 pattern, rewrite) applied in order; RE2 and Python `re` agree on these.
+# Inclusive code point ranges of `str.isspace()` (tests check them against
+# Python's own set over all of Unicode).
+WHITESPACE_RANGES = (
+    (0x09, 0x0D),  # tab, line feed, vertical tab, form feed, carriage return
+    (0x1C, 0x20),  # file/group/record/unit separators, space
+    (0x85, 0x85),  # next line
+    (0xA0, 0xA0),  # no-break space
+    (0x1680, 0x1680),  # ogham space mark
+    (0x2000, 0x200A),  # en quad .. hair space (EM SPACE is U+2003)
+    (0x2028, 0x2029),  # line and paragraph separators
+    (0x202F, 0x202F),  # narrow no-break space
+    (0x205F, 0x205F),  # medium mathematical space
+    (0x3000, 0x3000),  # ideographic space
+)
+
+
+def _char_class(escape):
+    parts = []
+    for lo, hi in WHITESPACE_RANGES:
+        parts.append(escape(lo) if lo == hi else f"{escape(lo)}-{escape(hi)}")
+    return "[" + "".join(parts) + "]+"
+
+
+# The same class for RE2 (graph) and Python `re`.
+WHITESPACE_RE2 = _char_class(lambda c: f"\\x{{{c:x}}}")
+_WHITESPACE_PY = re.compile(_char_class(lambda c: f"\\U{c:08x}"))
+
+# (RE2 pattern, rewrite) applied in order. RE2's \w and \b are ASCII-only, so
+# Python applies them with re.ASCII: both sides then agree on every input.
 PUNCTUATION_RULES = (
     (r"([,;:?!()\[\]{}\"“”‘’])", r" \1 "),  # standalone punctuation and quotes
     (r"--", r" -- "),  # dashes
@@ -25,20 +62,44 @@ PUNCTUATION_RULES = (
 )
 
 
-def whitespace_tokenize(sentences):
-    """Sentences (batch,) -> dense tokens (batch, T), "" as padding."""
+def normalize_whitespace(sentences):
+    """In the graph: every run of whitespace (see the module docstring) -> one space."""
     import tensorflow as tf
 
-    return tf.strings.split(sentences).to_tensor(default_value="")
+    return tf.strings.regex_replace(sentences, WHITESPACE_RE2, " ")
+
+
+def split_whitespace(sentences):
+    """Sentences (batch,) -> ragged tokens (batch, None), split on whitespace."""
+    import tensorflow as tf
+
+    # After normalize_whitespace the only whitespace left is " ", which the
+    # separator-less split (ASCII whitespace runs) handles, leading and
+    # trailing runs included.
+    return tf.strings.split(normalize_whitespace(sentences))
+
+
+def tokenize_ragged(sentences, mode="whitespace"):
+    """In-graph tokenization by name -> ragged tokens (batch, None)."""
+    import tensorflow as tf
+
+    if mode not in TOKENIZERS:
+        raise ValueError(f"Unknown tokenizer {mode!r}; choose one of {TOKENIZERS}.")
+    if mode == "punctuation":
+        sentences = normalize_whitespace(sentences)
+        for pattern, rewrite in PUNCTUATION_RULES:
+            sentences = tf.strings.regex_replace(sentences, pattern, rewrite)
+    return split_whitespace(sentences)
+
+
+def whitespace_tokenize(sentences):
+    """Sentences (batch,) -> dense tokens (batch, T), "" as padding."""
+    return tokenize_ragged(sentences, "whitespace").to_tensor(default_value="")
 
 
 def punctuation_tokenize(sentences):
     """PTB-like tokens (batch, T), "" as padding; core ops only."""
-    import tensorflow as tf
-
-    for pattern, rewrite in PUNCTUATION_RULES:
-        sentences = tf.strings.regex_replace(sentences, pattern, rewrite)
-    return tf.strings.split(sentences).to_tensor(default_value="")
+    return tokenize_ragged(sentences, "punctuation").to_tensor(default_value="")
 
 
 # The optional extra that brings tensorflow-text (only the "tf_text" tokenizers need it).
@@ -64,22 +125,19 @@ def import_tensorflow_text(feature):
 
 
 def tokenize(sentences, mode="whitespace"):
-    """In-graph tokenization by name; see the module docstring."""
-    if mode == "whitespace":
-        return whitespace_tokenize(sentences)
-    if mode == "punctuation":
-        return punctuation_tokenize(sentences)
-    raise ValueError(f"Unknown tokenizer {mode!r}; choose one of {TOKENIZERS}.")
+    """In-graph tokenization by name -> dense tokens (batch, T); see the module docstring."""
+    return tokenize_ragged(sentences, mode).to_tensor(default_value="")
 
 
 def tokenize_python(sentence, mode="whitespace"):
     """The same rules on one Python string -> list of tokens."""
     if mode == "punctuation":
+        sentence = _WHITESPACE_PY.sub(" ", sentence)
         for pattern, rewrite in PUNCTUATION_RULES:
-            sentence = re.sub(pattern, rewrite, sentence)
+            sentence = re.sub(pattern, rewrite, sentence, flags=re.ASCII)
     elif mode != "whitespace":
         raise ValueError(f"Unknown tokenizer {mode!r}; choose one of {TOKENIZERS}.")
-    return sentence.split()
+    return sentence.split()  # str.split(): the whitespace of WHITESPACE_RANGES
 
 
 def python_strings_to_tensor(inputs, who):

@@ -28,6 +28,8 @@ def _tf_text_tokenize(sentences):
     wherever the Unicode script changes (so punctuation, which has its own
     script class, becomes separate tokens: "don't" -> don ' t)."""
     tensorflow_text = tokenization.import_tensorflow_text('ElmoTokenizer(mode="tf_text")')
+    # keras_elmo's whitespace first (ICU's White_Space lacks U+001C-U+001F).
+    sentences = tokenization.normalize_whitespace(sentences)
     return tensorflow_text.UnicodeScriptTokenizer(keep_whitespace=False).tokenize(sentences)
 
 

@@ -1,0 +1,99 @@
+"""Request limits: bounds on the work that one call may ask for.
+
+Three limits, each a positive integer or None (unbounded):
+
+- `max_batch_size`: sentences in one request;
+- `max_tokens_per_sentence`: tokens of the longest sentence; for dense
+  tokens or char ids, the padded length T (the outputs hold T positions);
+- `max_tokens_per_request`: the request's token positions, batch x longest
+  sentence (every output holds that many vectors, and the model's working
+  memory grows with it).
+
+A request over a limit fails at once with `tf.errors.InvalidArgumentError`
+whose message names the limit and the request's size. The checks read
+shapes and row lengths only, and the model's inputs are made to depend on
+them, so no model work starts before they pass. The export
+(`keras_elmo.serving.export`) and `ElmoLayer` share these checks.
+"""
+
+LIMIT_NAMES = ("max_batch_size", "max_tokens_per_sentence", "max_tokens_per_request")
+
+
+def validate_limit(name, value, who):
+    """A limit argument: None or a positive integer; ValueError naming `who` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer or None, got {value!r}.")
+    return value
+
+
+def _assert_at_most(value, limit, name, what):
+    """An Assert op for `value <= limit`; in eager mode raises at once instead (returns None)."""
+    import tensorflow as tf
+
+    template = f"keras_elmo: the request has {{}} {what}, over the limit {name}={limit}."
+    if tf.executing_eagerly():
+        if int(value) > limit:
+            raise tf.errors.InvalidArgumentError(None, None, template.format(int(value)))
+        return None
+    # Integers only in the message: TensorFlow's error formatting must never
+    # have to decode request bytes.
+    return tf.debugging.Assert(
+        value <= limit, [tf.strings.format(template, value)], name=f"check_{name}"
+    )
+
+
+def batch_checks(batch, max_batch_size):
+    """Assert ops (an empty list in eager mode, where a failure raises) for the batch size."""
+    if max_batch_size is None:
+        return []
+    op = _assert_at_most(batch, max_batch_size, "max_batch_size", "sentences")
+    return [op] if op is not None else []  # None: eager, and the check passed
+
+
+def token_checks(batch, longest, max_tokens_per_sentence=None, max_tokens_per_request=None):
+    """Assert ops for a request of `batch` sentences whose longest has `longest` tokens."""
+    import tensorflow as tf
+
+    ops = []
+    if max_tokens_per_sentence is not None:
+        ops.append(
+            _assert_at_most(
+                tf.cast(longest, tf.int64),
+                max_tokens_per_sentence,
+                "max_tokens_per_sentence",
+                "tokens in its longest sentence",
+            )
+        )
+    if max_tokens_per_request is not None:
+        # int64: batch x longest of a hostile request overflows int32.
+        positions = tf.cast(batch, tf.int64) * tf.cast(longest, tf.int64)
+        ops.append(
+            _assert_at_most(
+                positions,
+                max_tokens_per_request,
+                "max_tokens_per_request",
+                "token positions (sentences x tokens of the longest)",
+            )
+        )
+    return [op for op in ops if op is not None]
+
+
+def longest_row(row_lengths):
+    """The largest row length, 0 for an empty batch (reduce_max of nothing is the lowest int)."""
+    import tensorflow as tf
+
+    return tf.reduce_max(tf.concat([tf.zeros([1], row_lengths.dtype), row_lengths], 0))
+
+
+def after(checks, tensor):
+    """`tensor`, made to depend on `checks` (a dense or ragged tensor; no-op in eager mode)."""
+    import tensorflow as tf
+
+    if not checks:
+        return tensor
+    with tf.control_dependencies(checks):
+        if isinstance(tensor, tf.RaggedTensor):
+            return tensor.with_flat_values(tf.identity(tensor.flat_values))
+        return tf.identity(tensor)

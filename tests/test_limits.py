@@ -1,0 +1,132 @@
+"""Request limits on `ElmoLayer` (`max_batch_size`, `max_tokens_per_sentence`,
+`max_tokens_per_request`): a request over a limit is an InvalidArgumentError
+naming the limit and the request's size; a request at the limit gives what an
+unbounded layer gives."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import traced_calls
+
+from keras_elmo import ElmoLayer, batch_to_ids
+
+ATOL = 1e-6
+LIMITS = {"max_batch_size": 3, "max_tokens_per_sentence": 4, "max_tokens_per_request": 8}
+
+
+@pytest.fixture(scope="module")
+def layers():
+    """(bounded, unbounded) tiny layers with the same random weights."""
+    from conftest import TINY_OPTIONS
+
+    free = ElmoLayer(TINY_OPTIONS, output_mode="dict")
+    bounded = ElmoLayer(TINY_OPTIONS, output_mode="dict", **LIMITS)
+    free.build()
+    bounded.build()
+    rng = np.random.default_rng(5)
+    for a, b in zip(free.weights, bounded.weights):
+        value = rng.normal(0, 0.5, a.shape).astype("float32")
+        a.assign(value)
+        b.assign(value)
+    return bounded, free
+
+
+@pytest.fixture(scope="module")
+def calls(layers):
+    """Per input form: the bounded layer eagerly and as one traced graph (any shape)."""
+    bounded, _ = layers
+    graphs = traced_calls(bounded)
+    return {"eager": dict.fromkeys(graphs, bounded), "tf.function": graphs}
+
+
+def sentences(*lengths):
+    return [" ".join(f"w{i}" for i in range(n)) for n in lengths]
+
+
+def forms(texts):
+    """The same request in every input form the layer takes."""
+    tokens = [t.split() for t in texts]
+    longest = max((len(t) for t in tokens), default=0)
+    dense = [t + [""] * (longest - len(t)) for t in tokens]
+    return {
+        "sentences": tf.constant(texts, tf.string),
+        "tokens": tf.constant(dense, tf.string, shape=(len(texts), longest)),
+        "ragged": tf.ragged.constant(tokens, tf.string, ragged_rank=1),
+        "char ids": tf.constant(batch_to_ids(tokens)),
+    }
+
+
+OVER = [
+    ("max_batch_size", sentences(1, 1, 1, 1), r"4 sentences.*max_batch_size=3"),
+    ("max_tokens_per_sentence", sentences(5), r"\b5 tokens.*max_tokens_per_sentence=4"),
+    ("max_tokens_per_request", sentences(3, 1, 2), r"\b9 token positions.*=8"),
+]
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function"])
+@pytest.mark.parametrize("limit,texts,message", OVER, ids=[o[0] for o in OVER])
+def test_over_a_limit_is_an_invalid_argument_naming_it(calls, limit, texts, message, mode):
+    for form, inputs in forms(texts).items():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            calls[mode][form](inputs)
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function"])
+@pytest.mark.parametrize(
+    "texts", [sentences(4, 4), sentences(1, 2, 2), sentences(4), sentences(0, 0, 0)]
+)
+def test_at_the_limit_gives_the_unbounded_output(layers, calls, texts, mode):
+    _, free = layers
+    for form, inputs in forms(texts).items():
+        got, want = calls[mode][form](inputs), free(inputs)
+        for key in want:
+            np.testing.assert_allclose(
+                got[key].numpy(), want[key].numpy(), atol=ATOL, rtol=0, err_msg=f"{form}/{key}"
+            )
+
+
+def test_whitespace_padding_does_not_count(layers):
+    # Limits count tokens, not characters: a sentence padded with spaces is fine.
+    bounded, free = layers
+    text = ["  w0 \u00a0  w1   w2  w3    "]
+    np.testing.assert_allclose(
+        bounded(tf.constant(text))["elmo"].numpy(), free(tf.constant(text))["elmo"].numpy()
+    )
+
+
+def test_limits_in_config_and_validated(tiny_options):
+    layer = ElmoLayer(tiny_options, **LIMITS)
+    config = layer.get_config()
+    assert {k: config[k] for k in LIMITS} == LIMITS
+    clone = ElmoLayer.from_config(config)
+    assert clone.get_config() == config
+    unbounded = ElmoLayer(tiny_options).get_config()
+    assert {k: unbounded[k] for k in LIMITS} == dict.fromkeys(LIMITS)
+    for name in LIMITS:
+        for bad in (0, -1, 2.5, True, "8"):
+            with pytest.raises(ValueError, match=name):
+                ElmoLayer(tiny_options, **{name: bad})
+
+
+def test_config_saved_before_the_limits_stays_unbounded(tiny_options):
+    # Older configs always held max_batch_size=128, which then only sized a
+    # stateful layer's carried state.
+    old = ElmoLayer(tiny_options).get_config()
+    for name in ("max_tokens_per_sentence", "max_tokens_per_request"):
+        del old[name]
+    old["max_batch_size"] = 128
+    layer = ElmoLayer.from_config(old)
+    assert layer.max_batch_size is None
+    out = layer(tf.constant(["a"] * 130))
+    assert out.shape[0] == 130
+    stateful = ElmoLayer.from_config({**old, "stateful": True})
+    assert stateful.max_batch_size == 128
+
+
+def test_stateful_state_rows(tiny_options):
+    layer = ElmoLayer(tiny_options, stateful=True)
+    layer.build()
+    assert layer.bilm.state_c.shape[2] == 128  # max_batch_size=None: 128 rows
+    layer = ElmoLayer(tiny_options, stateful=True, max_batch_size=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=2"):
+        layer(tf.constant(["a", "b", "c"]))
