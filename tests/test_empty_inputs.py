@@ -126,3 +126,20 @@ def test_token_cache_with_no_tokens(layer):
     out = cached(tf.constant(["", "hi there"]))
     ref = layer(tf.constant(["hi there"]))
     np.testing.assert_allclose(out["elmo"].numpy()[1], ref["elmo"].numpy()[0], atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "inputs,batch",
+    [([""], 1), ([" ", "\u2003"], 2), ([], 0), ([[]], 1), ([[], []], 2)],
+    ids=["['']", "whitespace", "[]", "[[]]", "[[], []]"],
+)
+def test_python_lists(layer, inputs, batch):
+    _assert_empty(layer, layer(inputs), batch, 0)
+
+
+def test_python_list_with_an_empty_sentence(layer):
+    out = layer(["", "hi"])
+    alone = layer(["hi"])
+    np.testing.assert_array_equal(out["sequence_len"].numpy(), [0, 1])
+    assert (out["elmo"].numpy()[0] == 0).all()
+    np.testing.assert_allclose(out["elmo"].numpy()[1], alone["elmo"].numpy()[0], atol=ATOL, rtol=0)
