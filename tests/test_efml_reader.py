@@ -91,7 +91,7 @@ def test_lstm_token_embedder_and_encoder_are_refused_clearly(tmp_path, section, 
 def test_directory_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         efml.read_model(tmp_path / "nope")
-    with pytest.raises(ValueError, match="not an ELMoForManyLangs model directory"):
+    with pytest.raises(ValueError, match=r"no ELMoForManyLangs model \(config.json \+ char.dic\)"):
         efml.read_model(tmp_path)
     assert efml.is_model_dir(EFML / "model_zip") and not efml.is_model_dir(tmp_path)
     model = tmp_path / "m"

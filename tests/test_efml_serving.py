@@ -6,7 +6,8 @@ import sys
 import textwrap
 
 import numpy as np
-from test_efml_layer import EFML, MODELS, SENTENCES, expected
+import pytest
+from test_efml_layer import EFML, MODELS, SENTENCES, all_layers, expected, padded
 from test_export import SAVED_MODEL_OPS, _tf_only_env
 
 from keras_elmo.layers.elmo_layer import ElmoLayer
@@ -98,3 +99,47 @@ def test_exported_saved_model_matches_efml_with_tensorflow_only(tmp_path):
         for row, k in enumerate(TEXT_ROWS):
             n = len(SENTENCES[k])
             np.testing.assert_allclose(text[row, :, :n], refs[k], atol=ATOL, rtol=0)
+
+
+# German, Russian and Chinese sentences of the fixture, as lines of a UTF-8 file.
+FILE_ROWS = (0, 1, 2, 6)
+
+
+def check_embed_output(path, model):
+    """An embed output file against the layer and EFML (every layer, every sentence)."""
+    import h5py
+
+    layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict")
+    direct = all_layers(layer, padded([SENTENCES[k] for k in FILE_ROWS]))
+    refs = expected(model)
+    with h5py.File(path, "r") as f:
+        for row, k in enumerate(FILE_ROWS):
+            n = len(SENTENCES[k])
+            written = f[str(row)][...]
+            assert written.shape == refs[k].shape
+            np.testing.assert_allclose(written, direct[row, :, :n], atol=1e-6, rtol=0)
+            np.testing.assert_allclose(written, refs[k], atol=ATOL, rtol=0)
+        index = json.loads(f["sentence_to_index"][0])
+        assert index[" ".join(SENTENCES[1])] == "1"
+
+
+def write_sentence_file(tmp_path):
+    source = tmp_path / "sentences.txt"
+    lines = [" ".join(SENTENCES[k]) for k in FILE_ROWS]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return source
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_embed_file_reads_an_efml_directory(tmp_path, model):
+    from keras_elmo.serving.embed_file import embed_file
+
+    out = tmp_path / "vectors.hdf5"
+    embed_file(write_sentence_file(tmp_path), out, None, None, efml_dir=EFML / model)
+    check_embed_output(out, model)
+
+
+def test_export_from_an_efml_directory(tmp_path):
+    path = export.export_from_files(EFML / "model_zip", tmp_path)
+    meta = json.loads((tmp_path / "1" / "assets.extra" / "keras_elmo.json").read_text())
+    assert path.endswith("1") and meta["options"]["kind"] == "efml"

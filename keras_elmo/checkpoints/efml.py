@@ -299,15 +299,14 @@ def _check_ids(lexicon, rows, path, what):
 
 
 def read_model(model_dir):
-    """Read an EFML directory into an `EfmlModel` (no torch, no TensorFlow)."""
+    """Read an EFML directory (or a directory holding one) into an `EfmlModel`.
+
+    No torch, no TensorFlow."""
     model_dir = os.fspath(model_dir)
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"EFML model directory not found: {model_dir}")
-    if not is_model_dir(model_dir):
-        raise ValueError(
-            f"{model_dir}: not an ELMoForManyLangs model directory (needs config.json and "
-            "char.dic)."
-        )
+    # An unpacked NLPL zip may hold the files in one subdirectory.
+    model_dir = locate_model_dir(model_dir)
     config, config_source = find_config(model_dir)
     # Validate the kinds before touching the large files.
     options_from_config(config, 1, 1, source=config_source)

@@ -87,11 +87,16 @@ def embed_file(
     batch_size=64,
     stateful=False,
     progress=False,
+    efml_dir=None,
 ):
     """Embed every line of `input_file` into `output_file`; see the module docstring.
 
     `progress`: show a progress bar (sentences done, rate, time left) on stderr.
+    `efml_dir`: an ELMoForManyLangs model directory, read instead of
+    `options_file` + `weight_file` (both then None).
     """
+    if efml_dir is not None and (options_file is not None or weight_file is not None):
+        raise ValueError("embed_file: give an EFML directory or options + weight files, not both.")
     if layers not in LAYER_CHOICES:
         raise ValueError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -102,9 +107,11 @@ def embed_file(
 
     from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
 
-    layer = ElmoLayer.from_original(
-        options_file, weight_file, output_mode="dict", stateful=stateful, max_batch_size=batch_size
-    )
+    settings = {"output_mode": "dict", "stateful": stateful, "max_batch_size": batch_size}
+    if efml_dir is not None:
+        layer = ElmoLayer.from_elmoformanylangs(efml_dir, **settings)
+    else:
+        layer = ElmoLayer.from_original(options_file, weight_file, **settings)
     n_lstm = layer.n_lstm_layers
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string)])

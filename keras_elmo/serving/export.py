@@ -262,13 +262,18 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
 
 
 def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
-    """Export from `(options_file, weight_file)` (the original format) or a `.keras` file."""
+    """Export from `(options_file, weight_file)` (the original format), a `.keras` file or
+    an ELMoForManyLangs model directory."""
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
             raise ValueError("export: source must be (options_file, weight_file) or a .keras path.")
         from keras_elmo.layers.elmo_layer import ElmoLayer
 
         layer = ElmoLayer.from_original(*source)
+    elif os.path.isdir(os.fspath(source)):
+        from keras_elmo.layers.elmo_layer import ElmoLayer
+
+        layer = ElmoLayer.from_elmoformanylangs(source)
     else:
         path = os.fspath(source)
         if not path.endswith(".keras"):
