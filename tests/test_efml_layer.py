@@ -177,3 +177,34 @@ def test_empty_sentences_are_zeros():
     assert not np.any(out["elmo"].numpy()[0])
     empty = layer(tf.constant(["", ""]))
     assert empty["elmo"].shape[:2] == (2, 0)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_stateful_second_call_matches_efml_second_call(model):
+    # EFML's encoder is always stateful; its second sents2elmo call on the
+    # same Embedder is the reference for stateful=True (same batch again:
+    # each row continues from its own final state).
+    layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict", stateful=True)
+    tokens = padded(SENTENCES)
+    assert_matches_efml(all_layers(layer, tokens), model)
+    second = all_layers(layer, tokens)
+    refs = np.load(EFML / f"{model}_outputs_second_call.npz")
+    for k, sentence in enumerate(SENTENCES):
+        np.testing.assert_allclose(
+            second[k, :, : len(sentence)], refs[f"s{k}"], atol=ATOL, rtol=0, err_msg=str(k)
+        )
+
+
+def test_warm_up_stores_the_mean_final_state():
+    # One round of 8 streams = one stateful call on the 8 sentences, whose
+    # carried state the test above checks against EFML's second call.
+    stateful = ElmoLayer.from_elmoformanylangs(EFML / "model_zip", stateful=True)
+    stateful(padded(SENTENCES))
+    warmed = ElmoLayer.from_elmoformanylangs(EFML / "model_zip").warm_up(SENTENCES, n_streams=8)
+    n = len(SENTENCES)
+    for carried, stored in (
+        (stateful.bilm.state_c, warmed.bilm.initial_c),
+        (stateful.bilm.state_h, warmed.bilm.initial_h),
+    ):
+        mean = carried.numpy()[:, :, :n].mean(axis=2)
+        np.testing.assert_allclose(stored.numpy(), mean, atol=1e-6, rtol=0)
