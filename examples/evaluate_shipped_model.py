@@ -44,8 +44,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_elmo import ElmoLayer, batch_to_ids  # noqa: E402
-from keras_elmo.training import data  # noqa: E402
-from keras_elmo.training import trainer as training  # noqa: E402
+from keras_elmo.training import (  # noqa: E402
+    data,  # noqa: E402
+    model_dir,
+    trainer,
+)
 
 MAX_LEN = 50
 
@@ -137,13 +140,13 @@ def main(argv=None):
     vocab = data.load_vocab(os.path.join(args.model_dir, "vocab.txt"))
     train_files = sorted(glob.glob(os.path.join(args.splits_dir, "train-*.txt")))
     if not args.skip_perplexity:
-        model = training.load_trained(args.model_dir)
+        model = model_dir.load_trained(args.model_dir)
         for name in ("heldout_brown", "heldout_sotu"):
             path = os.path.join(args.splits_dir, f"{name}.txt")
             t = time.time()
             ds = data.make_dataset(path, vocab, 16, max_len=MAX_LEN)
             results[name] = {
-                "bilm": training.perplexity(model, ds),
+                "bilm": trainer.perplexity(model, ds),
                 "unigram": unigram_perplexity(train_files, path, vocab),
             }
             print(name, json.dumps(results[name]), f"({time.time() - t:.0f} s)", flush=True)

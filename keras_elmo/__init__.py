@@ -1,21 +1,51 @@
-"""keras_elmo: ELMo contextual word vectors as a Keras 3 layer."""
+"""keras_elmo: ELMo contextual word vectors as a Keras 3 layer.
 
-from keras_elmo.layers.elmo_layer import ElmoLayer
-from keras_elmo.layers.scalar_mix import ScalarMix
-from keras_elmo.layers.token_cache import TokenCache
-from keras_elmo.options import load_options, published_options
-from keras_elmo.text.characters import batch_to_ids, tokens_to_char_ids
-from keras_elmo.text.tokenizer import ElmoTokenizer
+The public API is the names in `__all__`. Importing the package registers
+its Keras layers, so `keras.models.load_model` reads `.keras` files that
+hold them. Inside the `keras-elmo` command line the layers are imported on
+first use instead (PEP 562), so that `--help` answers without TensorFlow.
+"""
 
-__version__ = "0.1.0"
+import importlib
+import os
+import sys
 
-__all__ = [
-    "ElmoLayer",
-    "ElmoTokenizer",
-    "ScalarMix",
-    "TokenCache",
-    "batch_to_ids",
-    "load_options",
-    "published_options",
-    "tokens_to_char_ids",
-]
+from keras_elmo.version import __version__
+
+# public name -> the module that defines it
+_PUBLIC = {
+    "ElmoLayer": "keras_elmo.layers.elmo_layer",
+    "ElmoTokenizer": "keras_elmo.text.tokenizer",
+    "ScalarMix": "keras_elmo.layers.scalar_mix",
+    "batch_to_ids": "keras_elmo.text.characters",
+    "tokens_to_char_ids": "keras_elmo.text.characters",
+    "load_options": "keras_elmo.options",
+    "published_options": "keras_elmo.options",
+    "export_saved_model": "keras_elmo.serving.export",
+    "ElmoError": "keras_elmo.errors",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_elmo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+def _in_command_line():
+    """True in the `keras-elmo` console script (its commands import what they use)."""
+    return os.path.basename(sys.argv[0] if sys.argv else "") in ("keras-elmo", "keras-elmo.exe")
+
+
+if not _in_command_line():
+    # Registers every keras_elmo Keras object with Keras's serialization.
+    for _name in ("ElmoLayer", "ElmoTokenizer"):
+        __getattr__(_name)

@@ -1,16 +1,22 @@
-"""The `keras-elmo` command line. Thin: parsing here, work in the library.
+"""The `keras-elmo` command line. Thin: parsing here, the work in the library.
 
-keras-elmo embed INPUT.txt OUTPUT.hdf5 [--options-file O --weight-file W]
-                 [--all|--top|--average] [--batch-size N] [--stateful]
-keras-elmo export EXPORT_DIR [--options-file O --weight-file W | --keras-file F]
-keras-elmo build-vocab ... / train ... / perplexity ...
+    keras-elmo embed INPUT.txt OUTPUT.hdf5 [model] [--all|--top|--average] ...
+    keras-elmo export EXPORT_DIR [model | --keras-file F] [--tokenizer T] ...
+    keras-elmo build-vocab OUTPUT [FILES...] [--split-shared-data DIR --split-dir D]
+    keras-elmo train FILES... --vocab V --output-dir D [sizes | --options O] ...
+    keras-elmo perplexity FILES... --model-dir D
+
+One argparse tree; each command is a function `_run_<name>(args)` set as
+the subparser's default. Heavy imports (TensorFlow, Keras) happen inside
+the command functions, so `--help` and argument errors answer at once.
+Expected user errors (`keras_elmo.errors.ElmoError`) print one line and exit
+2; any other exception is a bug and keeps its traceback.
 """
 
 import argparse
 import json
 import os
 import sys
-import time
 
 DEFAULT_MODEL_NAME = "elmo-small-en"
 
@@ -24,14 +30,22 @@ def default_model_dir():
     return os.path.join(os.path.dirname(here), "saved_models", DEFAULT_MODEL_NAME)
 
 
-class CliError(Exception):
-    """An error to report on stderr as one line, exit status 2."""
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _model_files(args):
+    from keras_elmo.errors import InputError, MissingFileError
+
     options_file, weight_file = args.options_file, args.weight_file
     if (options_file is None) != (weight_file is None):
-        raise CliError(
+        raise InputError(
             "give both --options-file and --weight-file, or neither (the shipped model)."
         )
     if options_file is None:
@@ -39,287 +53,28 @@ def _model_files(args):
         options_file = os.path.join(model_dir, "options.json")
         weight_file = os.path.join(model_dir, "weights.hdf5")
         if not os.path.isfile(options_file):
-            raise CliError(
+            raise MissingFileError(
                 f"no shipped model at {model_dir}; pass --options-file and --weight-file."
             )
     return options_file, weight_file
 
 
-def _add_model_args(parser):
-    parser.add_argument("--options-file", help="options.json (default: the shipped model)")
-    parser.add_argument("--weight-file", help="weights.hdf5 (default: the shipped model)")
-
-
-def _build_parser():
-    parser = argparse.ArgumentParser(prog="keras-elmo", description="ELMo vectors with Keras 3.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    embed = sub.add_parser("embed", help="embed a file of sentences into an hdf5 file")
-    embed.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
-    embed.add_argument("output_file", help="hdf5 file to write")
-    _add_model_args(embed)
-    which = embed.add_mutually_exclusive_group()
-    which.add_argument(
-        "--all",
-        dest="layers",
-        action="store_const",
-        const="all",
-        help="all layers, shape (n_layers + 1, T, 2P) (default)",
-    )
-    which.add_argument(
-        "--top",
-        dest="layers",
-        action="store_const",
-        const="top",
-        help="the top LSTM layer, (T, 2P)",
-    )
-    which.add_argument(
-        "--average",
-        dest="layers",
-        action="store_const",
-        const="average",
-        help="the average of all layers, (T, 2P)",
-    )
-    embed.set_defaults(layers="all")
-    embed.add_argument("--batch-size", type=int, default=64)
-    embed.add_argument(
-        "--stateful",
-        action="store_true",
-        help="carry LSTM state across batches of consecutive lines, like the original",
-    )
-    embed.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    export = sub.add_parser("export", help="write a SavedModel for TensorFlow Serving")
-    export.add_argument("export_dir", help="base directory; the model goes to EXPORT_DIR/<version>")
-    _add_model_args(export)
-    export.add_argument(
-        "--keras-file", help="a .keras file holding an ElmoLayer or a model with one"
-    )
-    export.add_argument("--version", type=int, default=None, help="default: next free integer")
-    export.add_argument(
-        "--tokenizer",
-        default="whitespace",
-        choices=("whitespace", "punctuation", "tf_text"),
-        help="in-graph tokenizer for raw sentences (tf_text needs tensorflow-text ops)",
-    )
-
-    for name, fn_help in (
-        ("build-vocab", "build an LM vocabulary from text files"),
-        ("train", "train a biLM"),
-        ("perplexity", "held-out perplexity of a biLM"),
-    ):
-        # Listed for --help only; main() hands these to their own parsers.
-        sub.add_parser(name, help=fn_help + f" (see keras-elmo {name} --help)")
-    return parser
-
-
-# ------------------------------------------------- build-vocab, train, perplexity
-
-
 def _expand(patterns):
+    """Glob patterns -> files, in order; a pattern that matches nothing is an error."""
     import glob
+
+    from keras_elmo.errors import MissingFileError
 
     files = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern))
         if not matches:
-            raise ValueError(f"no file matches {pattern!r}.")
+            raise MissingFileError(f"no file matches {pattern!r}.")
         files += matches
     return files
 
 
-def _cli_build_vocab(argv):
-    from keras_elmo.training import data as data_lib
-
-    p = argparse.ArgumentParser(
-        prog="keras-elmo build-vocab", description="Count tokens and write a biLM vocabulary file."
-    )
-    p.add_argument("output", help="vocabulary file to write")
-    p.add_argument("files", nargs="*", help="tokenized text, one sentence per line")
-    p.add_argument("--min-count", type=int, default=1)
-    p.add_argument("--max-size", type=int, default=None)
-    p.add_argument(
-        "--split-shared-data",
-        metavar="DATA_DIR",
-        help="first write the fixed train/held-out splits of shared/data "
-        "(Brown, SOTU, Moby-Dick) to --split-dir and count the train split",
-    )
-    p.add_argument("--split-dir", help="where to write the splits")
-    args = p.parse_args(argv)
-    files = list(args.files)
-    if args.split_shared_data:
-        if not args.split_dir:
-            raise ValueError("--split-shared-data needs --split-dir.")
-        splits = data_lib.write_splits(args.split_shared_data, args.split_dir)
-        for name, (paths, n_sent, n_tok) in splits.items():
-            print(
-                f"{name}: {n_sent} sentences, {n_tok} tokens -> {', '.join(paths[:2])}"
-                f"{' ...' if len(paths) > 2 else ''}"
-            )
-        files += splits["train"][0]
-    if not files:
-        raise ValueError("give text files or --split-shared-data.")
-    counts = data_lib.count_tokens(_expand(files))
-    vocab = data_lib.build_vocab(counts, min_count=args.min_count, max_size=args.max_size)
-    data_lib.write_vocab(vocab, args.output)
-    covered = sum(counts[w] for w in vocab[3:])
-    print(
-        f"{len(vocab)} entries; covers {covered / max(sum(counts.values()), 1):.2%} "
-        f"of {sum(counts.values())} tokens -> {args.output}"
-    )
-    return 0
-
-
-def _options_from_args(args):
-    from keras_elmo import options as options_lib
-
-    if args.options:
-        return options_lib.load_options(args.options)
-    return options_lib.validate_options(
-        {
-            "lstm": {
-                "dim": args.lstm_dim,
-                "projection_dim": args.projection_dim,
-                "n_layers": args.n_layers,
-                "cell_clip": 3,
-                "proj_clip": 3,
-                "use_skip_connections": True,
-            },
-            "char_cnn": {
-                "embedding": {"dim": args.char_dim},
-                "n_characters": 262,
-                "max_characters_per_token": 50,
-                "activation": "relu",
-                "filters": json.loads(args.filters),
-                "n_highway": args.n_highway,
-            },
-        }
-    )
-
-
-def _cli_train(argv):
-    import keras
-    import numpy as np
-
-    from keras_elmo.training import data as data_lib
-    from keras_elmo.training import trainer as training
-
-    p = argparse.ArgumentParser(prog="keras-elmo train", description="Train a biLM.")
-    p.add_argument(
-        "train_files", nargs="+", help="tokenized text files / globs, one sentence per line"
-    )
-    p.add_argument("--vocab", required=True, help="vocabulary file (build-vocab)")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--checkpoint-dir", help="BackupAndRestore directory; rerun to resume")
-    p.add_argument("--options", help="options.json; otherwise the size flags below")
-    p.add_argument("--lstm-dim", type=int, default=1024)
-    p.add_argument("--projection-dim", type=int, default=128)
-    p.add_argument("--n-layers", type=int, default=2)
-    p.add_argument("--char-dim", type=int, default=16)
-    p.add_argument("--filters", default="[[1,32],[2,32],[3,64],[4,128],[5,256]]")
-    p.add_argument("--n-highway", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-len", type=int, default=50)
-    p.add_argument("--steps-per-epoch", type=int, default=500, help="also the checkpoint interval")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
-    p.add_argument("--n-negative", type=int, default=512)
-    p.add_argument("--optimizer", default="adam", choices=("adam", "adagrad"))
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--clipnorm", type=float, default=5.0)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shuffle-buffer", type=int, default=10000)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument(
-        "--heldout-files",
-        nargs="*",
-        default=[],
-        help="evaluate full-softmax perplexity on these after training",
-    )
-    args = p.parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    vocab = data_lib.load_vocab(args.vocab)
-    options = _options_from_args(args)
-    files = _expand(args.train_files)
-    model = training.BiLMTrainer(
-        options, len(vocab), n_negative=args.n_negative, dropout=args.dropout, seed=args.seed
-    )
-    model.compile(
-        optimizer=training.make_optimizer(args.optimizer, args.learning_rate, args.clipnorm)
-    )
-    print(
-        f"parameters: encoder {model.token_encoder.count_params()}, "
-        f"bilm {model.bilm.count_params()}, softmax {model.softmax.count_params()}"
-    )
-    log = training.BatchLog(print_every=args.log_every, stream=sys.stdout)
-    callbacks = [log]
-    if args.max_minutes:
-        callbacks.append(training.TimeLimit(args.max_minutes))
-    start = time.time()
-    training.train(
-        model,
-        files,
-        vocab,
-        batch_size=args.batch_size,
-        steps_per_epoch=args.steps_per_epoch,
-        epochs=args.epochs,
-        checkpoint_dir=args.checkpoint_dir,
-        max_len=args.max_len,
-        shuffle_buffer=args.shuffle_buffer,
-        data_seed=args.seed,
-        callbacks=callbacks,
-    )
-    seconds = time.time() - start
-    steps = int(model.optimizer.iterations.numpy())
-    info = {
-        "steps": steps,
-        "batch_size": args.batch_size,
-        "this_run_seconds": seconds,
-        "this_run_target_tokens": log.tokens,
-        "args": vars(args),
-        "final_mean_loss_last_100": float(np.mean(log.losses[-100:])) if log.losses else None,
-    }
-    if args.heldout_files:
-        info["heldout"] = {}
-        for path in _expand(args.heldout_files):
-            ds = data_lib.make_dataset(path, vocab, 16, max_len=args.max_len)
-            info["heldout"][os.path.basename(path)] = training.perplexity(model, ds)
-    training.export_model(model, args.output_dir, vocab=vocab, extra_log=info)
-    print(json.dumps({k: v for k, v in info.items() if k != "args"}, indent=1))
-    return 0
-
-
-def _cli_perplexity(argv):
-    from keras_elmo.training import data as data_lib
-    from keras_elmo.training import trainer as training
-
-    p = argparse.ArgumentParser(
-        prog="keras-elmo perplexity", description="Held-out perplexity with the full softmax."
-    )
-    p.add_argument("files", nargs="+", help="tokenized text, one sentence per line")
-    p.add_argument(
-        "--model-dir",
-        required=True,
-        help="an output dir of `keras-elmo train` (options.json, weights.hdf5, "
-        "softmax.npz, vocab.txt)",
-    )
-    p.add_argument("--vocab", help="default: MODEL_DIR/vocab.txt")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-len", type=int, default=50)
-    args = p.parse_args(argv)
-    vocab = data_lib.load_vocab(args.vocab or os.path.join(args.model_dir, "vocab.txt"))
-    model = training.load_trained(args.model_dir)
-    if model.vocab_size != len(vocab):
-        raise ValueError(
-            f"the softmax has {model.vocab_size} rows but the vocabulary has {len(vocab)} entries."
-        )
-    results = {}
-    for path in _expand(args.files):
-        ds = data_lib.make_dataset(path, vocab, args.batch_size, max_len=args.max_len)
-        results[path] = training.perplexity(model, ds)
-    print(json.dumps(results, indent=1))
-    return 0
+# ------------------------------------------------------------------ commands
 
 
 def _run_embed(args):
@@ -350,31 +105,232 @@ def _run_export(args):
     return 0
 
 
-# These parse their own flags (argparse's REMAINDER would stop at "--x").
-TRAINING_COMMANDS = {
-    "build-vocab": _cli_build_vocab,
-    "train": _cli_train,
-    "perplexity": _cli_perplexity,
-}
+def _run_build_vocab(args):
+    from keras_elmo.errors import InputError
+    from keras_elmo.training import data
+
+    files = list(args.files)
+    if args.split_shared_data:
+        if not args.split_dir:
+            raise InputError("--split-shared-data needs --split-dir.")
+        splits = data.write_splits(args.split_shared_data, args.split_dir)
+        for name, (paths, n_sent, n_tok) in splits.items():
+            more = " ..." if len(paths) > 2 else ""
+            print(f"{name}: {n_sent} sentences, {n_tok} tokens -> {', '.join(paths[:2])}{more}")
+        files += splits["train"][0]
+    if not files:
+        raise InputError("give text files or --split-shared-data.")
+    counts = data.count_tokens(_expand(files))
+    vocab = data.build_vocab(counts, min_count=args.min_count, max_size=args.max_size)
+    data.write_vocab(vocab, args.output)
+    total = sum(counts.values())
+    covered = sum(counts[w] for w in vocab[len(data.SPECIAL_TOKENS) :])
+    print(
+        f"{len(vocab)} entries; covers {covered / max(total, 1):.2%} "
+        f"of {total} tokens -> {args.output}"
+    )
+    return 0
+
+
+def _run_train(args):
+    from keras_elmo import options as options_lib
+    from keras_elmo.training import data, loop
+
+    if args.options:
+        options = options_lib.load_options(args.options)
+    else:
+        options = options_lib.make_options(
+            args.lstm_dim,
+            args.projection_dim,
+            n_layers=args.n_layers,
+            n_highway=args.n_highway,
+            char_dim=args.char_dim,
+            filters=json.loads(args.filters),
+        )
+    info = loop.run_training(
+        options,
+        _expand(args.train_files),
+        data.load_vocab(args.vocab),
+        args.output_dir,
+        checkpoint_dir=args.checkpoint_dir,
+        batch_size=args.batch_size,
+        max_len=args.max_len,
+        steps_per_epoch=args.steps_per_epoch,
+        epochs=args.epochs,
+        max_minutes=args.max_minutes,
+        n_negative=args.n_negative,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm,
+        dropout=args.dropout,
+        seed=args.seed,
+        shuffle_buffer=args.shuffle_buffer,
+        heldout_files=_expand(args.heldout_files),
+        log_every=args.log_every,
+        log_stream=sys.stdout,
+    )
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+def _run_perplexity(args):
+    from keras_elmo.training import model_dir
+
+    results = model_dir.perplexity_of_files(
+        args.model_dir,
+        _expand(args.files),
+        vocab_file=args.vocab,
+        batch_size=args.batch_size,
+        max_len=args.max_len,
+    )
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _add_model_args(parser):
+    parser.add_argument("--options-file", help="options.json (default: the shipped model)")
+    parser.add_argument("--weight-file", help="weights.hdf5 (default: the shipped model)")
+
+
+def _add_embed(sub):
+    p = sub.add_parser("embed", help="embed a file of sentences into an hdf5 file")
+    p.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
+    p.add_argument("output_file", help="hdf5 file to write")
+    _add_model_args(p)
+    which = p.add_mutually_exclusive_group()
+    for flag, help_ in (
+        ("all", "all layers, shape (n_layers + 1, T, 2P) (default)"),
+        ("top", "the top LSTM layer, (T, 2P)"),
+        ("average", "the average of all layers, (T, 2P)"),
+    ):
+        which.add_argument(f"--{flag}", dest="layers", action="store_const", const=flag, help=help_)
+    p.set_defaults(layers="all")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument(
+        "--stateful",
+        action="store_true",
+        help="carry LSTM state across batches of consecutive lines, like the original",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_embed)
+
+
+def _add_export(sub):
+    from keras_elmo.text.tokenization import TOKENIZERS
+
+    p = sub.add_parser("export", help="write a SavedModel for TensorFlow Serving")
+    p.add_argument("export_dir", help="base directory; the model goes to EXPORT_DIR/<version>")
+    _add_model_args(p)
+    p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
+    p.add_argument("--version", type=int, default=None, help="default: next free integer")
+    p.add_argument(
+        "--tokenizer",
+        default="whitespace",
+        choices=TOKENIZERS,
+        help="in-graph tokenizer for raw sentences (see docs: tokenizers)",
+    )
+    p.set_defaults(func=_run_export)
+
+
+def _add_build_vocab(sub):
+    p = sub.add_parser(
+        "build-vocab",
+        help="build an LM vocabulary from text files",
+        description="Count tokens and write a biLM vocabulary file.",
+    )
+    p.add_argument("output", help="vocabulary file to write")
+    p.add_argument("files", nargs="*", help="tokenized text, one sentence per line")
+    p.add_argument("--min-count", type=_positive_int, default=1)
+    p.add_argument("--max-size", type=int, default=None)
+    p.add_argument(
+        "--split-shared-data",
+        metavar="DATA_DIR",
+        help="first write the fixed train/held-out splits of shared/data "
+        "(Brown, SOTU, Moby-Dick) to --split-dir and count the train split",
+    )
+    p.add_argument("--split-dir", help="where to write the splits")
+    p.set_defaults(func=_run_build_vocab)
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a biLM", description="Train a biLM.")
+    p.add_argument(
+        "train_files", nargs="+", help="tokenized text files / globs, one sentence per line"
+    )
+    p.add_argument("--vocab", required=True, help="vocabulary file (build-vocab)")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--checkpoint-dir", help="BackupAndRestore directory; rerun to resume")
+    p.add_argument("--options", help="options.json; otherwise the size flags below")
+    p.add_argument("--lstm-dim", type=_positive_int, default=1024)
+    p.add_argument("--projection-dim", type=_positive_int, default=128)
+    p.add_argument("--n-layers", type=_positive_int, default=2)
+    p.add_argument("--char-dim", type=_positive_int, default=16)
+    p.add_argument("--filters", default="[[1,32],[2,32],[3,64],[4,128],[5,256]]")
+    p.add_argument("--n-highway", type=int, default=1)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--max-len", type=_positive_int, default=50)
+    p.add_argument(
+        "--steps-per-epoch", type=_positive_int, default=500, help="also the checkpoint interval"
+    )
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
+    p.add_argument("--n-negative", type=int, default=512)
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adagrad"))
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--clipnorm", type=float, default=5.0)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shuffle-buffer", type=int, default=10000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument(
+        "--heldout-files",
+        nargs="*",
+        default=[],
+        help="evaluate full-softmax perplexity on these after training",
+    )
+    p.set_defaults(func=_run_train)
+
+
+def _add_perplexity(sub):
+    p = sub.add_parser(
+        "perplexity",
+        help="held-out perplexity of a biLM",
+        description="Held-out perplexity with the full softmax.",
+    )
+    p.add_argument("files", nargs="+", help="tokenized text, one sentence per line")
+    p.add_argument(
+        "--model-dir",
+        required=True,
+        help="an output dir of `keras-elmo train` (options.json, weights.hdf5, "
+        "softmax.npz, vocab.txt)",
+    )
+    p.add_argument("--vocab", help="default: MODEL_DIR/vocab.txt")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--max-len", type=_positive_int, default=50)
+    p.set_defaults(func=_run_perplexity)
+
+
+def build_parser():
+    """The whole `keras-elmo` argument tree."""
+    parser = argparse.ArgumentParser(prog="keras-elmo", description="ELMo vectors with Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_embed, _add_export, _add_build_vocab, _add_train, _add_perplexity):
+        add(sub)
+    return parser
 
 
 def main(argv=None):
     """Entry point; returns the process exit status."""
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    if argv and argv[0] in TRAINING_COMMANDS:
-        command = argv[0]
-        run = lambda: TRAINING_COMMANDS[command](argv[1:])  # noqa: E731
-    else:
-        args = _build_parser().parse_args(argv)
-        command = args.command
-        run = lambda: {"embed": _run_embed, "export": _run_export}[command](args)  # noqa: E731
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    from keras_elmo.errors import ElmoError
+
     try:
-        return run()
-    except CliError as err:
-        print(f"keras-elmo: error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, UnicodeError) as err:
-        print(f"keras-elmo {command}: error: {err}", file=sys.stderr)
+        return args.func(args)
+    except ElmoError as err:
+        print(f"keras-elmo {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

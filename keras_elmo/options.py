@@ -8,6 +8,8 @@ returns a normalised copy: optional keys filled with their defaults.
 import copy
 import json
 
+from keras_elmo.errors import InputError
+
 ACTIVATIONS = ("relu", "tanh")
 
 _CHAR_CNN_DEFAULTS = {
@@ -20,37 +22,52 @@ _CHAR_CNN_DEFAULTS = {
 }
 
 
-def _published(dim, projection_dim, n_highway):
+def make_options(
+    lstm_dim,
+    projection_dim,
+    n_layers=2,
+    n_highway=2,
+    char_dim=16,
+    filters=None,
+    max_characters_per_token=50,
+):
+    """Options for a model of the given sizes (clipping at 3 and skip
+    connections, as in every published model); `filters` defaults to the
+    published 2048-filter char CNN. Returned validated.
+    """
     char_cnn = copy.deepcopy(_CHAR_CNN_DEFAULTS)
-    char_cnn["n_highway"] = n_highway
-    return {
-        "lstm": {
-            "dim": dim,
-            "projection_dim": projection_dim,
-            "n_layers": 2,
-            "cell_clip": 3,
-            "proj_clip": 3,
-            "use_skip_connections": True,
-        },
-        "char_cnn": char_cnn,
+    char_cnn.update(
+        {"embedding": {"dim": char_dim}, "n_highway": n_highway},
+        max_characters_per_token=max_characters_per_token,
+    )
+    if filters is not None:
+        char_cnn["filters"] = [list(pair) for pair in filters]
+    lstm = {
+        "dim": lstm_dim,
+        "projection_dim": projection_dim,
+        "n_layers": n_layers,
+        "cell_clip": 3,
+        "proj_clip": 3,
+        "use_skip_connections": True,
     }
+    return validate_options({"lstm": lstm, "char_cnn": char_cnn})
 
 
 # The three sizes released with the paper (same char CNN, different LSTM).
-PUBLISHED_OPTIONS = {
-    "small": _published(1024, 128, 1),
-    "medium": _published(2048, 256, 1),
-    "original": _published(4096, 512, 2),
+PUBLISHED_SIZES = {
+    "small": {"lstm_dim": 1024, "projection_dim": 128, "n_highway": 1},
+    "medium": {"lstm_dim": 2048, "projection_dim": 256, "n_highway": 1},
+    "original": {"lstm_dim": 4096, "projection_dim": 512, "n_highway": 2},
 }
 
 
 def published_options(name):
     """A copy of the options of a published size: small, medium or original."""
-    if name not in PUBLISHED_OPTIONS:
-        raise ValueError(
-            f"Unknown published size {name!r}; choose one of {sorted(PUBLISHED_OPTIONS)}."
+    if name not in PUBLISHED_SIZES:
+        raise InputError(
+            f"Unknown published size {name!r}; choose one of {sorted(PUBLISHED_SIZES)}."
         )
-    return copy.deepcopy(PUBLISHED_OPTIONS[name])
+    return make_options(**PUBLISHED_SIZES[name])
 
 
 def load_options(path):
@@ -59,18 +76,18 @@ def load_options(path):
         try:
             raw = json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}).") from None
+            raise InputError(f"{path}: not valid JSON ({err}).") from None
     return validate_options(raw, source=str(path))
 
 
 def _require(section, key, where, kind=int, positive=True):
     if key not in section:
-        raise ValueError(f"{where}: missing required option {key!r}.")
+        raise InputError(f"{where}: missing required option {key!r}.")
     value = section[key]
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{where}: option {key!r} must be an integer, got {value!r}.")
+        raise InputError(f"{where}: option {key!r} must be an integer, got {value!r}.")
     if positive and value <= 0:
-        raise ValueError(f"{where}: option {key!r} must be positive, got {value!r}.")
+        raise InputError(f"{where}: option {key!r} must be positive, got {value!r}.")
     return value
 
 
@@ -79,7 +96,7 @@ def _clip(lstm, key, where):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(
+        raise InputError(
             f"{where}: option lstm.{key} must be a positive number or absent, got {value!r}."
         )
     return float(value)
@@ -98,7 +115,7 @@ def _validate_lstm(lstm, where_l):
 
 def _validate_filters(filters, max_chars, where_c):
     if not isinstance(filters, list) or not filters:
-        raise ValueError(f"{where_c}: 'filters' must be a non-empty list of [width, count] pairs.")
+        raise InputError(f"{where_c}: 'filters' must be a non-empty list of [width, count] pairs.")
     clean_filters = []
     for k, pair in enumerate(filters):
         if (
@@ -106,11 +123,11 @@ def _validate_filters(filters, max_chars, where_c):
             or len(pair) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
         ):
-            raise ValueError(
+            raise InputError(
                 f"{where_c}: filter {k} must be [width, count] of positive ints, got {pair!r}."
             )
         if pair[0] > max_chars:
-            raise ValueError(
+            raise InputError(
                 f"{where_c}: filter {k} is wider ({pair[0]}) than max_characters_per_token."
             )
         clean_filters.append([int(pair[0]), int(pair[1])])
@@ -120,7 +137,7 @@ def _validate_filters(filters, max_chars, where_c):
 def _validate_n_highway(cnn, where_c):
     n_highway = cnn.get("n_highway") or 0
     if isinstance(n_highway, bool) or not isinstance(n_highway, int) or n_highway < 0:
-        raise ValueError(f"{where_c}: n_highway must be a non-negative integer, got {n_highway!r}.")
+        raise InputError(f"{where_c}: n_highway must be a non-negative integer, got {n_highway!r}.")
     return n_highway
 
 
@@ -136,21 +153,21 @@ EFML_WORD_SPECIALS = ("<oov>", "<pad>")
 
 def _validate_efml(options, source):
     if not isinstance(options.get("lstm"), dict):
-        raise ValueError(f"{source}: missing the 'lstm' section.")
+        raise InputError(f"{source}: missing the 'lstm' section.")
     if not isinstance(options.get("token_embedder"), dict):
-        raise ValueError(f"{source}: missing the 'token_embedder' section.")
+        raise InputError(f"{source}: missing the 'token_embedder' section.")
     emb = options["token_embedder"]
     where = f"{source} [token_embedder]"
     activation = emb.get("activation", "relu")
     if activation not in ACTIVATIONS:
-        raise ValueError(f"{where}: unknown activation {activation!r}; EFML has {ACTIVATIONS}.")
+        raise InputError(f"{where}: unknown activation {activation!r}; EFML has {ACTIVATIONS}.")
     max_chars = _require(emb, "max_characters_per_token", where)
     if max_chars < 3:
-        raise ValueError(f"{where}: max_characters_per_token must be at least 3, got {max_chars}.")
+        raise InputError(f"{where}: max_characters_per_token must be at least 3, got {max_chars}.")
     word_dim = _require(emb, "word_dim", where, positive=False)
     n_words = _require(emb, "n_words", where, positive=False)
     if word_dim < 0 or n_words < 0 or (word_dim > 0) != (n_words > 0):
-        raise ValueError(
+        raise InputError(
             f"{where}: word_dim ({word_dim}) and n_words ({n_words}) must both be positive "
             "(a word embedding) or both 0 (none)."
         )
@@ -184,25 +201,25 @@ def max_characters(options):
 def validate_options(options, source="options"):
     """Check an options dict and return a normalised deep copy."""
     if not isinstance(options, dict):
-        raise ValueError(f"{source}: options must be a dict, got {type(options).__name__}.")
+        raise InputError(f"{source}: options must be a dict, got {type(options).__name__}.")
     kind = options.get("kind")
     if kind == EFML_KIND:
         return _validate_efml(options, source)
     if kind is not None:
-        raise ValueError(f"{source}: unknown options kind {kind!r} (known: {EFML_KIND!r}).")
+        raise InputError(f"{source}: unknown options kind {kind!r} (known: {EFML_KIND!r}).")
     for section in ("lstm", "char_cnn"):
         if not isinstance(options.get(section), dict):
-            raise ValueError(f"{source}: missing the {section!r} section.")
+            raise InputError(f"{source}: missing the {section!r} section.")
     lstm = dict(options["lstm"])
     cnn = copy.deepcopy(options["char_cnn"])
     where_l, where_c = f"{source} [lstm]", f"{source} [char_cnn]"
     out_lstm = _validate_lstm(lstm, where_l)
     embedding = cnn.get("embedding")
     if not isinstance(embedding, dict):
-        raise ValueError(f"{where_c}: missing 'embedding': {{'dim': ...}}.")
+        raise InputError(f"{where_c}: missing 'embedding': {{'dim': ...}}.")
     activation = cnn.get("activation", "relu")
     if activation not in ACTIVATIONS:
-        raise ValueError(
+        raise InputError(
             f"{where_c}: unknown activation {activation!r}; "
             f"the original code supports {ACTIVATIONS}."
         )
@@ -210,7 +227,7 @@ def validate_options(options, source="options"):
     clean_filters = _validate_filters(cnn.get("filters"), max_chars, where_c)
     n_characters = _require(cnn, "n_characters", where_c)
     if n_characters not in (261, 262):
-        raise ValueError(
+        raise InputError(
             f"{where_c}: n_characters must be 262 (prediction) or 261 "
             "(as written during LM training), "
             f"got {n_characters}."

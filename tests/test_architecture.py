@@ -28,7 +28,7 @@ ORDER = [
             "elmo_layer",
         ],
     ),
-    ("training", ["corpora", "data", "trainer"]),
+    ("training", ["corpora", "data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
     ("serving", ["embed_file", "export"]),
     ("integrations", []),
     ("", ["cli"]),

@@ -171,11 +171,7 @@ def _tiny_layer(options, **kwargs):
 def _reference(layer, tokenizer="whitespace"):
     """The layer's own outputs for SENTENCES (default signature) and TOKENS."""
     sentences = tf.constant(SENTENCES)
-    tokens = tokenization.tokenize(sentences, tokenizer) if tokenizer != "tf_text" else None
-    if tokenizer == "tf_text":
-        import tensorflow_text
-
-        tokens = tensorflow_text.WhitespaceTokenizer().tokenize(sentences).to_tensor("")
+    tokens = tokenization.tokenize(sentences, tokenizer)
     text = {k: v.numpy() for k, v in layer(tokens).items()}
     masked = [
         [t if j < n else "" for j, t in enumerate(row)] for row, n in zip(TOKENS, SEQUENCE_LEN)

@@ -145,7 +145,8 @@ def test_raw_text_model_fits_and_reloads_in_fresh_process(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     got = np.array(json.loads(out.stdout.strip().splitlines()[-1]), dtype="float32")
-    np.testing.assert_array_equal(got, expected)
+    # Another process may pick other kernels (oneDNN, thread split): float32 tolerance.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------- fine-tuning

@@ -15,8 +15,7 @@ from conftest import REPO, TINY_OPTIONS
 
 from keras_elmo import ElmoLayer, batch_to_ids
 from keras_elmo.cli import main
-from keras_elmo.training import data
-from keras_elmo.training import trainer as training
+from keras_elmo.training import data, loop, model_dir, sampler, trainer
 
 WORDS = "the a cat dog man woman saw liked chased big small red old".split()
 
@@ -40,7 +39,7 @@ def _model(vocab, seed=0, init_seed=None, **kwargs):
     keras.utils.set_random_seed(seed if init_seed is None else init_seed)
     kwargs.setdefault("n_negative", 6)
     kwargs.setdefault("dropout", 0.1)
-    return training.BiLMTrainer(TINY_OPTIONS, len(vocab), seed=seed, **kwargs)
+    return trainer.BiLMTrainer(TINY_OPTIONS, len(vocab), seed=seed, **kwargs)
 
 
 @pytest.fixture
@@ -55,44 +54,44 @@ def corpus(tmp_path):
 
 def test_log_uniform_sampler_matches_analytic_probabilities():
     v, n = 40, 200_000
-    ids = training.log_uniform_sample(n, v, tf.constant([7, 3], tf.int64)).numpy()
+    ids = sampler.log_uniform_sample(n, v, tf.constant([7, 3], tf.int64)).numpy()
     assert ids.min() >= 0 and ids.max() < v
     freq = np.bincount(ids, minlength=v) / n
-    probs = training.log_uniform_probs(v)
+    probs = sampler.log_uniform_probs(v)
     np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-12)
     # binomial standard error is < 0.0012 for every id here
     np.testing.assert_allclose(freq, probs, atol=0.005)
     # stateless: the same seed gives the same draw, another one does not
-    again = training.log_uniform_sample(n, v, tf.constant([7, 3], tf.int64)).numpy()
-    other = training.log_uniform_sample(n, v, tf.constant([7, 4], tf.int64)).numpy()
+    again = sampler.log_uniform_sample(n, v, tf.constant([7, 3], tf.int64)).numpy()
+    other = sampler.log_uniform_sample(n, v, tf.constant([7, 4], tf.int64)).numpy()
     np.testing.assert_array_equal(ids, again)
     assert (ids != other).any()
 
 
 def test_sampled_values_expected_counts():
     labels = tf.constant([[0], [5]], tf.int64)
-    ids, true_exp, sampled_exp = training.sampled_values(
+    ids, true_exp, sampled_exp = sampler.sampled_values(
         labels, 16, 50, tf.constant([1, 2], tf.int64)
     )
-    probs = training.log_uniform_probs(50)
+    probs = sampler.log_uniform_probs(50)
     np.testing.assert_allclose(true_exp.numpy()[:, 0], 16 * probs[[0, 5]], rtol=1e-5)
     np.testing.assert_allclose(sampled_exp.numpy(), 16 * probs[ids.numpy()], rtol=1e-5)
 
 
 def test_lm_targets():
     w = tf.constant([[0, 5, 6, 1, -1], [0, 7, 1, -1, -1]])
-    f, b = training.lm_targets(w)
+    f, b = trainer.lm_targets(w)
     assert f.numpy().tolist() == [[5, 6, 1, -1, -1], [7, 1, -1, -1, -1]]
     assert b.numpy().tolist() == [[-1, 0, 5, 6, -1], [-1, 0, 7, -1, -1]]
 
 
 def test_model_argument_errors():
     with pytest.raises(ValueError, match="vocab_size"):
-        training.BiLMTrainer(TINY_OPTIONS, 2)
+        trainer.BiLMTrainer(TINY_OPTIONS, 2)
     with pytest.raises(ValueError, match="dropout"):
-        training.BiLMTrainer(TINY_OPTIONS, 10, dropout=1.0)
+        trainer.BiLMTrainer(TINY_OPTIONS, 10, dropout=1.0)
     with pytest.raises(ValueError, match="optimizer"):
-        training.make_optimizer("sgdx")
+        loop.make_optimizer("sgdx")
 
 
 # ------------------------------------------------------------------ training
@@ -101,13 +100,13 @@ def test_model_argument_errors():
 def test_tiny_model_learns_and_resume_reproduces_the_loss_curve(corpus, tmp_path):
     path, vocab = corpus
     kwargs = dict(batch_size=16, steps_per_epoch=10, shuffle_buffer=50)
-    opt = lambda: training.make_optimizer("adam", 0.02, 5.0)  # noqa: E731
+    opt = lambda: loop.make_optimizer("adam", 0.02, 5.0)  # noqa: E731
 
     straight = _model(vocab)
     straight.compile(optimizer=opt())
     held = data.make_dataset(path, vocab, 32)
-    ppl_before = training.perplexity(straight, held)["average"]
-    log = training.train(straight, path, vocab, epochs=2, **kwargs)
+    ppl_before = trainer.perplexity(straight, held)["average"]
+    log = loop.train(straight, path, vocab, epochs=2, **kwargs)
     losses = np.array(log.losses)
     assert len(losses) == 20 and np.isfinite(losses).all()
     assert losses[-8:].mean() < losses[:8].mean()
@@ -115,17 +114,17 @@ def test_tiny_model_learns_and_resume_reproduces_the_loss_curve(corpus, tmp_path
     ckpt = str(tmp_path / "ckpt")
     first = _model(vocab)
     first.compile(optimizer=opt())
-    half1 = training.train(first, path, vocab, epochs=1, checkpoint_dir=ckpt, **kwargs)
-    assert training.backup_epoch(ckpt) == 1
+    half1 = loop.train(first, path, vocab, epochs=1, checkpoint_dir=ckpt, **kwargs)
+    assert loop.backup_epoch(ckpt) == 1
     # a different init and global seed: everything comes from the checkpoint
     resumed = _model(vocab, init_seed=123)
     resumed.compile(optimizer=opt())
-    half2 = training.train(resumed, path, vocab, epochs=2, checkpoint_dir=ckpt, **kwargs)
+    half2 = loop.train(resumed, path, vocab, epochs=2, checkpoint_dir=ckpt, **kwargs)
     assert int(resumed.optimizer.iterations.numpy()) == 20
     np.testing.assert_allclose(half1.losses + half2.losses, losses, atol=1e-5)
 
     # finite full-softmax perplexity, below the uniform one after training
-    ppl = training.perplexity(straight, held)
+    ppl = trainer.perplexity(straight, held)
     assert np.isfinite([ppl["forward"], ppl["backward"], ppl["average"]]).all()
     assert ppl["average"] < 0.9 * ppl_before, (ppl, ppl_before)
     assert ppl["average"] == pytest.approx(math.sqrt(ppl["forward"] * ppl["backward"]))
@@ -135,7 +134,7 @@ def test_full_softmax_perplexity_matches_numpy(corpus):
     path, vocab = corpus
     model = _model(vocab)
     ds = data.make_dataset(path, vocab, 64, buckets=[])
-    got = training.perplexity(model, ds)
+    got = trainer.perplexity(model, ds)
     total = {"f": [0.0, 0], "b": [0.0, 0]}
     w, b = model.softmax.w.numpy().astype(np.float64), model.softmax.b.numpy().astype(np.float64)
     for batch in ds:
@@ -156,7 +155,7 @@ def test_full_softmax_perplexity_matches_numpy(corpus):
     np.testing.assert_allclose(got["backward"], math.exp(lb), rtol=1e-4)
     np.testing.assert_allclose(got["average"], math.exp((lf + lb) / 2), rtol=1e-4)
     # model.evaluate (test_step) reports the same full-softmax losses
-    model.compile(optimizer=training.make_optimizer())
+    model.compile(optimizer=loop.make_optimizer())
     res = model.evaluate(ds, return_dict=True, verbose=0)
     np.testing.assert_allclose([res["forward_loss"], res["backward_loss"]], [lf, lb], rtol=1e-4)
 
@@ -164,10 +163,10 @@ def test_full_softmax_perplexity_matches_numpy(corpus):
 def test_export_original_format_round_trip(corpus, tmp_path):
     path, vocab = corpus
     model = _model(vocab)
-    model.compile(optimizer=training.make_optimizer("adam", 0.01))
-    training.train(model, path, vocab, batch_size=16, steps_per_epoch=3, epochs=1)
+    model.compile(optimizer=loop.make_optimizer("adam", 0.01))
+    loop.train(model, path, vocab, batch_size=16, steps_per_epoch=3, epochs=1)
     out = tmp_path / "out"
-    training.export_model(model, str(out), vocab=vocab, extra_log={"steps": 3})
+    model_dir.export_model(model, str(out), vocab=vocab, extra_log={"steps": 3})
     for name in (
         "options.json",
         "weights.hdf5",
@@ -184,7 +183,7 @@ def test_export_original_format_round_trip(corpus, tmp_path):
     loaded = ElmoLayer.from_original(
         str(out / "options.json"), str(out / "weights.hdf5"), output_mode="dict"
     )
-    copied = training.to_elmo_layer(model, output_mode="dict")
+    copied = model_dir.to_elmo_layer(model, output_mode="dict")
     a, b = loaded(ids), copied(ids)
     for key in ("word_emb", "lstm_outputs1", "lstm_outputs2"):
         np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
@@ -197,11 +196,11 @@ def test_export_original_format_round_trip(corpus, tmp_path):
             a["lstm_outputs2"][i, : len(s)].numpy(), top[i, 1 : len(s) + 1], atol=1e-5
         )
     # perplexity through the exported files equals the in-memory model's
-    reloaded = training.load_trained(str(out))
+    reloaded = model_dir.load_trained(str(out))
     ds = data.make_dataset(path, vocab, 64)
     np.testing.assert_allclose(
-        training.perplexity(reloaded, ds)["average"],
-        training.perplexity(model, ds)["average"],
+        trainer.perplexity(reloaded, ds)["average"],
+        trainer.perplexity(model, ds)["average"],
         rtol=1e-5,
     )
     keras_model = keras.saving.load_model(str(out / "elmo.keras"))
@@ -219,7 +218,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from conftest import TINY_OPTIONS
     from keras_elmo.training import data
-    from keras_elmo.training import trainer as training
+    from keras_elmo.training import callbacks, loop, model_dir, sampler, trainer
 
     path = sys.argv[2]
     vocab = data.build_vocab(data.count_tokens(path))
@@ -233,15 +232,15 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
     def run(strategy):
         with strategy.scope():
-            model = training.BiLMTrainer(TINY_OPTIONS, len(vocab), n_negative=6, dropout=0.0)
+            model = trainer.BiLMTrainer(TINY_OPTIONS, len(vocab), n_negative=6, dropout=0.0)
             model.set_weights(weights)
-            model.compile(optimizer=training.make_optimizer("adam", 0.01, 100.0))
-        log = training.BatchLog()
+            model.compile(optimizer=loop.make_optimizer("adam", 0.01, 100.0))
+        log = callbacks.BatchLog()
         model.fit(ds, epochs=1, callbacks=[log], verbose=0)
         return log.losses, log.tokens
 
     keras.utils.set_random_seed(0)
-    weights = training.BiLMTrainer(TINY_OPTIONS, len(vocab)).get_weights()
+    weights = trainer.BiLMTrainer(TINY_OPTIONS, len(vocab)).get_weights()
     one = run(tf.distribute.get_strategy())
     two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     print(json.dumps({"one": one, "two": two, "replicas": 2}))

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from keras_elmo import options as options_lib
+from keras_elmo.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,17 +105,17 @@ def load_original_weights(weight_file, encoder, bilm):
     try:
         handle = h5py.File(weight_file, "r")
     except OSError as err:
-        raise ValueError(f"Cannot read weights file {weight_file}: {err}") from None
+        raise InputError(f"Cannot read weights file {weight_file}: {err}") from None
     with handle:
         for port in table:
             if port.dataset not in handle or not isinstance(handle[port.dataset], h5py.Dataset):
-                raise ValueError(
+                raise InputError(
                     f"Weights file {weight_file} has no dataset {port.dataset!r} "
                     f"(expected shape {port.shape}); does it match the options file?"
                 )
             array = handle[port.dataset][...]
             if tuple(array.shape) != tuple(port.shape):
-                raise ValueError(
+                raise InputError(
                     f"Weights file {weight_file}: dataset {port.dataset!r} has shape "
                     f"{tuple(array.shape)}, but the options give {port.shape}."
                 )

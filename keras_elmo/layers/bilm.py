@@ -75,6 +75,24 @@ class BidirectionalLM(keras.layers.Layer):
             for layer in range(n_layers)
         ]
 
+    @classmethod
+    def from_options(cls, options, **kwargs):
+        """The biLM that `options["lstm"]` describes (the published `options.json` layout).
+
+        `options` must be validated (`keras_elmo.options.validate_options`);
+        `kwargs` are the runtime choices (stateful, matmul dtype, name, ...).
+        """
+        lstm = options["lstm"]
+        return cls(
+            lstm["dim"],
+            lstm["projection_dim"],
+            lstm["n_layers"],
+            cell_clip=lstm["cell_clip"],
+            proj_clip=lstm["proj_clip"],
+            use_skip_connections=lstm["use_skip_connections"],
+            **kwargs,
+        )
+
     def build(self, input_shape=None):
         for lstm in self.lstms:
             lstm.build()

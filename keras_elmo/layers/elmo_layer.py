@@ -10,6 +10,7 @@ from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import efml
 from keras_elmo.checkpoints import original as conversion
+from keras_elmo.errors import MissingFileError
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
@@ -155,13 +156,8 @@ class ElmoLayer(keras.layers.Layer):
         # state and the clipping thresholds are not safe in float16.
         encoder_class = EfmlTokenEncoder if self.is_efml else CharCNNTokenEncoder
         self.token_encoder = encoder_class(self.options, name="token_encoder", dtype="float32")
-        self.bilm = BidirectionalLM(
-            lstm["dim"],
-            lstm["projection_dim"],
-            lstm["n_layers"],
-            cell_clip=lstm["cell_clip"],
-            proj_clip=lstm["proj_clip"],
-            use_skip_connections=lstm["use_skip_connections"],
+        self.bilm = BidirectionalLM.from_options(
+            self.options,
             stateful=self.stateful,
             max_batch_size=DEFAULT_STATE_ROWS if max_batch_size is None else max_batch_size,
             matmul_dtype=lstm_matmul_dtype,
@@ -222,7 +218,7 @@ class ElmoLayer(keras.layers.Layer):
         """Build from the published `options.json` + `weights.hdf5` pair."""
         for path, what in ((options_file, "options file"), (weight_file, "weight file")):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"ELMo {what} not found: {path}")
+                raise MissingFileError(f"ELMo {what} not found: {path}")
         layer = cls(options_lib.load_options(options_file), **kwargs)
         layer.build()
         conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)

@@ -30,12 +30,7 @@ def clean_vocabulary(tokens):
     seen, out = set(), []
     for k, token in enumerate(tokens):
         if isinstance(token, bytes):
-            try:
-                token = token.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    f"token cache: token {k} ({token!r}) is not valid UTF-8 ({err.reason})."
-                ) from None
+            token = characters.decode_utf8(token, f"token cache: token {k} ({token!r})")
         if not isinstance(token, str):
             raise ValueError(
                 f"token cache: tokens must be str or bytes, got {type(token).__name__} at {k}."

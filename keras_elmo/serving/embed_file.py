@@ -17,7 +17,9 @@ import json
 import h5py
 import numpy as np
 
+from keras_elmo.errors import InputError
 from keras_elmo.progress import progress_bar
+from keras_elmo.text import characters
 
 LAYER_CHOICES = ("all", "top", "average")
 # Lines per sorted chunk, in batches; bounds memory and keeps batches dense.
@@ -28,15 +30,10 @@ def read_sentences(path):
     """Yield (index, tokens) for each line; clear errors for bad lines."""
     with open(path, "rb") as f:
         for index, raw in enumerate(f):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    f"{path}: line {index + 1} is not valid UTF-8 (byte {err.start}: {err.reason})."
-                ) from None
+            line = characters.decode_utf8(raw, f"{path}: line {index + 1}")
             tokens = line.split()
             if not tokens:
-                raise ValueError(
+                raise InputError(
                     f"{path}: line {index + 1} is empty; every line must hold a sentence."
                 )
             yield index, tokens
@@ -46,7 +43,7 @@ def _check_input(path):
     """First pass: validate every line and count them (streaming)."""
     count = sum(1 for _ in read_sentences(path))
     if count == 0:
-        raise ValueError(f"{path}: the input file has no sentences.")
+        raise InputError(f"{path}: the input file has no sentences.")
     return count
 
 

@@ -29,7 +29,9 @@ import os
 import shutil
 import tempfile
 
-EXPORT_TOKENIZERS = ("whitespace", "punctuation", "tf_text")
+from keras_elmo.errors import MissingFileError
+from keras_elmo.text import tokenization
+
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "keras_elmo.json"
 SIGNATURE_NAMES = ("serving_default", "default", "tokens")
@@ -124,18 +126,6 @@ def _serving_copy(layer):
 
 
 # ---------------------------------------------------------------- the module
-def _tokenize_fn(tokenizer):
-    """sentences (batch,) -> dense tokens (batch, T), "" padding, for the chosen tokenizer."""
-    from keras_elmo.text import tokenization
-
-    if tokenizer == "tf_text":
-        tf_text = tokenization.import_tensorflow_text('export tokenizer "tf_text"')
-        splitter = tf_text.WhitespaceTokenizer()
-        return lambda sentences: splitter.tokenize(sentences).to_tensor(default_value="")
-
-    return lambda sentences: tokenization.tokenize(sentences, tokenizer)
-
-
 def build_serving_module(layer, tokenizer="whitespace"):
     """A `tf.Module` computing `layer`'s outputs; returns (module, signatures dict).
 
@@ -145,10 +135,11 @@ def build_serving_module(layer, tokenizer="whitespace"):
     """
     import tensorflow as tf
 
-    if tokenizer not in EXPORT_TOKENIZERS:
-        raise ValueError(f"Unknown tokenizer {tokenizer!r}; choose one of {EXPORT_TOKENIZERS}.")
+    if tokenizer not in tokenization.TOKENIZERS:
+        raise ValueError(
+            f"Unknown tokenizer {tokenizer!r}; choose one of {tokenization.TOKENIZERS}."
+        )
     serving = _serving_copy(find_elmo_layer(layer))
-    tokenize = _tokenize_fn(tokenizer)
     keys = serving.sequence_keys() + ["default", "sequence_len"]
 
     def outputs(tokens):
@@ -161,7 +152,7 @@ def build_serving_module(layer, tokenizer="whitespace"):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="default")])
     def default(default):
-        return outputs(tokenize(default))
+        return outputs(tokenization.tokenize(default, tokenizer))
 
     @tf.function(
         input_signature=[
@@ -220,8 +211,9 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
         tokenizer: in-graph tokenizer of the `default` signature: "whitespace"
             (`tf.strings.split`, as TF Hub's module), "punctuation" (keras_elmo's
             PTB-like rules, core ops) or "tf_text" (tensorflow_text's
-            WhitespaceTokenizer; needs the `keras_elmo[tf-text]` extra, and the
-            server and every loader then need the tensorflow-text ops).
+            UnicodeScriptTokenizer, as everywhere in keras_elmo; needs the
+            `keras_elmo[tf-text]` extra, and the server and every loader then
+            need the tensorflow-text ops).
     """
     import tensorflow as tf
 
@@ -279,7 +271,7 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
         if not path.endswith(".keras"):
             raise ValueError(f"export: expected a .keras file, got {path!r}.")
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"Keras file not found: {path}")
+            raise MissingFileError(f"Keras file not found: {path}")
         import keras
 
         import keras_elmo.layers.elmo_layer  # noqa: F401  (registers the custom objects)

@@ -13,6 +13,8 @@ A token that is not valid UTF-8 is an error, never silently altered.
 
 import numpy as np
 
+from keras_elmo.errors import InputError
+
 MAX_CHARS_PER_TOKEN = 50
 
 # The raw (unshifted) special char ids of the original vocabulary.
@@ -41,21 +43,31 @@ def boundary_char_ids(max_chars=MAX_CHARS_PER_TOKEN):
     )
 
 
+def decode_utf8(raw, where):
+    """bytes -> str; invalid UTF-8 is an `InputError` naming `where` and the byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{where} is not valid UTF-8 (byte {err.start}: {err.reason}).") from None
+
+
+def encode_utf8(text, where):
+    """str -> UTF-8 bytes; a lone surrogate is an `InputError` naming `where`."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(
+            f"{where} is not valid UTF-8 (character {err.start}: {err.reason})."
+        ) from None
+
+
 def _token_bytes(token, where):
     if isinstance(token, bytes):
-        try:
-            token.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(
-                f"{where}: token {token!r} is not valid UTF-8 ({err.reason})."
-            ) from None
+        decode_utf8(token, f"{where}: token {token!r}")
         return token
     if not isinstance(token, str):
         raise TypeError(f"{where}: tokens must be str or bytes, got {type(token).__name__}.")
-    try:
-        return token.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"{where}: token {token!r} is not valid UTF-8 ({err.reason}).") from None
+    return encode_utf8(token, f"{where}: token {token!r}")
 
 
 def token_to_ids(token, max_chars=MAX_CHARS_PER_TOKEN, where="token"):

@@ -1,10 +1,15 @@
-"""Raw sentences -> tokens, in the graph with core TensorFlow ops only.
+"""Raw sentences -> tokens in the graph: the one registry of tokenizer names.
 
-Two modes:
+`ElmoLayer`, `ElmoTokenizer`, the SavedModel export and the command line
+all take their tokenizer by one of these names:
 - "whitespace": split on runs of whitespace (what TF Hub's ELMo module did);
 - "punctuation": first put spaces around punctuation, quotes, `--` and
   English clitics (`n't`, `'s`, ...), approximating the PTB-style tokens the
-  published models were trained on, then split on whitespace.
+  published models were trained on, then split on whitespace;
+- "tf_text": TensorFlow Text's `UnicodeScriptTokenizer`, which splits on
+  whitespace and wherever the Unicode script class changes ("don't" ->
+  don ' t). It needs the `keras_elmo[tf-text]` extra, and a graph that uses
+  it needs `import tensorflow_text` wherever it is loaded.
 
 Whitespace has one definition everywhere in keras_elmo (the graph
 tokenizers, `tokenize_python`, `keras-elmo embed`): the characters for which
@@ -15,14 +20,16 @@ spaces U+2000-U+200A, IDEOGRAPHIC SPACE, ...) plus the ASCII separators
 U+001C-U+001F. `WHITESPACE_RANGES` lists them; the graph rewrites each run
 to one space before splitting (`tf.strings.split` alone knows only ASCII).
 
-Only `tf.strings.regex_replace` and `tf.strings.split` are used, so exported
-graphs run on every stock TensorFlow Serving build. The same rules are
-available in Python (`tokenize_python`) for data preparation.
+The first two use only `tf.strings.regex_replace` and `tf.strings.split`, so
+exported graphs run on every stock TensorFlow Serving build; their rules are
+also available in Python (`tokenize_python`) for data preparation.
 """
 
 import re
 
-TOKENIZERS = ("whitespace", "punctuation")
+TOKENIZERS = ("whitespace", "punctuation", "tf_text")
+# The tokenizers that need no op outside core TensorFlow (and have Python rules).
+CORE_TOKENIZERS = ("whitespace", "punctuation")
 
 # Inclusive code point ranges of `str.isspace()` (tests check them against
 # Python's own set over all of Unicode).
@@ -85,6 +92,11 @@ def tokenize_ragged(sentences, mode="whitespace"):
 
     if mode not in TOKENIZERS:
         raise ValueError(f"Unknown tokenizer {mode!r}; choose one of {TOKENIZERS}.")
+    if mode == "tf_text":
+        tensorflow_text = import_tensorflow_text('the "tf_text" tokenizer')
+        # keras_elmo's whitespace first (ICU's White_Space lacks U+001C-U+001F).
+        splitter = tensorflow_text.UnicodeScriptTokenizer(keep_whitespace=False)
+        return splitter.tokenize(normalize_whitespace(sentences))
     if mode == "punctuation":
         sentences = normalize_whitespace(sentences)
         for pattern, rewrite in PUNCTUATION_RULES:
@@ -136,7 +148,9 @@ def tokenize_python(sentence, mode="whitespace"):
         for pattern, rewrite in PUNCTUATION_RULES:
             sentence = re.sub(pattern, rewrite, sentence, flags=re.ASCII)
     elif mode != "whitespace":
-        raise ValueError(f"Unknown tokenizer {mode!r}; choose one of {TOKENIZERS}.")
+        raise ValueError(
+            f"No Python rules for tokenizer {mode!r}; choose one of {CORE_TOKENIZERS}."
+        )
     return sentence.split()  # str.split(): the whitespace of WHITESPACE_RANGES
 
 

@@ -20,18 +20,6 @@ import tensorflow as tf
 
 from keras_elmo.text import tokenization
 
-MODES = ("whitespace", "punctuation", "tf_text")
-
-
-def _tf_text_tokenize(sentences):
-    """TensorFlow Text's UnicodeScriptTokenizer: splits on whitespace and
-    wherever the Unicode script changes (so punctuation, which has its own
-    script class, becomes separate tokens: "don't" -> don ' t)."""
-    tensorflow_text = tokenization.import_tensorflow_text('ElmoTokenizer(mode="tf_text")')
-    # keras_elmo's whitespace first (ICU's White_Space lacks U+001C-U+001F).
-    sentences = tokenization.normalize_whitespace(sentences)
-    return tensorflow_text.UnicodeScriptTokenizer(keep_whitespace=False).tokenize(sentences)
-
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ElmoTokenizer(keras.layers.Layer):
@@ -54,8 +42,10 @@ class ElmoTokenizer(keras.layers.Layer):
     def __init__(self, mode="whitespace", max_tokens=None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        if mode not in MODES:
-            raise ValueError(f"ElmoTokenizer: mode must be one of {MODES}, got {mode!r}.")
+        if mode not in tokenization.TOKENIZERS:
+            raise ValueError(
+                f"ElmoTokenizer: mode must be one of {tokenization.TOKENIZERS}, got {mode!r}."
+            )
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
@@ -70,11 +60,6 @@ class ElmoTokenizer(keras.layers.Layer):
         self.supports_masking = False
 
     def _tokenize(self, sentences):
-        if self.mode == "tf_text":
-            tokens = _tf_text_tokenize(sentences)
-            if self.max_tokens is not None:
-                tokens = tokens[:, : self.max_tokens]
-            return tokens.to_tensor(default_value="")
         tokens = tokenization.tokenize(sentences, self.mode)
         if self.max_tokens is not None:
             tokens = tokens[:, : self.max_tokens]

@@ -21,6 +21,7 @@ import glob
 import os
 import re
 
+from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.text import characters, tokenization
 
 BOS, EOS, UNK = characters.BOS_TOKEN, characters.EOS_TOKEN, "<UNK>"
@@ -144,7 +145,7 @@ def brown_files(brown_dir):
     """The 500 Brown text files, sorted; (train, held_out) lists of paths."""
     names = sorted(n for n in os.listdir(brown_dir) if _BROWN_FILE.match(n))
     if not names:
-        raise ValueError(f"no Brown files (ca01..cr09) found in {brown_dir}.")
+        raise InputError(f"no Brown files (ca01..cr09) found in {brown_dir}.")
     train, held = [], []
     for i, name in enumerate(names):
         path = os.path.join(brown_dir, name)
@@ -156,7 +157,7 @@ def split_brown_token(item):
     """`word/tag` -> (word, tag); the tag is after the last '/'."""
     word, sep, tag = item.rpartition("/")
     if not sep or not word:
-        raise ValueError(f"Brown token {item!r} is not of the form word/tag.")
+        raise InputError(f"Brown token {item!r} is not of the form word/tag.")
     return word, tag
 
 
@@ -197,7 +198,7 @@ def sotu_files(sotu_dir):
         path = os.path.join(sotu_dir, name)
         (held if int(match.group(1)) >= SOTU_HELDOUT_FROM_YEAR else train).append(path)
     if not train and not held:
-        raise ValueError(f"no SOTU files (YYYY_*.txt) found in {sotu_dir}.")
+        raise InputError(f"no SOTU files (YYYY_*.txt) found in {sotu_dir}.")
     return train, held
 
 
@@ -205,7 +206,7 @@ def moby_dick_files(moby_dir):
     """The chapter files of Moby-Dick, in chapter order (all used for training)."""
     files = glob.glob(os.path.join(moby_dir, "chapter_*.txt"))
     if not files:
-        raise ValueError(f"no Moby-Dick chapter files found in {moby_dir}.")
+        raise InputError(f"no Moby-Dick chapter files found in {moby_dir}.")
     return sorted(files, key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0]))
 
 
@@ -318,11 +319,11 @@ def load_vocab(path):
     with open(path, encoding="utf-8") as f:
         vocab = [line.rstrip("\n") for line in f if line.strip()]
     if tuple(vocab[:3]) != SPECIAL_TOKENS:
-        raise ValueError(
+        raise InputError(
             f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK>; got {vocab[:3]}."
         )
     if len(set(vocab)) != len(vocab):
-        raise ValueError(f"{path}: the vocabulary has duplicate entries.")
+        raise InputError(f"{path}: the vocabulary has duplicate entries.")
     return vocab
 
 
@@ -379,7 +380,7 @@ def make_dataset(
     paths = [os.fspath(p) for p in paths]
     for p in paths:
         if not os.path.isfile(p):
-            raise FileNotFoundError(f"training text file not found: {p}")
+            raise MissingFileError(f"training text file not found: {p}")
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     if not isinstance(max_len, int) or max_len <= 0:

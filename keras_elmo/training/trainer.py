@@ -26,63 +26,16 @@ Differences from bilm-tf, on purpose:
   for that scheme (K * P(k)).
 """
 
-import json
 import math
-import os
-import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_elmo import options as options_lib
 from keras_elmo.layers.bilm import BidirectionalLM
-from keras_elmo.layers.elmo_layer import ElmoLayer
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 from keras_elmo.training import data as data_lib
-
-SOFTMAX_FILE = "softmax.npz"
-TRAINING_LOG_FILE = "training_log.json"
-
-
-# ------------------------------------------------------------------ sampler
-
-
-def log_uniform_probs(vocab_size):
-    """P(k) = log((k + 2) / (k + 1)) / log(V + 1), k = 0..V-1 (numpy float64)."""
-    k = np.arange(vocab_size, dtype=np.float64)
-    return np.log((k + 2.0) / (k + 1.0)) / np.log(vocab_size + 1.0)
-
-
-def log_uniform_sample(num_sampled, vocab_size, seed):
-    """`num_sampled` ids drawn with replacement from the log-uniform law.
-
-    ids = floor(exp(u * log(V + 1))) - 1 with u ~ U[0, 1) from
-    `tf.random.stateless_uniform(seed=seed)`; `seed` is an int shape-(2,) tensor.
-    """
-    u = tf.random.stateless_uniform([num_sampled], seed=seed, dtype=tf.float64)
-    ids = tf.cast(tf.floor(tf.exp(u * math.log(vocab_size + 1.0))), tf.int64) - 1
-    return tf.clip_by_value(ids, 0, vocab_size - 1)
-
-
-def _log_uniform_prob(ids, vocab_size):
-    ids = tf.cast(ids, tf.float64)
-    p = tf.math.log((ids + 2.0) / (ids + 1.0)) / math.log(vocab_size + 1.0)
-    return tf.cast(p, tf.float32)
-
-
-def sampled_values(labels, num_sampled, vocab_size, seed):
-    """The `sampled_values` triple for `tf.nn.sampled_softmax_loss`.
-
-    labels: int64 (N, 1). Expected counts are K * P(k) (sampling with replacement).
-    """
-    ids = log_uniform_sample(num_sampled, vocab_size, seed)
-    true_expected = num_sampled * _log_uniform_prob(labels, vocab_size)
-    sampled_expected = num_sampled * _log_uniform_prob(ids, vocab_size)
-    return ids, true_expected, sampled_expected
-
-
-# ------------------------------------------------------------------ model
+from keras_elmo.training import sampler
 
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
@@ -158,15 +111,7 @@ class BiLMTrainer(keras.Model):
         self.projection_dim = lstm["projection_dim"]
         self.max_chars = self.options["char_cnn"]["max_characters_per_token"]
         self.token_encoder = CharCNNTokenEncoder(self.options, name="token_encoder")
-        self.bilm = BidirectionalLM(
-            lstm["dim"],
-            lstm["projection_dim"],
-            lstm["n_layers"],
-            cell_clip=lstm["cell_clip"],
-            proj_clip=lstm["proj_clip"],
-            use_skip_connections=lstm["use_skip_connections"],
-            name="bilm",
-        )
+        self.bilm = BidirectionalLM.from_options(self.options, name="bilm")
         self.softmax = SharedSoftmax(vocab_size, lstm["projection_dim"], name="softmax")
         self.token_encoder.build((None, self.max_chars))
         self.bilm.build()
@@ -218,7 +163,7 @@ class BiLMTrainer(keras.Model):
         if self.n_negative == 0:
             return self.full_softmax_xent(h, labels)
         labels = labels[:, None]
-        sv = sampled_values(labels, self.n_negative, self.vocab_size, self._seed(0, step))
+        sv = sampler.sampled_values(labels, self.n_negative, self.vocab_size, self._seed(0, step))
         return tf.nn.sampled_softmax_loss(
             weights=self.softmax.w,
             biases=self.softmax.b,
@@ -342,186 +287,3 @@ def perplexity(model, dataset):
         "backward_loss": lb,
         "tokens": nf,
     }
-
-
-# ------------------------------------------------------------------ export / import
-
-
-def to_elmo_layer(model, **kwargs):
-    """An `ElmoLayer` holding copies of the trained encoder and biLM weights."""
-    layer = ElmoLayer(model.options, **kwargs)
-    layer.build()
-    layer.token_encoder.set_weights(model.token_encoder.get_weights())
-    layer.bilm.set_weights(model.bilm.get_weights())
-    return layer
-
-
-def export_model(model, output_dir, vocab=None, keras_file=True, extra_log=None):
-    """Write the trained model to `output_dir`.
-
-    Files: `options.json` + `weights.hdf5` (original format, readable by
-    bilm-tf / AllenNLP / `ElmoLayer.from_original`), `softmax.npz` (the LM
-    softmax W, b: not part of the published format, needed for perplexity),
-    `vocab.txt` when `vocab` is given, `elmo.keras` (a Keras model wrapping the
-    `ElmoLayer`, char-id input) and `training_log.json` when `extra_log` is given.
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    layer = to_elmo_layer(model)
-    layer.save_original(
-        os.path.join(output_dir, "options.json"), os.path.join(output_dir, "weights.hdf5")
-    )
-    np.savez(
-        os.path.join(output_dir, SOFTMAX_FILE), w=model.softmax.w.numpy(), b=model.softmax.b.numpy()
-    )
-    if vocab is not None:
-        data_lib.write_vocab(vocab, os.path.join(output_dir, "vocab.txt"))
-    if keras_file:
-        inputs = keras.Input((None, model.max_chars), dtype="int32", name="char_ids")
-        wrapper = keras.Model(inputs, layer(inputs), name="elmo")
-        wrapper.save(os.path.join(output_dir, "elmo.keras"))
-    if extra_log is not None:
-        with open(os.path.join(output_dir, TRAINING_LOG_FILE), "w", encoding="utf-8") as f:
-            json.dump(extra_log, f, indent=1)
-    return output_dir
-
-
-def load_trained(model_dir, n_negative=0):
-    """Rebuild a `BiLMTrainer` from an exported directory (options, weights, softmax)."""
-    options_file = os.path.join(model_dir, "options.json")
-    weight_file = os.path.join(model_dir, "weights.hdf5")
-    softmax_file = os.path.join(model_dir, SOFTMAX_FILE)
-    if not os.path.isfile(softmax_file):
-        raise FileNotFoundError(
-            f"{softmax_file} not found: perplexity needs the LM softmax, which `keras-elmo train` "
-            "writes next to weights.hdf5 (it is not part of the published format)."
-        )
-    layer = ElmoLayer.from_original(options_file, weight_file)
-    soft = np.load(softmax_file)
-    model = BiLMTrainer(layer.options, int(soft["w"].shape[0]), n_negative=n_negative, dropout=0.0)
-    model.token_encoder.set_weights(layer.token_encoder.get_weights())
-    model.bilm.set_weights(layer.bilm.get_weights())
-    model.softmax.set_weights([soft["w"], soft["b"]])
-    return model
-
-
-# ------------------------------------------------------------------ fit helpers
-
-
-class BatchLog(keras.callbacks.Callback):
-    """Keeps every step's `batch_loss` and counts the target tokens seen."""
-
-    def __init__(self, print_every=0, stream=None):
-        super().__init__()
-        self.losses = []
-        self.tokens = 0
-        self.print_every = print_every
-        self.stream = stream
-        self.start = None
-
-    def on_train_begin(self, logs=None):
-        self.start = time.time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        self.losses.append(float(logs.get("batch_loss", np.nan)))
-        self.tokens += int(logs.get("batch_tokens", 0))
-        if self.print_every and len(self.losses) % self.print_every == 0 and self.stream:
-            elapsed = time.time() - self.start
-            recent = np.mean(self.losses[-self.print_every :])
-            step = int(self.model.optimizer.iterations.numpy())
-            self.stream.write(
-                f"step {step} loss {recent:.4f} ppl~{math.exp(min(recent, 50)):.1f} "
-                f"tokens {self.tokens} tok/s {self.tokens / max(elapsed, 1e-9):.0f} "
-                f"elapsed {elapsed / 60:.1f} min\n"
-            )
-            self.stream.flush()
-
-
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training after `minutes` of wall clock (checked after each step)."""
-
-    def __init__(self, minutes):
-        super().__init__()
-        self.seconds = minutes * 60.0
-        self.start = None
-
-    def on_train_begin(self, logs=None):
-        self.start = time.time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if time.time() - self.start > self.seconds:
-            self.model.stop_training = True
-
-
-def make_optimizer(name="adam", learning_rate=1e-3, clipnorm=5.0):
-    """Adam or Adagrad with global gradient-norm clipping."""
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm)
-    if name == "adagrad":
-        return keras.optimizers.Adagrad(
-            learning_rate, initial_accumulator_value=1.0, global_clipnorm=clipnorm
-        )
-    raise ValueError(f"optimizer must be 'adam' or 'adagrad', got {name!r}.")
-
-
-def backup_epoch(backup_dir):
-    """The epoch BackupAndRestore will resume from (0 when there is no backup)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.isfile(path):
-        return 0
-    with open(path, encoding="utf-8") as f:
-        return int(json.load(f).get("epoch", 0))
-
-
-def train(
-    model,
-    train_files,
-    vocab,
-    batch_size=32,
-    steps_per_epoch=100,
-    epochs=1,
-    checkpoint_dir=None,
-    max_len=50,
-    shuffle_buffer=10000,
-    data_seed=0,
-    optimizer=None,
-    callbacks=(),
-    verbose=0,
-):
-    """Fit `model` on tokenized text files, resumable through `checkpoint_dir`.
-
-    An epoch is `steps_per_epoch` batches of an endless, deterministic
-    stream. With `checkpoint_dir`, `keras.callbacks.BackupAndRestore` saves
-    the weights and optimizer state after each epoch; calling `train` again
-    with the same directory resumes at the next epoch, skipping the batches
-    already used, so the loss curve continues exactly.
-
-    Returns the `BatchLog` callback (per-step losses, tokens seen).
-    """
-    if model.optimizer is None:
-        model.compile(optimizer=optimizer or make_optimizer())
-    start_epoch = backup_epoch(checkpoint_dir) if checkpoint_dir else 0
-    dataset = data_lib.make_dataset(
-        train_files,
-        vocab,
-        batch_size,
-        max_len=max_len,
-        shuffle_buffer=shuffle_buffer,
-        seed=data_seed,
-        repeat=True,
-        skip_batches=start_epoch * steps_per_epoch,
-        drop_remainder=True,
-    )
-    log = BatchLog()
-    cbs = []
-    if checkpoint_dir:
-        cbs.append(
-            keras.callbacks.BackupAndRestore(
-                checkpoint_dir, save_freq="epoch", delete_checkpoint=False
-            )
-        )
-    cbs += [log] + list(callbacks)
-    model.fit(
-        dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose
-    )
-    return log
