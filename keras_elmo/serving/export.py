@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 
-from keras_elmo.errors import MissingFileError
+from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.text import tokenization
 
 METADATA_DIR = "assets.extra"
@@ -62,13 +62,13 @@ def find_elmo_layer(layer_or_model):
     walk(layer_or_model)
     what = type(layer_or_model).__name__
     if not found:
-        raise ValueError(
+        raise InputError(
             f"export: expected an ElmoLayer or a Keras model containing one; got a {what} "
             "with no ElmoLayer inside."
         )
     if len(found) > 1:
         names = ", ".join(layer.name for layer in found)
-        raise ValueError(
+        raise InputError(
             f"export: the {what} contains {len(found)} ElmoLayers ({names}); export one of "
             "them directly."
         )
@@ -139,6 +139,9 @@ def build_serving_module(layer, tokenizer="whitespace"):
         raise ValueError(
             f"Unknown tokenizer {tokenizer!r}; choose one of {tokenization.TOKENIZERS}."
         )
+    if tokenizer == "tf_text":
+        # Fail here, naming the extra, not inside the signature's tracing.
+        tokenization.import_tensorflow_text('export tokenizer "tf_text"')
     serving = _serving_copy(find_elmo_layer(layer))
     keys = serving.sequence_keys() + ["default", "sequence_len"]
 
@@ -194,10 +197,10 @@ def _version_path(export_dir, version):
         existing = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
         version = max(existing, default=0) + 1
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise ValueError(f"export: version must be a non-negative integer, got {version!r}.")
+        raise InputError(f"export: version must be a non-negative integer, got {version!r}.")
     path = os.path.join(export_dir, str(version))
     if os.path.exists(path):
-        raise ValueError(f"export: {path} already exists; pick another --version.")
+        raise InputError(f"export: {path} already exists; pick another --version.")
     return version, path
 
 
@@ -269,7 +272,7 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
     else:
         path = os.fspath(source)
         if not path.endswith(".keras"):
-            raise ValueError(f"export: expected a .keras file, got {path!r}.")
+            raise InputError(f"export: expected a .keras file, got {path!r}.")
         if not os.path.isfile(path):
             raise MissingFileError(f"Keras file not found: {path}")
         import keras
