@@ -185,3 +185,33 @@ def test_a_tensor_past_its_storage_is_refused(tmp_path):
     # The same file with a 2-element tensor reads fine: the opcodes are right.
     path.write_bytes(path.read_bytes().replace(b"K\x0a\x85", b"K\x02\x85"))
     np.testing.assert_array_equal(torch_pickle.load_state_dict(path)["w"], [1.0, 2.0])
+
+
+def test_a_2018_gpu_save_with_a_storage_view(tmp_path):
+    # torch 0.4 (the published models' era) wrote 6-field storage ids whose
+    # last field may be a view (root key, offset, size) of a root storage,
+    # and a model trained on a GPU names torch.cuda's storage types.
+    view = b"(" + _text("140") + b"K\x02K\x03t"  # ("140", 2, 3)
+    pid = (
+        b"("
+        + _text("storage")
+        + _global("torch.cuda", "FloatStorage")
+        + _text("140")
+        + _text("cuda:0")
+        + b"K\x06"
+        + view
+        + b"tQ"
+    )
+    payload = (
+        b"\x80\x02}"
+        + _text("w")
+        + _global("torch._utils", "_rebuild_tensor_v2")
+        + b"("
+        + pid
+        + b"K\x00K\x03\x85K\x01\x85\x89}tRs."  # offset 0, size (3,), stride (1,), False, {}
+    )
+    path = tmp_path / "gpu.pkl"
+    _legacy_file(path, payload, keys=["140"])
+    with open(path, "ab") as f:
+        f.write(struct.pack("<q", 6) + np.float32([0, 1, 2, 3, 4, 5]).tobytes())
+    np.testing.assert_array_equal(torch_pickle.load_state_dict(path)["w"], [2.0, 3.0, 4.0])
