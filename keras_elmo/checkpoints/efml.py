@@ -29,6 +29,7 @@ import numpy as np
 
 from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import torch_pickle
+from keras_elmo.errors import InputError, MissingFileError
 
 # EFML's batcher (frontend.create_one_batch) reads these entries. It unpacks
 # the ids of ('<eow>', '<bow>', '<oov>', '<pad>') into (bow, eow, oov, pad),
@@ -135,7 +136,7 @@ def locate_model_dir(root):
     found = [d for d in subdirs if is_model_dir(d)]
     if len(found) == 1:
         return found[0]
-    raise ValueError(
+    raise InputError(
         f"{root}: no ELMoForManyLangs model (config.json + char.dic) here or in one subdirectory."
     )
 
@@ -172,7 +173,7 @@ def _read_json(path):
         try:
             return json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}).") from None
+            raise InputError(f"{path}: not valid JSON ({err}).") from None
 
 
 def find_config(model_dir):
@@ -181,7 +182,7 @@ def find_config(model_dir):
     args = _read_json(top)
     named = args.get("config_path") if isinstance(args, dict) else None
     if not isinstance(named, str) or not named:
-        raise ValueError(f"{top}: no 'config_path' naming the model config.")
+        raise InputError(f"{top}: no 'config_path' naming the model config.")
     base = os.path.basename(named.replace("\\", "/"))
     # EFML's order: as given (an absolute path stays absolute), its file name
     # in the directory, its file name among the package's configs.
@@ -190,7 +191,7 @@ def find_config(model_dir):
             return _read_json(candidate), candidate
     if base in PACKAGE_CONFIGS:
         return json.loads(json.dumps(PACKAGE_CONFIGS[base])), f"EFML's configs/{base}"
-    raise ValueError(
+    raise InputError(
         f"{top}: config_path {named!r} names a model config that is neither in {model_dir} nor "
         f"one of EFML's own ({', '.join(sorted(PACKAGE_CONFIGS))}); put the config file in the "
         "directory."
@@ -211,7 +212,7 @@ def read_lexicon(path, specials):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not valid UTF-8 (byte {err.start}: {err.reason}).") from None
+        raise InputError(f"{path}: not valid UTF-8 (byte {err.start}: {err.reason}).") from None
     lexicon = {}
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.strip().split("\t")
@@ -220,18 +221,18 @@ def read_lexicon(path, specials):
         if len(fields) == 1:
             fields.insert(0, "\u3000")
         if len(fields) != 2 or not fields[1].isdigit():
-            raise ValueError(f"{path}: line {number} is not 'token<TAB>id': {line[:60]!r}.")
+            raise InputError(f"{path}: line {number} is not 'token<TAB>id': {line[:60]!r}.")
         lexicon[fields[0]] = int(fields[1])
     missing = [name for name in specials if name not in lexicon]
     if missing:
-        raise ValueError(f"{path}: no entry for {', '.join(missing)} (EFML needs them).")
+        raise InputError(f"{path}: no entry for {', '.join(missing)} (EFML needs them).")
     return lexicon
 
 
 def _section(config, name, source):
     section = config.get(name)
     if not isinstance(section, dict):
-        raise ValueError(f"{source}: missing the {name!r} section.")
+        raise InputError(f"{source}: missing the {name!r} section.")
     return section
 
 
@@ -240,7 +241,7 @@ def options_from_config(config, n_chars, n_words, source="EFML config"):
     emb = _section(config, "token_embedder", source)
     enc = _section(config, "encoder", source)
     if str(emb.get("name", "")).lower() != "cnn":
-        raise ValueError(
+        raise InputError(
             f"{source}: "
             + UNSUPPORTED.format(
                 section="token_embedder",
@@ -249,14 +250,14 @@ def options_from_config(config, n_chars, n_words, source="EFML config"):
             )
         )
     if str(enc.get("name", "")).lower() != "elmo":
-        raise ValueError(
+        raise InputError(
             f"{source}: "
             + UNSUPPORTED.format(
                 section="encoder", name=enc.get("name"), what="plain torch LSTM encoder (LstmbiLm)"
             )
         )
     if not emb.get("char_dim"):
-        raise ValueError(f"{source}: char_dim is 0 (a word-only model); not supported.")
+        raise InputError(f"{source}: char_dim is 0 (a word-only model); not supported.")
 
     def clip(value):
         # EFML clips only when the value is truthy (`if self.memory_cell_clip_value:`).
@@ -292,7 +293,7 @@ def _check_ids(lexicon, rows, path, what):
     bad = [(token, i) for token, i in lexicon.items() if i >= rows]
     if bad:
         token, i = bad[0]
-        raise ValueError(
+        raise InputError(
             f"{path}: id {i} of {token!r} is outside the {what} table of {rows} rows "
             f"({len(bad)} such entries); the lexicon does not belong to these weights."
         )
@@ -304,7 +305,7 @@ def read_model(model_dir):
     No torch, no TensorFlow."""
     model_dir = os.fspath(model_dir)
     if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f"EFML model directory not found: {model_dir}")
+        raise MissingFileError(f"EFML model directory not found: {model_dir}")
     # An unpacked NLPL zip may hold the files in one subdirectory.
     model_dir = locate_model_dir(model_dir)
     config, config_source = find_config(model_dir)
@@ -316,13 +317,13 @@ def read_model(model_dir):
     if word_dim:
         word_path = os.path.join(model_dir, "word.dic")
         if not os.path.isfile(word_path):
-            raise ValueError(f"{model_dir}: the config has word_dim {word_dim} but no word.dic.")
+            raise InputError(f"{model_dir}: the config has word_dim {word_dim} but no word.dic.")
         word_lexicon = read_lexicon(word_path, WORD_SPECIALS)
     states = {}
     for name in ("token_embedder", "encoder"):
         path = os.path.join(model_dir, f"{name}.pkl")
         if not os.path.isfile(path):
-            raise ValueError(f"{model_dir}: {name}.pkl is missing.")
+            raise InputError(f"{model_dir}: {name}.pkl is missing.")
         states[name] = torch_pickle.load_state_dict(path)
     token_state = states["token_embedder"]
     char_rows = _rows(token_state, "char_emb_layer.embedding.weight", model_dir)
@@ -346,7 +347,7 @@ def read_model(model_dir):
 
 def _rows(state, name, model_dir):
     if name not in state or state[name].ndim != 2:
-        raise ValueError(f"{model_dir}/token_embedder.pkl: no 2-D {name!r}.")
+        raise InputError(f"{model_dir}/token_embedder.pkl: no 2-D {name!r}.")
     return int(state[name].shape[0])
 
 
@@ -479,10 +480,10 @@ def assign_weights(model, token_encoder, bilm):
     for file, name, shape, var, index, transform in table:
         where = os.path.join(model.model_dir, f"{file}.pkl")
         if name not in states[file]:
-            raise ValueError(f"{where}: no {name!r} (expected shape {shape}).")
+            raise InputError(f"{where}: no {name!r} (expected shape {shape}).")
         array = states[file][name]
         if tuple(array.shape) != shape:
-            raise ValueError(
+            raise InputError(
                 f"{where}: {name!r} has shape {tuple(array.shape)}, the config gives {shape}."
             )
         used[file].add(name)
@@ -498,7 +499,7 @@ def assign_weights(model, token_encoder, bilm):
     for file, state in states.items():
         extra = sorted(set(state) - used[file])
         if extra:
-            raise ValueError(
+            raise InputError(
                 f"{os.path.join(model.model_dir, file + '.pkl')}: unexpected entries {extra[:5]} "
                 "for this config."
             )

@@ -28,6 +28,8 @@ import zipfile
 
 import numpy as np
 
+from keras_elmo.errors import InputError, MissingFileError
+
 # torch.serialization's constants for the legacy format.
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -49,7 +51,7 @@ STORAGE_DTYPES = {
 }
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(InputError):
     """The file holds something other than a state dict of tensors."""
 
 
@@ -246,13 +248,13 @@ def _read_legacy(f, path):
     size = os.fstat(f.fileno()).st_size
     magic = _unpickle(f, path, _no_persistent(path, "magic number"))
     if magic != LEGACY_MAGIC:
-        raise ValueError(f"{path}: not a PyTorch file (bad magic number).")
+        raise InputError(f"{path}: not a PyTorch file (bad magic number).")
     protocol = _unpickle(f, path, _no_persistent(path, "protocol version"))
     if protocol != LEGACY_PROTOCOL:
-        raise ValueError(f"{path}: unsupported PyTorch legacy protocol {protocol!r}.")
+        raise InputError(f"{path}: unsupported PyTorch legacy protocol {protocol!r}.")
     sys_info = _unpickle(f, path, _no_persistent(path, "system info"))
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
-        raise ValueError(f"{path}: written on a big-endian machine; not supported.")
+        raise InputError(f"{path}: written on a big-endian machine; not supported.")
     storages = {}
     obj = _unpickle(f, path, _storage_from_pid(path, storages))
     keys = _unpickle(f, path, _no_persistent(path, "storage key list"))
@@ -262,11 +264,11 @@ def _read_legacy(f, path):
         storage = storages[key]
         raw = f.read(8)
         if len(raw) != 8:
-            raise ValueError(f"{path}: truncated before storage {key!r}.")
+            raise InputError(f"{path}: truncated before storage {key!r}.")
         (numel,) = struct.unpack("<q", raw)
         nbytes = numel * storage.type.dtype.itemsize
         if numel != storage.numel or nbytes > size - f.tell():
-            raise ValueError(
+            raise InputError(
                 f"{path}: storage {key!r} holds {numel} elements, expected {storage.numel} "
                 "(truncated or corrupt file)."
             )
@@ -286,7 +288,7 @@ def _read_zip(path):
         names = archive.namelist()
         pickles = [n for n in names if n.count("/") == 1 and n.endswith("/data.pkl")]
         if len(pickles) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{path}: a zip file but not a torch.save archive (no <name>/data.pkl)."
             )
         prefix = pickles[0][: -len("data.pkl")]
@@ -300,12 +302,12 @@ def _read_zip(path):
         for key, storage in storages.items():
             record = f"{prefix}data/{key}"
             if record not in names:
-                raise ValueError(f"{path}: storage record {record!r} is missing.")
+                raise InputError(f"{path}: storage record {record!r} is missing.")
             dtype = storage.type.dtype.newbyteorder("<" if order == "little" else ">")
             expected = storage.numel * dtype.itemsize
             size = archive.getinfo(record).file_size
             if size != expected:  # checked before reading: a record may be a zip bomb
-                raise ValueError(f"{path}: storage {key!r} has {size} bytes, expected {expected}.")
+                raise InputError(f"{path}: storage {key!r} has {size} bytes, expected {expected}.")
             data = archive.read(record)
             storage.array = np.frombuffer(data, dtype=dtype).astype(storage.type.dtype)
     return _materialize(obj, path, storages)
@@ -314,18 +316,19 @@ def _read_zip(path):
 def load_state_dict(path):
     """A `torch.save`d state dict -> OrderedDict of name -> numpy array (no torch needed).
 
-    Raises `UnsafeCheckpointError` (a ValueError) for anything but a mapping
-    of names to tensors, and ValueError for files that are not torch saves.
+    Raises `UnsafeCheckpointError` (an InputError, a ValueError) for anything
+    but a mapping of names to tensors, and InputError for files that are not
+    torch saves.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"PyTorch state dict not found: {path}")
+        raise MissingFileError(f"PyTorch state dict not found: {path}")
     with open(path, "rb") as f:
         if f.read(4) == b"PK\x03\x04":  # a zip archive's first local header, as torch checks
             return _read_zip(path)
         f.seek(0)
         if f.read(512)[257:262] == b"ustar":
-            raise ValueError(
+            raise InputError(
                 f"{path}: a torch < 0.1.10 tar checkpoint; not supported (load it with that "
                 "torch and save it again)."
             )
