@@ -89,7 +89,7 @@ def _run_embed(args):
         layers=args.layers,
         batch_size=args.batch_size,
         stateful=args.stateful,
-        progress=None if args.quiet else sys.stderr,
+        progress=not args.quiet,
     )
     return 0
 
@@ -167,7 +167,7 @@ def _run_train(args):
         shuffle_buffer=args.shuffle_buffer,
         heldout_files=_expand(args.heldout_files),
         log_every=args.log_every,
-        log_stream=sys.stdout,
+        log_stream=None if args.quiet else sys.stdout,
     )
     print(json.dumps(info, indent=1))
     return 0
@@ -214,7 +214,6 @@ def _add_embed(sub):
         action="store_true",
         help="carry LSTM state across batches of consecutive lines, like the original",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_embed)
 
 
@@ -313,18 +312,72 @@ def _add_perplexity(sub):
     p.set_defaults(func=_run_perplexity)
 
 
+def _add_output_args(parser):
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own log lines (hidden by default)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or training log; results still go to stdout",
+    )
+
+
 def build_parser():
     """The whole `keras-elmo` argument tree."""
     parser = argparse.ArgumentParser(prog="keras-elmo", description="ELMo vectors with Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_embed, _add_export, _add_build_vocab, _add_train, _add_perplexity):
         add(sub)
+    for command in sub.choices.values():
+        _add_output_args(command)
     return parser
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its log lines off; `--verbose` skips this.
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences the C++ messages logged while running
+    (a real failure still arrives as a Python exception); it must be set
+    before the import. The lines written while TensorFlow loads its
+    libraries (oneDNN, CUDA stubs) come before its logging is set up and
+    ignore that setting, so stderr's file descriptor points at a temporary
+    file during the import; what it caught is shown if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    import logging
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    # TensorFlow's Python warnings (retracing, deprecations) and absl's.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
 
 
 def main(argv=None):
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    if not args.verbose:
+        _import_tensorflow_quietly()
     from keras_elmo.errors import ElmoError
 
     try:
