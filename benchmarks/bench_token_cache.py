@@ -11,7 +11,6 @@ Prints tokens/s for both and the share of tokens the cache covered.
 import argparse
 import collections
 import os
-import pathlib
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,31 +19,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_elmo import ElmoLayer, published_options  # noqa: E402
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from keras_elmo.training import corpora  # noqa: E402
 
 
 def brown_sentences(paths):
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                words = [item.rpartition("/")[0] for item in line.split()]
-                if words:
-                    yield words
-
-
-def brown_split(brown_dir):
-    names = sorted(n for n in os.listdir(brown_dir) if len(n) == 4 and n[0] == "c")
-    paths = [os.path.join(brown_dir, n) for n in names]
-    return (
-        [p for i, p in enumerate(paths) if i % 10 != 9],
-        [p for i, p in enumerate(paths) if i % 10 == 9],
-    )
+        yield from corpora.read_brown(path)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--brown", default=str(REPO.parent / "shared" / "data" / "brown"))
+    parser.add_argument("--brown", default=str(corpora.data_root(must_exist=False) / "brown"))
     parser.add_argument("--size", default="small", choices=["small", "medium", "original"])
     parser.add_argument("--vocab-size", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -52,7 +37,7 @@ def main():
     parser.add_argument("--max-len", type=int, default=40)
     args = parser.parse_args()
 
-    train, held = brown_split(args.brown)
+    train, held = corpora.brown_files(args.brown)
     counts = collections.Counter(w for s in brown_sentences(train) for w in s)
     vocab = [w for w, _ in counts.most_common(args.vocab_size)]
     sentences = [s[: args.max_len] for s in brown_sentences(held)]

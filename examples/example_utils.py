@@ -12,11 +12,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from keras_elmo.training import corpora  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("KERAS_ELMO_SHARED", REPO.parent / "shared"))
-DATA = SHARED / "data"
+DATA = corpora.data_root(must_exist=False)  # $KERAS_ELMO_DATA or ../shared/data
 SHIPPED = REPO / "saved_models" / "elmo-small-en"
-FIXTURE = SHARED / "fixtures" / "bilm-tf"
+FIXTURE = REPO / "tests" / "fixtures" / "bilm-tf"
 
 
 def add_model_args(parser):
@@ -81,38 +82,17 @@ def read_movie_reviews(path, limit=None, test_fraction=0.2, seed=0):
 BROWN = DATA / "brown"
 
 
-def brown_split(brown_dir):
-    """Sorted ca01..cr09; every 10th file (index 9, 19, ...) is held out."""
-    names = sorted(
-        n
-        for n in os.listdir(brown_dir)
-        if len(n) == 4 and n[0] == "c" and n[1] in "abcdefghijklmnopqr" and n[2:].isdigit()
-    )
-    paths = [os.path.join(brown_dir, n) for n in names]
-    return (
-        [p for i, p in enumerate(paths) if i % 10 != 9],
-        [p for i, p in enumerate(paths) if i % 10 == 9],
-    )
-
-
 def read_brown_tagged(paths, max_len=None):
-    """[(words, tags)] per sentence; tags simplified (`nn-tl` -> `nn`)."""
+    """[(words, tags)] per sentence, tags simplified (`nn-tl` -> `nn`);
+    sentences longer than `max_len` are skipped."""
     out = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                items = [item.rpartition("/") for item in line.split()]
-                if not items or (max_len and len(items) > max_len):
-                    continue
-                out.append(([w for w, _, _ in items], [simple_tag(t) for _, _, t in items]))
+        for sentence in corpora.read_brown_tagged(path):
+            if max_len and len(sentence) > max_len:
+                continue
+            words = [w for w, _ in sentence]
+            out.append((words, [corpora.simplify_brown_tag(t) for _, t in sentence]))
     return out
-
-
-def simple_tag(tag):
-    """A coarse Brown tag: drop -tl/-hl/-nc/fw- parts and trailing $/*."""
-    parts = [p for p in tag.lower().split("-") if p not in ("tl", "hl", "nc", "fw", "")]
-    base = (parts[0] if parts else tag.lower()).split("+")[0].rstrip("*$") or tag.lower()
-    return base[:2] if base[0].isalpha() else base
 
 
 def pad(rows, value=""):

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_elmo.training import corpora
+
 
 def batches(sentences, tag_ids, batch_size):
     """tf.data of (tokens (B, T), tag ids (B, T), weights (B, T)); "" padding."""
@@ -62,7 +64,7 @@ def main():
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
-    train_files, held_files = eu.brown_split(args.data)
+    train_files, held_files = corpora.brown_files(args.data)
     train_all = eu.read_brown_tagged(train_files, args.max_len)
     test_all = eu.read_brown_tagged(held_files, args.max_len)
     train = [train_all[i] for i in rng.permutation(len(train_all))[: args.train_sentences]]

@@ -107,13 +107,13 @@ def _run_export(args):
 
 def _run_build_vocab(args):
     from keras_elmo.errors import InputError
-    from keras_elmo.training import data
+    from keras_elmo.training import corpora, data
 
     files = list(args.files)
     if args.split_shared_data:
         if not args.split_dir:
             raise InputError("--split-shared-data needs --split-dir.")
-        splits = data.write_splits(args.split_shared_data, args.split_dir)
+        splits = corpora.write_splits(args.split_shared_data, args.split_dir)
         for name, (paths, n_sent, n_tok) in splits.items():
             more = " ..." if len(paths) > 2 else ""
             print(f"{name}: {n_sent} sentences, {n_tok} tokens -> {', '.join(paths[:2])}{more}")

@@ -5,7 +5,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from test_layer import load_fixture
+from support.bilm_fixture import load_fixture
 
 from keras_elmo.cli import main
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 
 from keras_elmo.text.characters import batch_to_ids
-from keras_elmo.training import data
+from keras_elmo.training import corpora, data
 
 CORPUS = """the cat sat on the mat .
 the dog sat .
@@ -82,7 +82,7 @@ def test_split_sentences():
         'Was it raining? "Yes," said J. F. Kennedy. The end. 3 more '
         "sentences? No."
     )
-    assert data.split_sentences(text) == [
+    assert corpora.split_sentences(text) == [
         "Mr. Smith went to Washington.",
         "He met Dr. Jones of the U.S. Senate!",
         "Was it raining?",
@@ -95,7 +95,7 @@ def test_split_sentences():
 
 def test_split_sentences_quotes_and_lowercase():
     text = "He said \u201cstop.\u201d Then he left. it was late. Etc. and so on"
-    assert data.split_sentences(text) == [
+    assert corpora.split_sentences(text) == [
         'He said "stop."',
         "Then he left. it was late.",
         "Etc. and so on",
@@ -103,7 +103,7 @@ def test_split_sentences_quotes_and_lowercase():
 
 
 def test_tokenize_prose():
-    assert data.tokenize_prose("America\u2019s future isn't \u201cbright\u201d, Mr. Smith.") == [
+    assert corpora.tokenize_prose("America\u2019s future isn't \u201cbright\u201d, Mr. Smith.") == [
         "America",
         "'s",
         "future",
@@ -118,12 +118,19 @@ def test_tokenize_prose():
         ".",
     ]
     # The project tokenizer always splits the sentence-final period (PTB keeps "U.S." whole).
-    assert data.tokenize_prose("He came from the U.S.") == ["He", "came", "from", "the", "U.S", "."]
+    assert corpora.tokenize_prose("He came from the U.S.") == [
+        "He",
+        "came",
+        "from",
+        "the",
+        "U.S",
+        ".",
+    ]
 
 
 def test_read_prose_paragraphs(tmp_path):
     path = _write(tmp_path, "First line of a\nparagraph. Second one!\n\n\nNew paragraph here.\n")
-    assert list(data.read_prose(path)) == [
+    assert list(corpora.read_prose(path)) == [
         ["First", "line", "of", "a", "paragraph", "."],
         ["Second", "one", "!"],
         ["New", "paragraph", "here", "."],
@@ -134,13 +141,13 @@ def test_brown_reading_and_tags(tmp_path):
     path = _write(
         tmp_path, "\n\tThe/at Fulton/np-tl jury/nn said/vbd ./.\n\n\tA/at b/c/nn\n", "ca01"
     )
-    assert list(data.read_brown(path)) == [["The", "Fulton", "jury", "said", "."], ["A", "b/c"]]
+    assert list(corpora.read_brown(path)) == [["The", "Fulton", "jury", "said", "."], ["A", "b/c"]]
     assert [
-        data.simplify_brown_tag(t)
+        corpora.simplify_brown_tag(t)
         for t in ("nn-tl", "vbd", "np$", "fw-nn", ",", "nns", "ppss+md", "jj-hl", "*", "nn-tl-hl")
     ] == ["nn", "vb", "np", "nn", ",", "nn", "pp", "jj", "*", "nn"]
     with pytest.raises(ValueError, match="word/tag"):
-        data.split_brown_token("notag")
+        corpora.split_brown_token("notag")
 
 
 def _shared_data_tree(root):
@@ -166,15 +173,15 @@ def _shared_data_tree(root):
 
 def test_heldout_rules(tmp_path):
     data_dir = _shared_data_tree(tmp_path)
-    train, held = data.brown_files(data_dir / "brown")
+    train, held = corpora.brown_files(data_dir / "brown")
     assert len(train) == 450 and len(held) == 50
     assert [p.rsplit("/", 1)[-1] for p in held[:3]] == ["ca10", "ca20", "ca30"]
     assert not set(train) & set(held)
-    s_train, s_held = data.sotu_files(data_dir / "sotu")
+    s_train, s_held = corpora.sotu_files(data_dir / "sotu")
     years = [int(p.rsplit("/", 1)[-1][:4]) for p in s_held]
-    assert min(years) == data.SOTU_HELDOUT_FROM_YEAR and len(s_held) >= 10
+    assert min(years) == corpora.SOTU_HELDOUT_FROM_YEAR and len(s_held) >= 10
     assert all(int(p.rsplit("/", 1)[-1][:4]) < 2010 for p in s_train)
-    assert len(data.moby_dick_files(data_dir / "moby-dick")) >= 135
+    assert len(corpora.moby_dick_files(data_dir / "moby-dick")) >= 135
 
 
 def test_write_splits_small(tmp_path, monkeypatch):
@@ -188,7 +195,7 @@ def test_write_splits_small(tmp_path, monkeypatch):
     (tmp_path / "moby-dick").mkdir()
     (tmp_path / "moby-dick" / "chapter_1.txt").write_text("Call me Ishmael.\n", encoding="utf-8")
     out = tmp_path / "splits"
-    result = data.write_splits(str(tmp_path), str(out), train_shards=3)
+    result = corpora.write_splits(str(tmp_path), str(out), train_shards=3)
     assert result["train"][1] == 18 + 2 + 1
     assert result["heldout_brown"][1:] == (2, 4)
     assert result["heldout_sotu"][1:] == (1, 3)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from numpy_reference import NumpyElmo
+from support.bilm_fixture import load_fixture
 
 from keras_elmo import ElmoLayer, batch_to_ids, published_options
 from keras_elmo.layers import lstm as lstm_lib
@@ -28,15 +29,6 @@ SENTENCES = [
 def allclose(actual, expected):
     """The check the original projects use."""
     return np.allclose(actual, expected, atol=1e-6)
-
-
-def load_fixture(fixture_dir):
-    sentences = json.loads((fixture_dir / "lm_embeddings_sentences.json").read_text())
-    expected = []
-    for k in range(3):
-        with h5py.File(fixture_dir / f"lm_embeddings_{k}.hdf5", "r") as f:
-            expected.append({i: np.concatenate(list(f[str(i)][...]), -1) for i in range(10)})
-    return sentences, expected
 
 
 def fixture_layer(fixture_dir, **kwargs):
