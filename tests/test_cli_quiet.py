@@ -82,6 +82,27 @@ def test_help_and_argument_errors_do_not_import_tensorflow(tmp_path, argv):
         assert status == 2 and "usage: keras-elmo" in stderr and "error:" in stderr
 
 
+def test_console_script_help_imports_no_tensorflow(tmp_path):
+    # The installed `keras-elmo` script when there is one (.ci/run installs
+    # it next to the interpreter), else the same few lines pip writes.
+    script = os.path.join(os.path.dirname(sys.executable), "keras-elmo")
+    if not os.path.exists(script):
+        script = tmp_path / "keras-elmo"
+        script.write_text(
+            f"#!{sys.executable}\nimport sys\nfrom keras_elmo.cli import main\nsys.exit(main())\n"
+        )
+        script.chmod(0o755)
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: keras-elmo"), proc.stderr
+    # -X importtime lines: "import time: self | cumulative | module"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "keras_elmo.cli" in imported
+    assert not {"tensorflow", "keras"} & imported
+
+
 @pytest.fixture
 def three_lines(tmp_path, fixture_dir):
     text = tmp_path / "in.txt"
