@@ -18,6 +18,15 @@ them, so no model work starts before they pass. The export
 
 LIMIT_NAMES = ("max_batch_size", "max_tokens_per_sentence", "max_tokens_per_request")
 
+# The export's defaults (`keras-elmo export`): a request at these limits keeps
+# the published full-size model's serving process under ~2 GB (measured by
+# benchmarks/serving_limits.py; numbers in docs/reliability.md).
+SERVING_DEFAULTS = {
+    "max_batch_size": 256,
+    "max_tokens_per_sentence": 400,
+    "max_tokens_per_request": 4096,
+}
+
 
 def validate_limit(name, value, who):
     """A limit argument: None or a positive integer; ValueError naming `who` otherwise."""

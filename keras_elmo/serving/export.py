@@ -22,6 +22,13 @@ sentence gives `sequence_len` 0 and zero vectors.
 
 The export always runs stateless (zero, or the `warm_up`, initial state per
 call) and without dropout, whatever the source layer's settings.
+
+Bounded work: each signature first checks the request against the export's
+limits (`max_batch_size`, `max_tokens_per_sentence`, `max_tokens_per_request`,
+see `keras_elmo.limits`; defaults `limits.SERVING_DEFAULTS`, stored in the
+export's metadata) and fails with `InvalidArgumentError` naming the limit
+and the request's size before any model work. The `tokens` signature also
+requires `sequence_len` to have one entry per row, each in [0, T].
 """
 
 import json
@@ -89,6 +96,10 @@ def _serving_copy(layer):
         "dropout": 0.0,
         "dtype": "float32",
         "trainable": False,
+        # The signatures check the export's own limits before the layer runs.
+        "max_batch_size": None,
+        "max_tokens_per_sentence": None,
+        "max_tokens_per_request": None,
     }
     if "token_cache_size" in config:
         # The token-vector cache only saves CNN time (its vectors are the
@@ -126,14 +137,70 @@ def _serving_copy(layer):
 
 
 # ---------------------------------------------------------------- the module
-def build_serving_module(layer, tokenizer="whitespace"):
+def _resolve_limits(limits):
+    """The export's limits: SERVING_DEFAULTS, overridden by `limits` (None = unbounded)."""
+    from keras_elmo import limits as limits_lib
+
+    unknown = sorted(set(limits) - set(limits_lib.LIMIT_NAMES))
+    if unknown:
+        raise TypeError(
+            f"export: unknown limit(s) {unknown}; the limits are {limits_lib.LIMIT_NAMES}."
+        )
+    resolved = {**limits_lib.SERVING_DEFAULTS, **limits}
+    return {
+        name: limits_lib.validate_limit(name, resolved[name], "export")
+        for name in limits_lib.LIMIT_NAMES
+    }
+
+
+def _sequence_len_checks(sequence_len, batch, steps):
+    """Assert ops: one `sequence_len` entry per row of `tokens`, each in [0, T]."""
+    import tensorflow as tf
+
+    from keras_elmo import limits as limits_lib
+
+    n = tf.shape(sequence_len)[0]
+    # (reduce_min of nothing is the largest int, which passes, as it should)
+    shortest = tf.reduce_min(sequence_len)
+    longest = limits_lib.longest_row(sequence_len)
+    return [
+        tf.debugging.Assert(
+            tf.equal(n, batch),
+            [
+                tf.strings.format(
+                    "keras_elmo: sequence_len has {} entries but tokens has {} rows; "
+                    "give one length per row.",
+                    (n, batch),
+                )
+            ],
+            name="check_sequence_len_size",
+        ),
+        tf.debugging.Assert(
+            tf.logical_and(shortest >= 0, longest <= steps),
+            [
+                tf.strings.format(
+                    "keras_elmo: sequence_len values must be in [0, T], T={} (the width of "
+                    "tokens); got values from {} to {}.",
+                    (steps, shortest, longest),
+                )
+            ],
+            name="check_sequence_len_values",
+        ),
+    ]
+
+
+def build_serving_module(layer, tokenizer="whitespace", **limits):
     """A `tf.Module` computing `layer`'s outputs; returns (module, signatures dict).
 
     The module owns the serving copy's `tf.Variable`s (saved once, as
     variables, never as constants) and two `tf.function`s, `default` and
-    `tokens`, which are also the exported signatures.
+    `tokens`, which are also the exported signatures. `limits`: any of
+    `keras_elmo.limits.LIMIT_NAMES` (None: unbounded); the others take
+    `limits.SERVING_DEFAULTS`.
     """
     import tensorflow as tf
+
+    from keras_elmo import limits as limits_lib
 
     if tokenizer not in tokenization.TOKENIZERS:
         raise ValueError(
@@ -142,6 +209,7 @@ def build_serving_module(layer, tokenizer="whitespace"):
     if tokenizer == "tf_text":
         # Fail here, naming the extra, not inside the signature's tracing.
         tokenization.import_tensorflow_text('export tokenizer "tf_text"')
+    bounds = _resolve_limits(limits)
     serving = _serving_copy(find_elmo_layer(layer))
     keys = serving.sequence_keys() + ["default", "sequence_len"]
 
@@ -153,9 +221,22 @@ def build_serving_module(layer, tokenizer="whitespace"):
             result[key] = tf.identity(tf.cast(out[key], dtype), name=key)
         return result
 
+    def token_checks(batch, longest):
+        return limits_lib.token_checks(
+            batch, longest, bounds["max_tokens_per_sentence"], bounds["max_tokens_per_request"]
+        )
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="default")])
     def default(default):
-        return outputs(tokenization.tokenize(default, tokenizer))
+        # The batch size is checked before tokenizing, the token counts on the
+        # ragged split, before it is padded to a dense tensor.
+        batch = tf.shape(default)[0]
+        sentences = limits_lib.after(
+            limits_lib.batch_checks(batch, bounds["max_batch_size"]), default
+        )
+        ragged = tokenization.tokenize_ragged(sentences, tokenizer)
+        checks = token_checks(batch, limits_lib.longest_row(ragged.row_lengths()))
+        return outputs(limits_lib.after(checks, ragged).to_tensor(default_value=""))
 
     @tf.function(
         input_signature=[
@@ -164,7 +245,14 @@ def build_serving_module(layer, tokenizer="whitespace"):
         ]
     )
     def tokens(tokens, sequence_len):
-        positions = tf.range(tf.shape(tokens)[1])[None, :]
+        batch, steps = tf.shape(tokens)[0], tf.shape(tokens)[1]
+        checks = limits_lib.batch_checks(batch, bounds["max_batch_size"])
+        checks += _sequence_len_checks(sequence_len, batch, steps)
+        # The padded width T counts: every output holds batch x T positions.
+        checks += token_checks(batch, steps)
+        tokens = limits_lib.after(checks, tokens)
+        sequence_len = limits_lib.after(checks, sequence_len)
+        positions = tf.range(steps)[None, :]
         tokens = tf.where(positions < sequence_len[:, None], tokens, "")
         return outputs(tokens)
 
@@ -181,6 +269,7 @@ def build_serving_module(layer, tokenizer="whitespace"):
     module.elmo_lookup_tables = list(getattr(serving.token_encoder, "lookup_tables", ()))
     module.default = default
     module.tokens = tokens
+    module.limits = bounds  # (a plain dict: not saved; the metadata file holds it)
     text_fn = default.get_concrete_function()
     signatures = {
         "serving_default": text_fn,
@@ -204,7 +293,7 @@ def _version_path(export_dir, version):
     return version, path
 
 
-def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace"):
+def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace", **limits):
     """Write a TensorFlow Serving SavedModel to EXPORT_DIR/<version>; returns that path.
 
     Args:
@@ -217,12 +306,16 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
             UnicodeScriptTokenizer, as everywhere in keras_elmo; needs the
             `keras_elmo[tf-text]` extra, and the server and every loader then
             need the tensorflow-text ops).
+        max_batch_size, max_tokens_per_sentence, max_tokens_per_request: the
+            request limits (see `keras_elmo.limits`); each defaults to
+            `limits.SERVING_DEFAULTS`, None makes it unbounded. The source
+            layer's own limits are not used.
     """
     import tensorflow as tf
 
     import keras_elmo
 
-    module, signatures = build_serving_module(layer_or_model, tokenizer)
+    module, signatures = build_serving_module(layer_or_model, tokenizer, **limits)
     serving_layer_options = find_elmo_layer(layer_or_model).options
     export_dir = os.path.abspath(os.fspath(export_dir))
     version, path = _version_path(export_dir, version)
@@ -246,6 +339,8 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
             },
             "outputs": list(signatures["tokens"].structured_outputs),
             "options": serving_layer_options,
+            # None: unbounded. A request over a limit is an InvalidArgumentError.
+            "limits": module.limits,
         }
         with open(os.path.join(tmp, METADATA_DIR, METADATA_FILE), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=1)
@@ -256,7 +351,7 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     return path
 
 
-def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
+def export_from_files(source, export_dir, version=None, tokenizer="whitespace", **limits):
     """Export from `(options_file, weight_file)` (the original format), a `.keras` file or
     an ELMoForManyLangs model directory."""
     if isinstance(source, (tuple, list)):
@@ -280,4 +375,4 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace"):
         import keras_elmo.layers.elmo_layer  # noqa: F401  (registers the custom objects)
 
         layer = keras.saving.load_model(path, compile=False)
-    return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer)
+    return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer, **limits)
