@@ -352,17 +352,22 @@ def _import_tensorflow_quietly():
     import tempfile
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError):  # no stderr (None, closed): nothing to hide
+        import tensorflow  # noqa: F401
+    else:
         try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            caught.seek(0)
-            sys.stderr.write(caught.read().decode("utf-8", "replace"))
-            raise
+            with tempfile.TemporaryFile() as caught:
+                os.dup2(caught.fileno(), 2)
+                try:
+                    import tensorflow  # noqa: F401
+                except BaseException:
+                    os.dup2(saved, 2)
+                    caught.seek(0)
+                    sys.stderr.write(caught.read().decode("utf-8", "replace"))
+                    raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)

@@ -8,6 +8,7 @@ Only the command line turns them on; library calls show nothing by default.
 """
 
 import contextlib
+import io
 import sys
 
 # Seconds between redraws: on a terminal, and in a log.
@@ -49,6 +50,8 @@ def progress_bar(total, desc, *, unit="it", enabled=True, stream=None, **options
     from tqdm import tqdm
 
     stream = sys.stderr if stream is None else stream
+    if stream is None:  # Python started without a stderr: nowhere to draw
+        enabled, stream = False, io.StringIO()
     terminal = _is_terminal(stream)
     settings = {
         "total": total,
