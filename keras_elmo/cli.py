@@ -98,8 +98,13 @@ def _run_export(args):
     from keras_elmo.serving import export
 
     source = args.keras_file if args.keras_file else _model_files(args)
+    limits = {
+        "max_batch_size": args.max_batch_size,
+        "max_tokens_per_sentence": args.max_tokens_per_sentence,
+        "max_tokens_per_request": args.max_tokens_per_request,
+    }
     path = export.export_from_files(
-        source, args.export_dir, version=args.version, tokenizer=args.tokenizer
+        source, args.export_dir, version=args.version, tokenizer=args.tokenizer, **limits
     )
     print(path)
     return 0
@@ -231,7 +236,35 @@ def _add_export(sub):
         choices=TOKENIZERS,
         help="in-graph tokenizer for raw sentences (see docs: tokenizers)",
     )
+    from keras_elmo.limits import SERVING_DEFAULTS
+
+    for name, what in (
+        ("max_batch_size", "sentences per request"),
+        ("max_tokens_per_sentence", "tokens of a request's longest sentence"),
+        ("max_tokens_per_request", "sentences x tokens of the longest, per request"),
+    ):
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_limit,
+            default=SERVING_DEFAULTS[name],
+            metavar="N|none",
+            help=f"request limit: {what} (default %(default)s; none: unbounded); a request "
+            "over it fails with InvalidArgumentError before any model work",
+        )
     p.set_defaults(func=_run_export)
+
+
+def _limit(text):
+    """A request limit on the command line: a positive integer, or none (unbounded)."""
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or none, got {text!r}")
+    return value
 
 
 def _add_build_vocab(sub):

@@ -183,3 +183,38 @@ def test_default_and_unbounded_limits(tmp_path, tiny_options):
     with pytest.raises(ValueError, match="max_batch_size"):
         export.export_saved_model(layer, tmp_path, max_batch_size=0)
     assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_limits(tmp_path, fixture_dir, capsys):
+    from keras_elmo import cli
+
+    model = [
+        "--options-file",
+        str(fixture_dir / "options.json"),
+        "--weight-file",
+        str(fixture_dir / "lm_weights.hdf5"),
+    ]
+    argv = ["export", *model, str(tmp_path), "--max-batch-size", "2"]
+    argv += ["--max-tokens-per-sentence", "none", "--max-tokens-per-request", "30"]
+    assert cli.main(argv) == 0
+    with open(tmp_path / "1" / export.METADATA_DIR / export.METADATA_FILE) as f:
+        assert json.load(f)["limits"] == {
+            "max_batch_size": 2,
+            "max_tokens_per_sentence": None,
+            "max_tokens_per_request": 30,
+        }
+    loaded = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=2"):
+        loaded(default=tf.constant(["a", "b", "c"]))
+    assert loaded(default=tf.constant([" ".join(["w"] * 15)] * 2))["elmo"].shape[:2] == (2, 15)
+    for bad in ("0", "-3", "lots"):
+        with pytest.raises(SystemExit):
+            cli.main(["export", *model, str(tmp_path), "--max-batch-size", bad])
+        assert "positive integer or none" in capsys.readouterr().err
+    # The help states the defaults.
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for name, value in limits.SERVING_DEFAULTS.items():
+        assert f"--{name.replace('_', '-')} N|none" in help_text
+        assert f"(default {value};" in help_text
