@@ -5,6 +5,7 @@
     keras-elmo build-vocab OUTPUT [FILES...] [--split-shared-data DIR --split-dir D]
     keras-elmo train FILES... --vocab V --output-dir D [sizes | --options O] ...
     keras-elmo perplexity FILES... --model-dir D
+    keras-elmo beam-embed --input PATTERN --output-dir DIR [model] [layers] ... [Beam options]
 
 One argparse tree; each command is a function `_run_<name>(args)` set as
 the subparser's default. Heavy imports (TensorFlow, Keras) happen inside
@@ -110,6 +111,41 @@ def _run_export(args):
     return 0
 
 
+def _run_beam_embed(args):
+    from keras_elmo.integrations import beam
+
+    if args.keras_file:
+        if args.options_file or args.weight_file:
+            from keras_elmo.errors import InputError
+
+            raise InputError("give --keras-file or --options-file + --weight-file, not both.")
+        source = beam.ModelSource(keras_file=args.keras_file)
+    else:
+        options_file, weight_file = _model_files(args)
+        source = beam.ModelSource(options_file=options_file, weight_file=weight_file)
+    manifest = beam.embed_corpus(
+        args.input,
+        args.output_dir,
+        source,
+        layers=args.layers,
+        tokenizer=args.tokenizer,
+        file_format=args.format,
+        batch_size=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        lstm_matmul_dtype=args.lstm_matmul_dtype,
+        pipeline_options=args.beam_options,
+        wait=not args.no_wait,
+    )
+    if not args.quiet:
+        lines = sum(entry["lines"] or 0 for entry in manifest["inputs"])
+        state = "complete" if manifest["complete"] else "submitted"
+        print(
+            f"{state}: {len(manifest['inputs'])} files, {lines} lines, "
+            f"{len(manifest['shards'])} shards -> {args.output_dir}"
+        )
+    return 0
+
+
 def _run_build_vocab(args):
     from keras_elmo.errors import InputError
     from keras_elmo.training import corpora, data
@@ -205,6 +241,18 @@ def _add_embed(sub):
     p.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
+    _add_layer_choice(p)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument(
+        "--stateful",
+        action="store_true",
+        help="carry LSTM state across batches of consecutive lines, like the original "
+        "(one process only: beam-embed is stateless)",
+    )
+    p.set_defaults(func=_run_embed)
+
+
+def _add_layer_choice(p):
     which = p.add_mutually_exclusive_group()
     for flag, help_ in (
         ("all", "all layers, shape (n_layers + 1, T, 2P) (default)"),
@@ -213,13 +261,57 @@ def _add_embed(sub):
     ):
         which.add_argument(f"--{flag}", dest="layers", action="store_const", const=flag, help=help_)
     p.set_defaults(layers="all")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument(
-        "--stateful",
-        action="store_true",
-        help="carry LSTM state across batches of consecutive lines, like the original",
+
+
+def _add_beam_embed(sub):
+    from keras_elmo.text.tokenization import TOKENIZERS
+
+    p = sub.add_parser(
+        "beam-embed",
+        help="embed files on Apache Beam (needs keras_elmo[beam])",
+        description="Embed every line of the input files on Apache Beam. Options this "
+        "command does not know go to Beam (--runner, --direct_num_workers, Dataflow/Flink/"
+        "Spark options).",
+        # Beam's own options must never be taken for prefixes of ours.
+        allow_abbrev=False,
     )
-    p.set_defaults(func=_run_embed)
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="PATTERN",
+        help="input files (glob, local or any Beam filesystem); repeatable",
+    )
+    p.add_argument("--output-dir", required=True, help="manifest.json + shards go here")
+    _add_model_args(p)
+    p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
+    _add_layer_choice(p)
+    p.add_argument(
+        "--tokenizer",
+        default="whitespace",
+        choices=TOKENIZERS,
+        help="how a line is split into tokens (default: whitespace, as embed)",
+    )
+    p.add_argument("--format", default="hdf5", choices=("hdf5", "tfrecord"))
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
+    p.add_argument(
+        "--max-batch-tokens",
+        type=_positive_int,
+        default=None,
+        help="also bound each model call to this many padded tokens (batches by tokens)",
+    )
+    p.add_argument(
+        "--lstm-matmul-dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="the biLM's matmul dtype (default: the model's own, float32)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return once the job is submitted (remote runners); the manifest says when it is done",
+    )
+    p.set_defaults(func=_run_beam_embed, pass_through=True)
 
 
 def _add_export(sub):
@@ -362,7 +454,14 @@ def build_parser():
     """The whole `keras-elmo` argument tree."""
     parser = argparse.ArgumentParser(prog="keras-elmo", description="ELMo vectors with Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_embed, _add_export, _add_build_vocab, _add_train, _add_perplexity):
+    for add in (
+        _add_embed,
+        _add_export,
+        _add_build_vocab,
+        _add_train,
+        _add_perplexity,
+        _add_beam_embed,
+    ):
         add(sub)
     for command in sub.choices.values():
         _add_output_args(command)
@@ -413,7 +512,14 @@ def _import_tensorflow_quietly():
 
 def main(argv=None):
     """Entry point; returns the process exit status."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(
+        sys.argv[1:] if argv is None else [str(a) for a in argv]
+    )
+    # Only beam-embed takes options it does not know: they are Beam's.
+    if unknown and not getattr(args, "pass_through", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.beam_options = unknown
     if not args.verbose:
         _import_tensorflow_quietly()
     from keras_elmo.errors import ElmoError

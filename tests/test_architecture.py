@@ -30,7 +30,7 @@ ORDER = [
     ),
     ("training", ["corpora", "data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
     ("serving", ["embed_file", "export"]),
-    ("integrations", []),
+    ("integrations", ["beam"]),
     ("", ["cli"]),
 ]
 RANK = {}

@@ -75,6 +75,29 @@ def _token_array(batch):
     return out
 
 
+def layer_output_fn(layer, layers):
+    """A compiled `tokens (B, T) string -> vectors` for a dict-output `ElmoLayer`.
+
+    The vectors are (B, n_layers + 1, T, 2P) for "all", (B, T, 2P) for "top"
+    and "average"; `keras-elmo beam-embed` computes with the same function.
+    """
+    import tensorflow as tf
+
+    from keras_elmo.layers.elmo_layer import embed_all_layers
+
+    n_lstm = layer.n_lstm_layers
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string)])
+    def run(tokens):
+        out = layer(tokens)
+        if layers == "top":
+            return out[f"lstm_outputs{n_lstm}"]
+        stack = embed_all_layers(out, n_lstm)
+        return stack if layers == "all" else tf.reduce_mean(stack, axis=1)
+
+    return run
+
+
 def embed_file(
     input_file,
     output_file,
@@ -102,23 +125,14 @@ def embed_file(
 
     import tensorflow as tf
 
-    from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
+    from keras_elmo.layers.elmo_layer import ElmoLayer
 
     settings = {"output_mode": "dict", "stateful": stateful, "max_batch_size": batch_size}
     if efml_dir is not None:
         layer = ElmoLayer.from_elmoformanylangs(efml_dir, **settings)
     else:
         layer = ElmoLayer.from_original(options_file, weight_file, **settings)
-    n_lstm = layer.n_lstm_layers
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string)])
-    def run(tokens):
-        out = layer(tokens)
-        if layers == "top":
-            return out[f"lstm_outputs{n_lstm}"]
-        stack = embed_all_layers(out, n_lstm)
-        return stack if layers == "all" else tf.reduce_mean(stack, axis=1)
-
+    run = layer_output_fn(layer, layers)
     sentence_to_index = {}
     with (
         progress_bar(total, "keras-elmo embed", unit="sentence", enabled=bool(progress)) as bar,
