@@ -1,4 +1,4 @@
-"""Keras callbacks for biLM training: a per-step loss log and a wall-clock limit."""
+"""Keras callbacks for biLM training: a per-step loss log, a wall-clock limit, backups."""
 
 import math
 import time
@@ -51,3 +51,27 @@ class TimeLimit(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if time.time() - self.start > self.seconds:
             self.model.stop_training = True
+
+
+class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` for several workers: every worker restores, only the chief saves.
+
+    Keras's callback would have every worker write the same files at once.
+    The backup directory must be one that all workers see (a shared disk or
+    a bucket). The previous backup is kept (`double_checkpoint`), so a
+    worker killed while saving leaves a usable one.
+    """
+
+    def __init__(self, backup_dir, chief=True):
+        super().__init__(
+            backup_dir, save_freq="epoch", delete_checkpoint=False, double_checkpoint=True
+        )
+        self.chief = chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.chief:
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.chief:
+            super().on_train_batch_end(batch, logs)

@@ -1,13 +1,15 @@
-"""The training loop: optimizer, resumable `fit` over text files."""
+"""The training loop: optimizer, resumable `fit` over text files, on one or several workers."""
 
 import json
 import os
 import time
 
 import keras
+import tensorflow as tf
 
+from keras_elmo.errors import InputError
 from keras_elmo.training import data as data_lib
-from keras_elmo.training.callbacks import BatchLog
+from keras_elmo.training.callbacks import BatchLog, ChiefBackupAndRestore
 
 
 def make_optimizer(name="adam", learning_rate=1e-3, clipnorm=5.0):
@@ -28,6 +30,57 @@ def backup_epoch(backup_dir):
         return 0
     with open(path, encoding="utf-8") as f:
         return int(json.load(f).get("epoch", 0))
+
+
+def strategy_from_env():
+    """A `MultiWorkerMirroredStrategy` when TF_CONFIG names several tasks, else None.
+
+    TF_CONFIG is TensorFlow's standard cluster description, e.g.
+    `{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker",
+    "index": 0}}`, set differently on each worker. Create the strategy first
+    thing in the program, before any other TensorFlow work: it sets up the
+    collective-ops server of this process.
+    """
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        return None
+    try:
+        cluster = json.loads(config).get("cluster", {})
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise InputError(f"TF_CONFIG is not a JSON object: {err}") from None
+    if sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) <= 1:
+        return None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy=None):
+    """True in a single process, and on the task that writes checkpoints and exports.
+
+    The chief is the "chief" task if the cluster has one, else worker 0 (the
+    TF_CONFIG convention).
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_files(train_files, pipeline_id, n_pipelines):
+    """The training files one input pipeline reads: every n-th, from its index.
+
+    The rule of tf.data's auto-sharding by file (file i to worker i mod n),
+    applied explicitly so that each worker's stream is its own deterministic
+    pipeline (resuming skips the same batches in it).
+    """
+    if len(train_files) < n_pipelines:
+        raise InputError(
+            f"{n_pipelines} workers need at least {n_pipelines} training files (each worker reads "
+            f"its own files); got {len(train_files)}. Split the corpus into more files."
+        )
+    return train_files[pipeline_id::n_pipelines]
 
 
 def train(
@@ -53,30 +106,57 @@ def train(
     with the same directory resumes at the next epoch, skipping the batches
     already used, so the loss curve continues exactly.
 
+    Several replicas (the model built and compiled under a
+    `tf.distribute` strategy's scope, e.g. `strategy_from_env()`):
+    `batch_size` is the global batch, split evenly over the replicas; each
+    worker reads its own share of `train_files` (`worker_files`), and only
+    the chief writes the checkpoints. The loss of a step is the mean over
+    the global batch, as on one device.
+
     Returns the `BatchLog` callback (per-step losses, tokens seen).
     """
+    strategy = model.distribute_strategy
     if model.optimizer is None:
-        model.compile(optimizer=optimizer or make_optimizer())
+        with strategy.scope():
+            model.compile(optimizer=optimizer or make_optimizer())
     start_epoch = backup_epoch(checkpoint_dir) if checkpoint_dir else 0
-    dataset = data_lib.make_dataset(
-        train_files,
-        vocab,
-        batch_size,
+    options = dict(
         max_len=max_len,
         shuffle_buffer=shuffle_buffer,
         seed=data_seed,
         repeat=True,
-        skip_batches=start_epoch * steps_per_epoch,
         drop_remainder=True,
     )
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        dataset = data_lib.make_dataset(
+            train_files, vocab, batch_size, skip_batches=start_epoch * steps_per_epoch, **options
+        )
+    else:
+        if batch_size % replicas:
+            raise InputError(
+                f"the global batch size {batch_size} must be a multiple of the {replicas} replicas."
+            )
+        files = [train_files] if isinstance(train_files, (str, os.PathLike)) else list(train_files)
+
+        def dataset_fn(context):
+            share = worker_files(files, context.input_pipeline_id, context.num_input_pipelines)
+            # A worker with several local replicas feeds them in turn: one
+            # step takes that many of its batches.
+            per_step = context.num_replicas_in_sync // context.num_input_pipelines
+            return data_lib.make_dataset(
+                share,
+                vocab,
+                context.get_per_replica_batch_size(batch_size),
+                skip_batches=start_epoch * steps_per_epoch * per_step,
+                **options,
+            )
+
+        dataset = strategy.distribute_datasets_from_function(dataset_fn)
     log = BatchLog()
     cbs = []
     if checkpoint_dir:
-        cbs.append(
-            keras.callbacks.BackupAndRestore(
-                checkpoint_dir, save_freq="epoch", delete_checkpoint=False
-            )
-        )
+        cbs.append(ChiefBackupAndRestore(checkpoint_dir, chief=is_chief(strategy)))
     cbs += [log] + list(callbacks)
     model.fit(
         dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose
@@ -114,6 +194,10 @@ def run_training(
     `checkpoint_dir`), evaluates full-softmax perplexity on `heldout_files`
     and writes `output_dir` with `model_dir.export_model`. Returns the
     training-log dict that is also written to `training_log.json`.
+
+    With a TF_CONFIG naming several workers, run the same command on each:
+    they train together (`train`), and only the chief evaluates and writes
+    `output_dir`.
     """
     import numpy as np
 
@@ -121,9 +205,12 @@ def run_training(
     from keras_elmo.training.callbacks import TimeLimit
     from keras_elmo.training.trainer import BiLMTrainer, perplexity
 
-    keras.utils.set_random_seed(seed)
-    model = BiLMTrainer(options, len(vocab), n_negative=n_negative, dropout=dropout, seed=seed)
-    model.compile(optimizer=make_optimizer(optimizer, learning_rate, clipnorm))
+    # Several workers when TF_CONFIG says so; first, before any TensorFlow work.
+    strategy = strategy_from_env() or tf.distribute.get_strategy()
+    with strategy.scope():
+        keras.utils.set_random_seed(seed)
+        model = BiLMTrainer(options, len(vocab), n_negative=n_negative, dropout=dropout, seed=seed)
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate, clipnorm))
     log = BatchLog(print_every=log_every, stream=log_stream)
     callbacks = [log] + ([TimeLimit(max_minutes)] if max_minutes else [])
     start = time.time()
@@ -152,6 +239,8 @@ def run_training(
         },
         "final_mean_loss_last_100": float(np.mean(log.losses[-100:])) if log.losses else None,
     }
+    if not is_chief(strategy):
+        return info  # the chief evaluates and writes the model directory
     if heldout_files:
         info["heldout"] = {
             os.path.basename(path): perplexity(

@@ -203,6 +203,16 @@ class BiLMTrainer(keras.Model):
             # The mean over both directions of the per-token loss.
             loss = 0.5 * (loss_f / tf.maximum(total_f, 1.0) + loss_b / tf.maximum(total_b, 1.0))
         grads = tape.gradient(loss, self.trainable_variables)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            grads = self._clipped_share_of_global_gradient(grads, ctx)
+        else:
+            # Dense: the softmax gradient is an IndexedSlices that repeats
+            # rows (a row per target and per negative), and Keras's global
+            # clip norm would be its values' norm, not the gradient's.
+            grads = [
+                tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads
+            ]
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         mean_f = self._global_sum(loss_f) / tf.maximum(total_f, 1.0)
         mean_b = self._global_sum(loss_b) / tf.maximum(total_b, 1.0)
@@ -213,7 +223,44 @@ class BiLMTrainer(keras.Model):
         logs = {m.name: m.result() for m in self.metrics}
         logs["batch_loss"] = batch_loss
         logs["batch_tokens"] = total_f
-        return logs
+        return _logs_for_workers(logs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15) builds a model under a tf.distribute strategy from the
+        # mean over the replicas of the first batch: that fails for this
+        # model's batches, whose length differs from replica to replica (and
+        # for any dict batch under MultiWorkerMirroredStrategy). Everything
+        # is built in __init__ already; only the optimizer may be left.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
+    def _clipped_share_of_global_gradient(self, grads, ctx):
+        """Several replicas: clip the global gradient, as one device would.
+
+        Keras clips each replica's gradient before it sums them over the
+        replicas, which is not the clipping of the sum. So here the gradients
+        are summed first, clipped like the optimizer would (same norm rule),
+        and divided by the number of replicas: the optimizer then finds each
+        share far below its own limit (a no-op clip) and its sum over the
+        replicas gives back the clipped global gradient.
+        """
+        n = ctx.num_replicas_in_sync
+        present = [k for k, g in enumerate(grads) if g is not None]
+        summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[k] for k in present])
+        grads = list(grads)
+        for k, g in zip(present, summed):
+            # Summed as sparse rows (cheap), then dense for the norm (see train_step).
+            grads[k] = tf.convert_to_tensor(g)
+        opt = self.optimizer
+        if opt.clipnorm:
+            grads = [None if g is None else tf.clip_by_norm(g, opt.clipnorm) for g in grads]
+        elif opt.global_clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, opt.global_clipnorm)
+        elif opt.clipvalue:
+            v = opt.clipvalue
+            grads = [None if g is None else tf.clip_by_value(g, -v, v) for g in grads]
+        return [None if g is None else g / n for g in grads]
 
     def test_step(self, data):
         """Full-softmax cross entropy; `loss` = mean of the two directions."""
@@ -221,20 +268,22 @@ class BiLMTrainer(keras.Model):
         h_f, y_f, h_b, y_b = self._gather(inputs, False, 0)
         loss_f = self.full_softmax_xent(h_f, y_f)
         loss_b = self.full_softmax_xent(h_b, y_b)
-        n_f = tf.cast(tf.shape(y_f)[0], tf.float32)
-        n_b = tf.cast(tf.shape(y_b)[0], tf.float32)
+        # Sums over all replicas, so every replica logs the global value.
+        n_f = self._global_sum(tf.cast(tf.shape(y_f)[0], tf.float32))
+        n_b = self._global_sum(tf.cast(tf.shape(y_b)[0], tf.float32))
         self.forward_tracker.update_state(
-            tf.reduce_sum(loss_f) / tf.maximum(n_f, 1.0), sample_weight=n_f
+            self._global_sum(tf.reduce_sum(loss_f)) / tf.maximum(n_f, 1.0), sample_weight=n_f
         )
         self.backward_tracker.update_state(
-            tf.reduce_sum(loss_b) / tf.maximum(n_b, 1.0), sample_weight=n_b
+            self._global_sum(tf.reduce_sum(loss_b)) / tf.maximum(n_b, 1.0), sample_weight=n_b
         )
         mean = 0.5 * (self.forward_tracker.result() + self.backward_tracker.result())
-        return {
+        logs = {
             "loss": mean,
             "forward_loss": self.forward_tracker.result(),
             "backward_loss": self.backward_tracker.result(),
         }
+        return _logs_for_workers(logs)
 
     def get_config(self):
         config = super().get_config()
@@ -248,6 +297,19 @@ class BiLMTrainer(keras.Model):
             }
         )
         return config
+
+
+def _logs_for_workers(logs):
+    """Under MultiWorkerMirroredStrategy, each log value as shape (1,).
+
+    Keras (3.15) averages a step's logs over the workers with a mean along
+    axis 0, which fails for scalars. Every value here is computed from sums
+    over all replicas, so the workers agree and that mean is the value.
+    """
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {key: tf.reshape(value, [1]) for key, value in logs.items()}
 
 
 # ------------------------------------------------------------------ evaluation
