@@ -7,6 +7,7 @@ returns a normalised copy: optional keys filled with their defaults.
 
 import copy
 import json
+import math
 
 from keras_elmo.errors import InputError
 
@@ -70,13 +71,25 @@ def published_options(name):
     return make_options(**PUBLISHED_SIZES[name])
 
 
+# A published options.json is under 1 KB; a file past this is not one.
+MAX_OPTIONS_BYTES = 1 << 20
+
+
 def load_options(path):
     """Read and validate an `options.json` file."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            raw = json.load(f)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{path}: not valid JSON ({err}).") from None
+    with open(path, "rb") as f:
+        data = f.read(MAX_OPTIONS_BYTES + 1)
+    if len(data) > MAX_OPTIONS_BYTES:
+        raise InputError(f"{path}: over {MAX_OPTIONS_BYTES} bytes; not an options file.")
+    try:
+        # utf-8-sig: a byte-order mark written by an editor is not an error.
+        raw = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 (byte {err.start}: {err.reason}).") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply).") from None
+    except ValueError as err:  # JSONDecodeError, and ints over Python's digit limit
+        raise InputError(f"{path}: not valid JSON ({err}).") from None
     return validate_options(raw, source=str(path))
 
 
@@ -95,11 +108,25 @@ def _clip(lstm, key, where):
     value = lstm.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        # NaN passes `value <= 0` and would make every output NaN.
         raise InputError(
-            f"{where}: option lstm.{key} must be a positive number or absent, got {value!r}."
+            f"{where}: option lstm.{key} must be a positive finite number or absent, got {value!r}."
         )
     return float(value)
+
+
+def _flag(section, key, where):
+    value = section.get(key, False)
+    # bool("false") is True: only JSON booleans (and 0/1) are accepted.
+    if value not in (True, False):
+        raise InputError(f"{where}: option {key!r} must be true or false, got {value!r}.")
+    return bool(value)
 
 
 def _validate_lstm(lstm, where_l):
@@ -109,7 +136,7 @@ def _validate_lstm(lstm, where_l):
         "n_layers": _require(lstm, "n_layers", where_l),
         "cell_clip": _clip(lstm, "cell_clip", where_l),
         "proj_clip": _clip(lstm, "proj_clip", where_l),
-        "use_skip_connections": bool(lstm.get("use_skip_connections", False)),
+        "use_skip_connections": _flag(lstm, "use_skip_connections", where_l),
     }
 
 
@@ -171,7 +198,7 @@ def _validate_efml(options, source):
             f"{where}: word_dim ({word_dim}) and n_words ({n_words}) must both be positive "
             "(a word embedding) or both 0 (none)."
         )
-    return {
+    normalised = {
         "kind": EFML_KIND,
         "lstm": _validate_lstm(dict(options["lstm"]), f"{source} [lstm]"),
         "token_embedder": {
@@ -185,6 +212,8 @@ def _validate_efml(options, source):
             "n_highway": _validate_n_highway(emb, where),
         },
     }
+    check_sizes(normalised, source)
+    return normalised
 
 
 def is_efml(options):
@@ -243,7 +272,104 @@ def validate_options(options, source="options"):
         "filters": clean_filters,
         "n_highway": n_highway,
     }
-    return {"lstm": out_lstm, "char_cnn": out_cnn}
+    normalised = {"lstm": out_lstm, "char_cnn": out_cnn}
+    check_sizes(normalised, source)
+    return normalised
+
+
+# Upper bounds on every size, checked before any weight exists. The published
+# models use dim 4096, projection 512, 2 layers, char dim 16, 50 characters,
+# 7 filters of at most 1024 (2048 in all) and 2 highway layers; the bounds sit
+# far above that (for research sizes) but below sizes that would only
+# allocate memory and fail, e.g. lstm.dim = 2000000 (tens of GB).
+SIZE_LIMITS = {
+    "lstm.dim": 32768,
+    "lstm.projection_dim": 16384,
+    "lstm.n_layers": 32,
+    "char_cnn.embedding.dim": 4096,
+    "char_cnn.max_characters_per_token": 1000,
+    "char_cnn.filters (number of filters)": 64,
+    "char_cnn.filters (count of one filter)": 32768,
+    "char_cnn.n_highway": 32,
+    # ELMoForManyLangs models (kind "efml"): their token embedder's sizes.
+    "token_embedder.char_dim": 4096,
+    "token_embedder.n_chars": 2**21,
+    "token_embedder.word_dim": 4096,
+    "token_embedder.n_words": 2**24,
+    "token_embedder.max_characters_per_token": 1000,
+    "token_embedder.filters (number of filters)": 64,
+    "token_embedder.filters (count of one filter)": 32768,
+    "token_embedder.n_highway": 32,
+}
+# The whole model: 2**30 float32 weights = 4 GiB (the published original has
+# 93.6 million).
+MAX_PARAMETERS = 2**30
+
+
+def count_parameters(options):
+    """The number of float weights a validated options dict calls for.
+
+    Exact for the bilm-tf kind; for an ELMoForManyLangs model (which always
+    projects, after an optional word embedding) the same sum with its tables.
+    """
+    lstm = options["lstm"]
+    dim, proj = lstm["dim"], lstm["projection_dim"]
+    if is_efml(options):
+        emb = options["token_embedder"]
+        char_dim, n_chars = emb["char_dim"], emb["n_chars"]
+        words = emb["n_words"] * emb["word_dim"]
+        project = True
+    else:
+        emb = options["char_cnn"]
+        char_dim, n_chars = emb["embedding"]["dim"], emb["n_characters"]
+        words = 0
+        project = has_projection(options)
+    f = sum(count for _, count in emb["filters"])
+    total = n_chars * char_dim + words
+    total += sum(width * char_dim * count + count for width, count in emb["filters"])
+    total += emb["n_highway"] * (2 * f * f + 2 * f)
+    if project:
+        width = f + (emb["word_dim"] if is_efml(options) else 0)
+        total += width * proj + proj
+    # Per layer and direction: W_0 over [x, h_prev] (both P wide), B, W_P_0.
+    total += 2 * lstm["n_layers"] * (2 * proj * 4 * dim + 4 * dim + dim * proj)
+    return total
+
+
+def check_sizes(options, source="options"):
+    """Refuse sizes past SIZE_LIMITS or MAX_PARAMETERS (a validated dict)."""
+    lstm = options["lstm"]
+    values = {
+        "lstm.dim": lstm["dim"],
+        "lstm.projection_dim": lstm["projection_dim"],
+        "lstm.n_layers": lstm["n_layers"],
+    }
+    if is_efml(options):
+        emb = options["token_embedder"]
+        prefix = "token_embedder."
+        values.update(
+            {prefix + key: emb[key] for key in ("char_dim", "n_chars", "word_dim", "n_words")}
+        )
+    else:
+        emb = options["char_cnn"]
+        prefix = "char_cnn."
+        values[prefix + "embedding.dim"] = emb["embedding"]["dim"]
+    values[prefix + "max_characters_per_token"] = emb["max_characters_per_token"]
+    values[prefix + "filters (number of filters)"] = len(emb["filters"])
+    values[prefix + "filters (count of one filter)"] = max(count for _, count in emb["filters"])
+    values[prefix + "n_highway"] = emb["n_highway"]
+    for name, value in values.items():
+        if value > SIZE_LIMITS[name]:
+            raise InputError(
+                f"{source}: option {name} = {value} is over the limit of "
+                f"{SIZE_LIMITS[name]} (keras_elmo.options.SIZE_LIMITS)."
+            )
+    total = count_parameters(options)
+    if total > MAX_PARAMETERS:
+        raise InputError(
+            f"{source}: these sizes need {total:,} weights, over the limit of "
+            f"{MAX_PARAMETERS:,} (4 GiB of float32; keras_elmo.options.MAX_PARAMETERS)."
+        )
 
 
 def n_filters(options):

@@ -98,28 +98,112 @@ def weight_table(encoder, bilm):
     return table
 
 
+def expected_datasets(options):
+    """{dataset name: shape} of a weights file for these (validated) options.
+
+    Computed from the options alone, so a weights file can be checked before
+    any layer allocates memory; `weight_table` gives the same names and shapes
+    from built layers (a test keeps the two in step).
+    """
+    lstm, cnn = options["lstm"], options["char_cnn"]
+    dim, proj, char_dim = lstm["dim"], lstm["projection_dim"], cnn["embedding"]["dim"]
+    f = options_lib.n_filters(options)
+    # 261 rows: the file has no row for our padding id 0 (_char_embed_port).
+    shapes = {"char_embed": (261, char_dim)}
+    for i, (width, count) in enumerate(cnn["filters"]):
+        shapes[f"CNN/W_cnn_{i}"] = (1, width, char_dim, count)
+        shapes[f"CNN/b_cnn_{i}"] = (count,)
+    for k in range(cnn["n_highway"]):
+        shapes.update(
+            {
+                f"CNN_high_{k}/W_carry": (f, f),
+                f"CNN_high_{k}/b_carry": (f,),
+                f"CNN_high_{k}/W_transform": (f, f),
+                f"CNN_high_{k}/b_transform": (f,),
+            }
+        )
+    if options_lib.has_projection(options):
+        shapes["CNN_proj/W_proj"] = (f, proj)
+        shapes["CNN_proj/b_proj"] = (proj,)
+    for direction in (0, 1):
+        for layer in range(lstm["n_layers"]):
+            prefix = f"RNN_{direction}/RNN/MultiRNNCell/Cell{layer}/LSTMCell"
+            # Every layer's input is P wide (the token vectors, then the
+            # projected outputs of the layer below), and so is h_prev.
+            shapes[f"{prefix}/W_0"] = (2 * proj, 4 * dim)
+            shapes[f"{prefix}/B"] = (4 * dim,)
+            shapes[f"{prefix}/W_P_0"] = (dim, proj)
+    return shapes
+
+
+def _open(weight_file):
+    try:
+        return h5py.File(weight_file, "r")
+    except OSError as err:
+        raise InputError(f"Cannot read weights file {weight_file}: {err}") from None
+
+
+def _dataset(handle, weight_file, name, shape):
+    """The h5py dataset `name`, checked for presence, kind and shape (no data read)."""
+    node = handle.get(name)
+    if not isinstance(node, h5py.Dataset):
+        what = "no dataset" if node is None else "a group, not a dataset,"
+        raise InputError(
+            f"Weights file {weight_file} has {what} {name!r} (expected shape {shape}); "
+            "does it match the options file?"
+        )
+    if node.dtype.kind != "f":
+        raise InputError(
+            f"Weights file {weight_file}: dataset {name!r} holds {node.dtype} values, "
+            "not floating-point numbers."
+        )
+    if tuple(node.shape) != tuple(shape):
+        raise InputError(
+            f"Weights file {weight_file}: dataset {name!r} has shape "
+            f"{tuple(node.shape)}, but the options give {tuple(shape)}."
+        )
+    return node
+
+
+def check_weights_file(weight_file, options):
+    """Check every dataset's presence, dtype and shape against the options.
+
+    Reads metadata only (h5py gives shapes without reading data), so it is
+    cheap and runs before a model is built: a mismatched options file fails
+    here instead of after allocating its weights.
+    """
+    with _open(weight_file) as handle:
+        for name, shape in expected_datasets(options).items():
+            _dataset(handle, weight_file, name, shape)
+
+
+def _read(node, weight_file, name):
+    try:
+        array = node[...].astype(np.float32)
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(
+            f"Weights file {weight_file}: cannot read dataset {name!r}: {err}"
+        ) from None
+    # A NaN or Inf weight would turn every output into NaN without a word.
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"Weights file {weight_file}: dataset {name!r} holds {int(bad.sum())} "
+            f"NaN or infinite values (the first at index {first})."
+        )
+    return array
+
+
 def load_original_weights(weight_file, encoder, bilm):
     """Fill the (built) encoder and biLM from a published weights.hdf5."""
     table = weight_table(encoder, bilm)
     pending = {}  # id(variable) -> (variable, numpy value being assembled)
-    try:
-        handle = h5py.File(weight_file, "r")
-    except OSError as err:
-        raise InputError(f"Cannot read weights file {weight_file}: {err}") from None
-    with handle:
+    with _open(weight_file) as handle:
         for port in table:
-            if port.dataset not in handle or not isinstance(handle[port.dataset], h5py.Dataset):
-                raise InputError(
-                    f"Weights file {weight_file} has no dataset {port.dataset!r} "
-                    f"(expected shape {port.shape}); does it match the options file?"
-                )
-            array = handle[port.dataset][...]
-            if tuple(array.shape) != tuple(port.shape):
-                raise InputError(
-                    f"Weights file {weight_file}: dataset {port.dataset!r} has shape "
-                    f"{tuple(array.shape)}, but the options give {port.shape}."
-                )
-            for (var, index), part in zip(port.slots, port.to_keras(array.astype(np.float32))):
+            node = _dataset(handle, weight_file, port.dataset, port.shape)
+            array = _read(node, weight_file, port.dataset)
+            for (var, index), part in zip(port.slots, port.to_keras(array)):
                 key = id(var)
                 if key not in pending:
                     pending[key] = (var, np.array(var.numpy()))

@@ -219,7 +219,11 @@ class ElmoLayer(keras.layers.Layer):
         for path, what in ((options_file, "options file"), (weight_file, "weight file")):
             if not os.path.isfile(path):
                 raise MissingFileError(f"ELMo {what} not found: {path}")
-        layer = cls(options_lib.load_options(options_file), **kwargs)
+        options = options_lib.load_options(options_file)
+        # Names, dtypes and shapes against the options before any weight is
+        # allocated (a wrong options file can ask for gigabytes).
+        conversion.check_weights_file(weight_file, options)
+        layer = cls(options, **kwargs)
         layer.build()
         conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
         return layer
