@@ -4,8 +4,11 @@
     python benchmarks/embed_kill.py --old-repo DIR         # a checkout without resume (before)
 
 Runs the shipped small model on seeded Brown sentences (bench_elmo.make_sentences):
-one uninterrupted run (the reference, timed), then `--kills` runs each killed
-with SIGKILL at a seeded point between 35% and 95% of the reference wall time.
+one uninterrupted run (the reference, timed, also the time its first write
+appears), then `--kills` runs each killed with SIGKILL at a seeded point of
+its writing phase: after its first write shows (a committed part in
+OUTPUT.partial/; before: the output file changing), a uniform 0-90% of the
+reference's writing time later.
 After each kill it records what the output path holds (absent, the old file,
 readable or not), and for this checkout: the committed parts in
 OUTPUT.partial/ (all must open with h5py), the lines they hold, the work lost
@@ -75,6 +78,8 @@ def inspect_target(out, old_bytes):
     try:
         with h5py.File(out, "r") as f:
             names = list(f)
+            if f.attrs.get("complete", False):
+                return f"the complete new file ({len(names) - 1} lines)"
             complete = "sentence_to_index" in names
             return f"readable, {len(names) - complete} datasets" + (
                 "" if complete else ", no sentence_to_index"
@@ -96,6 +101,17 @@ def inspect_parts(folder, killed_at):
     newest = max((os.path.getmtime(os.path.join(folder, p)) for p in parts), default=None)
     lost = killed_at - newest if newest is not None else None
     return len(parts), unreadable, lines, lost
+
+
+def writing(out, new, old_bytes):
+    """Has the run started writing? (a committed part; before: the output changed)"""
+    if new:
+        folder = out + ".partial"
+        return os.path.isdir(folder) and any(p.endswith(".hdf5") for p in os.listdir(folder))
+    if not os.path.exists(out):
+        return False
+    with open(out, "rb") as f:
+        return f.read(len(old_bytes) + 1) != old_bytes
 
 
 def main(argv=None):
@@ -125,9 +141,14 @@ def main(argv=None):
     reference = os.path.join(args.workdir, "reference.hdf5")
     start = time.monotonic()
     proc = run(embed_cmd(repo, src, reference, model_dir, extra), repo)
-    _, err = proc.communicate()
+    first_write = None
+    while proc.poll() is None:
+        if first_write is None and writing(reference, new, b""):
+            first_write = time.monotonic() - start
+        time.sleep(0.05)
     total = time.monotonic() - start
-    if proc.returncode != 0:
+    err = proc.stderr.read()
+    if proc.returncode != 0 or first_write is None:
         raise SystemExit(err)
 
     rng = random.Random(args.seed)
@@ -138,9 +159,12 @@ def main(argv=None):
             f.create_dataset("old", data=[1.0])
         with open(out, "rb") as f:
             old_bytes = f.read()
-        at = rng.uniform(0.35, 0.95) * total
+        start = time.monotonic()
         proc = run(embed_cmd(repo, src, out, model_dir, extra), repo)
-        time.sleep(at)
+        while not writing(out, new, old_bytes) and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.9) * (total - first_write))
+        at = time.monotonic() - start
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -165,7 +189,8 @@ def main(argv=None):
         f"- hardware: {bench_elmo.hardware()}; Python {platform.python_version()}",
         f"- input: {args.lines} lines ({source}), shipped small model, batch {args.batch_size}"
         + (f", --flush-seconds {args.flush_seconds:g}" if new else ""),
-        f"- uninterrupted run: {total:.1f} s wall (start-up included)",
+        f"- uninterrupted run: {total:.1f} s wall (start-up included), first write at "
+        f"{first_write:.1f} s; each kill lands 0-90% of the writing time after the run's first write",
         "",
     ]
     if new:
@@ -176,16 +201,15 @@ def main(argv=None):
         ]
         for r in rows:
             lost = "-" if r.get("lost_s") is None else f"{r['lost_s']:.1f} s"
-            verdict = r.get("resume", ("-", None))
-            verdict = (
-                f"{verdict[0]} (max diff {verdict[1]:.1e})"
-                if isinstance(verdict, (list, tuple)) and verdict[1] is not None
-                else str(verdict)
-            )
+            verdict = r.get("resume")
+            if verdict is None:
+                verdict = "- (nothing to resume)"
+            elif isinstance(verdict, tuple) and verdict[1] is not None:
+                verdict = f"{verdict[0]} (max diff {verdict[1]:.1e})"
             lines.append(
                 f"| {r['kill_s']:.1f} s | {r['target']} | {r.get('parts', 0)} "
                 f"({r.get('unreadable', 0)}) | {r.get('lines', 0)} / {args.lines} | {lost} "
-                f"| {r.get('resume_s', 0):.1f} s | {verdict} |"
+                f"| {r.get('resume_s', 0):.1f} s | {verdict} |".replace("| 0.0 s |", "| - |")
             )
     else:
         lines += ["| kill at | output path after the kill |", "|---:|---|"]
