@@ -41,6 +41,16 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
 def _model_files(args):
     from keras_elmo.errors import InputError, MissingFileError
 
@@ -82,16 +92,28 @@ def _run_embed(args):
     from keras_elmo.serving import embed_file
 
     options_file, weight_file = _model_files(args)
-    embed_file.embed_file(
-        args.input_file,
-        args.output_file,
-        options_file,
-        weight_file,
-        layers=args.layers,
-        batch_size=args.batch_size,
-        stateful=args.stateful,
-        progress=not args.quiet,
-    )
+    try:
+        embed_file.embed_file(
+            args.input_file,
+            args.output_file,
+            options_file,
+            weight_file,
+            layers=args.layers,
+            batch_size=args.batch_size,
+            stateful=args.stateful,
+            progress=not args.quiet,
+            resume=args.resume,
+            flush_seconds=args.flush_seconds,
+        )
+    except KeyboardInterrupt:
+        # embed_file has committed the finished batches; say where they are.
+        folder = embed_file.partial_dir(args.output_file)
+        print(
+            f"\nkeras-elmo embed: interrupted; finished batches are kept in {folder}/ "
+            "(rerun the same command with --resume to continue)",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
@@ -236,8 +258,28 @@ def _add_model_args(parser):
     parser.add_argument("--weight-file", help="weights.hdf5 (default: the shipped model)")
 
 
+EMBED_EPILOG = """\
+nothing is lost:
+  OUTPUT is written only when complete: the work goes to OUTPUT.partial/
+  (beside OUTPUT), then the finished file is renamed over OUTPUT, so OUTPUT
+  is either its old self or the complete new file (root attribute
+  complete=True). An interrupted run (Ctrl-C, a kill, a crash) leaves OUTPUT
+  untouched and OUTPUT.partial/ holding every batch finished up to the last
+  flush; rerun the same command with --resume to continue from there (the
+  result equals an uninterrupted run), or delete OUTPUT.partial/ to start
+  over. A --stateful run cannot resume. OUTPUT may not be INPUT or a model file.
+"""
+
+
 def _add_embed(sub):
-    p = sub.add_parser("embed", help="embed a file of sentences into an hdf5 file")
+    p = sub.add_parser(
+        "embed",
+        help="embed a file of sentences into an hdf5 file",
+        description="Embed a file of sentences (one per line; \\n, \\r\\n or \\r line ends, "
+        "a UTF-8 BOM is dropped) into an hdf5 file.",
+        epilog=EMBED_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
@@ -248,6 +290,20 @@ def _add_embed(sub):
         action="store_true",
         help="carry LSTM state across batches of consecutive lines, like the original "
         "(one process only: beam-embed is stateless)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run kept in OUTPUT.partial/ (same input, model, layers "
+        "and batch size); starts from the beginning if there is none",
+    )
+    p.add_argument(
+        "--flush-seconds",
+        type=_non_negative_float,
+        default=30.0,
+        metavar="S",
+        help="commit finished batches to OUTPUT.partial/ at least every S seconds, so a kill "
+        "loses at most that much work (default 30; 0: after every batch)",
     )
     p.set_defaults(func=_run_embed)
 
