@@ -160,6 +160,14 @@ def test_relative_links_resolve(page):
     assert not broken, f"{page.name}: links that do not resolve: {broken}"
 
 
+def test_layout_page_names_every_module():
+    """docs/layout.md lists each module of the package (by file name)."""
+    text = (REPO / "docs" / "layout.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\s+(\w+\.py)\b", text, flags=re.M))
+    modules = {p.name for p in (REPO / "keras_elmo").rglob("*.py")}
+    assert not modules - listed, f"docs/layout.md does not name {sorted(modules - listed)}"
+
+
 def test_a_broken_block_fails_with_page_and_block_number():
     page = (
         "Text.\n\n```python\nx = 2\n```\n\n```bash\nfalse\n```\n\n"
