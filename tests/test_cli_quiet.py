@@ -60,6 +60,7 @@ def tf_log_lines(text):
     return [line for line in text.splitlines() if TF_LOG_LINE.search(line)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv",
     [
@@ -82,6 +83,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow(tmp_path, argv):
         assert status == 2 and "usage: keras-elmo" in stderr and "error:" in stderr
 
 
+@pytest.mark.slow
 def test_console_script_help_imports_no_tensorflow(tmp_path):
     # The installed `keras-elmo` script when there is one (.ci/run installs
     # it next to the interpreter), else the same few lines pip writes.
@@ -123,6 +125,7 @@ def embedded(path):
         ]
 
 
+@pytest.mark.slow
 def test_embed_is_quiet_by_default_and_verbose_brings_tensorflow_back(tmp_path, three_lines):
     text, model = three_lines
     # What TensorFlow itself prints when imported here, timestamps dropped.
@@ -161,6 +164,7 @@ def test_embed_is_quiet_by_default_and_verbose_brings_tensorflow_back(tmp_path, 
     assert messages(plain.stderr) <= messages(verbose_stderr)
 
 
+@pytest.mark.slow
 def test_quiet_prints_nothing_on_success(tmp_path, three_lines):
     text, model = three_lines
     out = tmp_path / "out.hdf5"

@@ -5,37 +5,15 @@ computed for two random models, one per torch.save format; SOURCE.md there
 says how. Every layer of every sentence must agree within 1e-5.
 """
 
-import json
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from support.efml_fixture import ATOL, EFML, MODELS, SENTENCES, all_layers, expected, padded
 
 from keras_elmo.checkpoints import efml
 from keras_elmo.layers import lstm as lstm_lib
 from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
-
-EFML = REPO / "tests" / "fixtures" / "efml"
-MODELS = ["model_legacy", "model_zip"]
-SENTENCES = json.loads((EFML / "sentences.json").read_text(encoding="utf-8"))
-ATOL = 1e-5
-
-
-def padded(sentences):
-    longest = max(len(s) for s in sentences)
-    return tf.constant([s + [""] * (longest - len(s)) for s in sentences])
-
-
-def expected(model):
-    outputs = np.load(EFML / f"{model}_outputs.npz")
-    return [outputs[f"s{k}"] for k in range(len(SENTENCES))]
-
-
-def all_layers(layer, tokens):
-    """(batch, n_layers + 1, T, 2P) numpy, EFML's output_layer=-2 layout."""
-    return embed_all_layers(layer(tokens), layer.n_lstm_layers).numpy()
 
 
 def assert_matches_efml(stack, model, indices=None):

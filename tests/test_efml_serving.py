@@ -7,8 +7,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_efml_layer import EFML, MODELS, SENTENCES, all_layers, expected, padded
-from test_export import SAVED_MODEL_OPS, _tf_only_env
+from support.efml_fixture import EFML, MODELS, SENTENCES, all_layers, expected, padded
+from support.tf_only import SAVED_MODEL_OPS, tf_only_env
 
 from keras_elmo.layers.elmo_layer import ElmoLayer
 from keras_elmo.serving import export
@@ -58,6 +58,7 @@ def stack_of(outputs, prefix, n_lstm):
     return np.stack(layers, axis=1)
 
 
+@pytest.mark.slow
 def test_exported_saved_model_matches_efml_with_tensorflow_only(tmp_path):
     jobs, layers = {}, {}
     for model in MODELS:
@@ -77,7 +78,7 @@ def test_exported_saved_model_matches_efml_with_tensorflow_only(tmp_path):
         text=True,
         timeout=300,
         cwd=work,
-        env=_tf_only_env(str(work)),
+        env=tf_only_env(str(work)),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads((work / "report.json").read_text())

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support.tf_only import SAVED_MODEL_OPS, tf_only_env
 from tensorflow.core.protobuf import saved_model_pb2
 
 import keras_elmo
@@ -59,24 +60,6 @@ DENYLIST = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 ATOL = 1e-6
 
-# Runs in a fresh interpreter: TensorFlow only (tensorflow_text when asked).
-# Lists the ops of a SavedModel's graph and of its function library. Pasted
-# into the subprocess scripts below, which must not import this module.
-SAVED_MODEL_OPS = textwrap.dedent("""
-    def saved_model_ops(pb_path):
-        from tensorflow.core.protobuf import saved_model_pb2
-        sm = saved_model_pb2.SavedModel()
-        with open(pb_path, "rb") as f:
-            sm.ParseFromString(f.read())
-        ops, functions = set(), set()
-        for mg in sm.meta_graphs:
-            ops.update(n.op for n in mg.graph_def.node)
-            for fn in mg.graph_def.library.function:
-                functions.add(fn.signature.name)
-                ops.update(n.op for n in fn.node_def)
-        return ops - functions  # a call of a library function shows as its name
-""")
-
 LOADER = textwrap.dedent("""
     import json, os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -115,24 +98,6 @@ LOADER = textwrap.dedent("""
 """)
 
 
-def _tf_only_env(work, block_keras=True):
-    """Environment for a subprocess in which keras and keras_elmo cannot be imported.
-
-    `import tensorflow` imports parts of Keras 3 whenever it is installed, so
-    "keras not in sys.modules" needs Keras made unimportable: shadow packages
-    that raise ImportError come first on the path (the cwd is `work`, so the
-    repository is not on it either). `tensorflow_text` itself needs Keras
-    (its Keras layers subclass `tf.keras.layers.Layer` at import), so with
-    `block_keras=False` only keras_elmo is shadowed.
-    """
-    shadow = os.path.join(work, "shadow")
-    for name in ("keras", "keras_elmo") if block_keras else ("keras_elmo",):
-        os.makedirs(os.path.join(shadow, name), exist_ok=True)
-        with open(os.path.join(shadow, name, "__init__.py"), "w") as f:
-            f.write(f"raise ImportError('{name} is not available in this process')\n")
-    return {**os.environ, "PYTHONPATH": shadow, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
 def _run_loader(work, jobs, use_tf_text=False):
     """Load each export in a fresh TF-only process; returns (report, outputs per job)."""
     os.makedirs(work, exist_ok=True)
@@ -150,7 +115,7 @@ def _run_loader(work, jobs, use_tf_text=False):
         text=True,
         timeout=300,
         cwd=work,
-        env=_tf_only_env(work, block_keras=not use_tf_text),
+        env=tf_only_env(work, block_keras=not use_tf_text),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(os.path.join(work, "report.json")) as f:
@@ -236,6 +201,7 @@ def exports(tmp_path_factory, fixture_dir):
     return {"jobs": jobs, "report": report, "outputs": outputs, "refs": refs, "layers": layers}
 
 
+@pytest.mark.slow
 def test_loads_without_keras(exports):
     assert exports["report"]["modules"] == {
         "keras": False,
@@ -244,6 +210,7 @@ def test_loads_without_keras(exports):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny", "tiny_punct", "real"])
 def test_signatures_match_layer(exports, name):
     got = exports["outputs"][name]
@@ -261,6 +228,7 @@ def test_signatures_match_layer(exports, name):
     np.testing.assert_array_equal(got["tokens/sequence_len"], SEQUENCE_LEN)
 
 
+@pytest.mark.slow
 def test_output_shapes_and_dtypes(exports):
     got = exports["outputs"]["tiny"]
     p = exports["layers"]["tiny"].projection_dim
@@ -276,6 +244,7 @@ def test_output_shapes_and_dtypes(exports):
     assert got["tokens/elmo"].shape == (len(TOKENS), len(TOKENS[0]), 2 * p)
 
 
+@pytest.mark.slow
 def test_punctuation_tokenizer_splits_in_graph(exports):
     got = exports["outputs"]["tiny_punct"]["default/sequence_len"]
     expected = [len(tokenization.tokenize_python(s, "punctuation")) for s in SENTENCES]
@@ -283,6 +252,7 @@ def test_punctuation_tokenizer_splits_in_graph(exports):
     assert expected != [len(s.split()) for s in SENTENCES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tiny", "tiny_punct", "real"])
 def test_core_ops_only(exports, name):
     report = exports["report"][name]
@@ -291,6 +261,7 @@ def test_core_ops_only(exports, name):
     assert report["unregistered"] == [], f"non-core ops: {report['unregistered']}"
 
 
+@pytest.mark.slow
 def test_variables_saved_once_not_as_constants(exports):
     layer = exports["layers"]["tiny"]
     path = exports["jobs"]["tiny"]
@@ -330,6 +301,7 @@ def test_variables_saved_once_not_as_constants(exports):
     assert sum(sizes) < real_bytes / 10, (sum(sizes), real_bytes)
 
 
+@pytest.mark.slow
 def test_metadata(exports):
     path = exports["jobs"]["tiny_punct"]
     with open(os.path.join(path, export.METADATA_DIR, export.METADATA_FILE)) as f:
@@ -340,6 +312,7 @@ def test_metadata(exports):
     assert sorted(meta["outputs"]) == sorted(OUTPUT_KEYS)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_signatures(exports):
     cli_bin = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     if not os.path.exists(cli_bin):
@@ -413,6 +386,7 @@ def _predict_like_tf_serving(loaded, body, signature="serving_default"):
     return json.loads(json.dumps(response))
 
 
+@pytest.mark.slow
 def test_rest_bodies(exports):
     loaded = tf.saved_model.load(exports["jobs"]["tiny"])
     p2 = 2 * exports["layers"]["tiny"].projection_dim
@@ -460,6 +434,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_tensorflow_model_server_rest(exports, tmp_path):
     server = shutil.which("tensorflow_model_server")
     if server is None:
@@ -523,6 +498,7 @@ def test_tensorflow_model_server_rest(exports, tmp_path):
 
 
 # ---------------------------------------------------------------- tf_text option
+@pytest.mark.slow
 def test_tf_text_tokenizer_export(tmp_path):
     pytest.importorskip("tensorflow_text")
     from conftest import TINY_OPTIONS
@@ -552,7 +528,7 @@ def test_tf_text_tokenizer_export(tmp_path):
         text=True,
         timeout=180,
         cwd=tmp_path,
-        env=_tf_only_env(tmp_path),
+        env=tf_only_env(tmp_path),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -122,6 +122,7 @@ def test_tokenizer_in_tf_data():
 
 
 # ---------------------------------------------------------- raw-text models
+@pytest.mark.slow
 def test_raw_text_model_fits_and_reloads_in_fresh_process(tmp_path):
     keras.utils.set_random_seed(0)
     model = raw_text_model()
@@ -426,6 +427,7 @@ print(json.dumps({"one": one, "two": two}))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
     out = subprocess.run(
         [sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True, cwd=REPO, timeout=400

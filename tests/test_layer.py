@@ -280,6 +280,7 @@ def test_original_format_round_trip_is_exact(fixture_dir, tmp_path, lstm_layout)
     np.testing.assert_array_equal(layer(x), again(x))
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip_in_fresh_process(fixture_dir, tmp_path):
     layer = fixture_layer(fixture_dir, num_output_representations=1, l2_coef=0.01)
     layer.build()

@@ -247,6 +247,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_two_logical_cpus_matches_one_device(tmp_path):
     path = _corpus(tmp_path, n=40)
     script = tmp_path / "mirrored.py"

@@ -1,0 +1,143 @@
+"""The shared checks every keras_elmo layer goes through (keras-hub's `run_layer_test`).
+
+`run_layer_test(make, inputs, ...)` builds a layer with `make()`, calls it,
+and checks, each against the first call's outputs:
+- the output shapes (and the mask shape, when one is expected);
+- the config round trip (`from_config(get_config())` gives the same config,
+  and, given the same weights, the same outputs);
+- Keras serialization (`serialize_keras_object` / `deserialize_keras_object`);
+- `.keras` saving inside a functional model, loaded back (single-tensor
+  inputs only);
+- mixed precision: under "mixed_float16" the outputs come in float16 and the
+  weights stay float32, and the values agree with the float32 ones within
+  float16 rounding.
+
+Different execution paths (eager vs a saved and reloaded model) are compared
+to FLOAT32_ATOL, not bitwise: they may pick other kernels or sum in another
+order (seen: 6e-8 on AVX-512 CPUs).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FLOAT32_ATOL = 1e-6
+# float16 keeps 11 significant bits: relative rounding 2**-11 per operation.
+FLOAT16_RTOL = 2e-2
+
+
+def _flat(outputs):
+    """Outputs (tensor, list, tuple or dict) -> list of numpy arrays, in a fixed order."""
+    if isinstance(outputs, dict):
+        return [np.asarray(outputs[key]) for key in sorted(outputs)]
+    if isinstance(outputs, (list, tuple)):
+        return [a for item in outputs for a in _flat(item)]
+    return [np.asarray(outputs)]
+
+
+def _is_shape(value):
+    return isinstance(value, tuple) and all(d is None or isinstance(d, int) for d in value)
+
+
+def _flat_shapes(expected):
+    if isinstance(expected, dict):
+        return [s for key in sorted(expected) for s in _flat_shapes(expected[key])]
+    if _is_shape(expected):
+        return [tuple(expected)]
+    return [s for item in expected for s in _flat_shapes(item)]
+
+
+def assert_all_close(got, want, atol=FLOAT32_ATOL, rtol=0.0, what="outputs"):
+    got, want = _flat(got), _flat(want)
+    assert len(got) == len(want), f"{what}: {len(got)} arrays vs {len(want)}"
+    for k, (a, b) in enumerate(zip(got, want)):
+        assert a.shape == b.shape, f"{what}[{k}]: shape {a.shape} vs {b.shape}"
+        if a.dtype.kind in "fc":
+            np.testing.assert_allclose(
+                a.astype("float64"),
+                b.astype("float64"),
+                atol=atol,
+                rtol=rtol,
+                err_msg=f"{what}[{k}]",
+            )
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"{what}[{k}]")
+
+
+def _call(layer, inputs, call_kwargs):
+    return layer(inputs, **call_kwargs)
+
+
+def run_layer_test(
+    make,
+    inputs,
+    expected_output_shape,
+    call_kwargs=None,
+    expected_mask_shape=None,
+    run_saving=True,
+    run_mixed_precision=True,
+    tmp_path=None,
+):
+    """Run the shared checks on the layer that `make(**extra)` builds.
+
+    `make` takes optional keyword arguments forwarded to the layer (used for
+    `dtype`); `expected_output_shape` is a shape tuple or the same nested
+    structure as the outputs (list / dict of shape tuples). Returns the layer
+    and its float32 outputs.
+    """
+    call_kwargs = call_kwargs or {}
+    layer = make()
+    outputs = _call(layer, inputs, call_kwargs)
+
+    # Shapes (nested lists/tuples/dicts of shape tuples, like the outputs).
+    got_shapes = [a.shape for a in _flat(outputs)]
+    want_shapes = _flat_shapes(expected_output_shape)
+    assert got_shapes == want_shapes, (got_shapes, want_shapes)
+    if expected_mask_shape is not None:
+        mask = layer.compute_mask(inputs)
+        masks = mask if isinstance(mask, list) else [mask]
+        for m in masks:
+            assert tuple(m.shape) == tuple(expected_mask_shape), m.shape
+
+    # Config round trip, then the same weights give the same outputs.
+    config = layer.get_config()
+    clone = layer.__class__.from_config(config)
+    assert clone.get_config() == config
+    _call(clone, inputs, call_kwargs)
+    clone.set_weights(layer.get_weights())
+    assert_all_close(_call(clone, inputs, call_kwargs), outputs, what="from_config clone")
+
+    # Keras serialization.
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(restored, layer.__class__)
+    assert restored.get_config() == config
+
+    # `.keras` saving inside a functional model.
+    if run_saving and tmp_path is not None and not isinstance(inputs, (list, tuple, dict)):
+        x = tf.convert_to_tensor(inputs)
+        model_input = keras.Input(shape=x.shape[1:], dtype=x.dtype.name)
+        model = keras.Model(model_input, _call(layer, model_input, call_kwargs))
+        path = tmp_path / f"{layer.name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        assert_all_close(loaded(x), outputs, what=".keras reload")
+
+    # Mixed precision: outputs in the compute dtype, weights float32.
+    if run_mixed_precision:
+        mixed = make(dtype="mixed_float16")
+        mixed_out = _call(mixed, inputs, call_kwargs)
+        mixed.set_weights(layer.get_weights())
+        mixed_out = _call(mixed, inputs, call_kwargs)
+        for weight in mixed.weights:
+            assert weight.dtype in ("float32", "int32", "int64", "string", "bool"), (
+                weight.path,
+                weight.dtype,
+            )
+        for got, want in zip(_flat(mixed_out), _flat(outputs)):
+            if want.dtype == np.float32:
+                assert got.dtype == np.float16, got.dtype
+                scale = max(float(np.abs(want).max()), 1.0)
+                np.testing.assert_allclose(
+                    got.astype("float32"), want, atol=FLOAT16_RTOL * scale, rtol=0
+                )
+    return layer, outputs

@@ -1,0 +1,246 @@
+"""Every public layer and every sublayer through the shared checks, plus
+direct numeric tests of the sublayers against numpy written here."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import TINY_OPTIONS
+from numpy_reference import NumpyElmo
+from support.layer_checks import FLOAT32_ATOL, run_layer_test
+
+from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
+from keras_elmo.layers.bilm import BidirectionalLM
+from keras_elmo.layers.lstm import ProjectedLSTM
+from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
+
+SENTENCES = [["The", "cat", "sat", "."], ["Hello", "!"], ["a"]]
+P = TINY_OPTIONS["lstm"]["projection_dim"]
+UNITS = TINY_OPTIONS["lstm"]["dim"]
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def numpy_lstm(x, mask, kernel, recurrent, bias, projection, cell_clip, proj_clip):
+    """One direction of the projected LSTM, one row at a time, gate order i, j, f, o
+    (TensorFlow's LSTMCell, as bilm-tf), forget bias 1 added at run time; a padded
+    step leaves the state and emits zeros. kernel (I, 4U), recurrent (P, 4U)."""
+    batch, steps, _ = x.shape
+    units, proj = projection.shape
+    out = np.zeros((batch, steps, proj))
+    finals = []
+    for b in range(batch):
+        c, h = np.zeros(units), np.zeros(proj)
+        for t in range(steps):
+            if not mask[b, t]:
+                continue
+            z = x[b, t] @ kernel + h @ recurrent + bias
+            i, j, f, o = np.split(z, 4)
+            c = np.clip(sigmoid(f + 1.0) * c + sigmoid(i) * np.tanh(j), -cell_clip, cell_clip)
+            h = np.clip((sigmoid(o) * np.tanh(c)) @ projection, -proj_clip, proj_clip)
+            out[b, t] = h
+        finals.append((c, h))
+    return out, finals
+
+
+def char_ids():
+    return tf.constant(
+        batch_to_ids(SENTENCES, TINY_OPTIONS["char_cnn"]["max_characters_per_token"])
+    )
+
+
+# ------------------------------------------------------------ the shared checks
+def test_char_cnn_token_encoder_layer_checks(tmp_path):
+    run_layer_test(
+        lambda **kw: CharCNNTokenEncoder(TINY_OPTIONS, **kw),
+        char_ids(),
+        expected_output_shape=(3, 4, P),
+        tmp_path=tmp_path,
+    )
+
+
+@pytest.mark.parametrize("feature_major", [False, True])
+def test_projected_lstm_layer_checks(feature_major):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 3, 5, 4)), tf.float32)
+    mask = tf.constant([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]]) > 0
+    state = (tf.zeros((2, 3, UNITS)), tf.zeros((2, 3, P)))
+    run_layer_test(
+        lambda **kw: ProjectedLSTM(
+            UNITS, P, 4, cell_clip=3, proj_clip=3, feature_major=feature_major, **kw
+        ),
+        x,
+        call_kwargs={"mask": mask, "initial_state": state},
+        expected_output_shape=[(2, 3, 5, P), [(2, 3, UNITS), (2, 3, P)]],
+        run_saving=False,  # a multi-input building block, saved inside ElmoLayer
+        run_mixed_precision=False,  # always run float32 (ElmoLayer forces it)
+    )
+
+
+def test_bidirectional_lm_layer_checks():
+    x = tf.random.stateless_normal((3, 5, P), seed=(1, 2))
+    mask = tf.constant([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]) > 0
+    run_layer_test(
+        lambda **kw: BidirectionalLM.from_options(TINY_OPTIONS, **kw),
+        x,
+        call_kwargs={"mask": mask},
+        expected_output_shape=[[(3, 5, 2 * P)] * 2, [(2, 2, 3, UNITS), (2, 2, 3, P)]],
+        run_saving=False,
+        run_mixed_precision=False,
+    )
+
+
+def test_scalar_mix_layer_checks():
+    layers = [tf.random.stateless_normal((2, 3, 4), seed=(k, 0)) for k in range(3)]
+    mask = tf.constant([[1, 1, 0], [1, 1, 1]]) > 0
+    run_layer_test(
+        lambda **kw: ScalarMix(3, do_layer_norm=True, **kw),
+        layers,
+        call_kwargs={"mask": mask},
+        expected_output_shape=(2, 3, 4),
+        run_saving=False,
+    )
+
+
+def test_elmo_tokenizer_layer_checks(tmp_path):
+    run_layer_test(
+        lambda **kw: ElmoTokenizer(mode="punctuation", **kw),
+        tf.constant(["The cat sat.", "Hello, world!"]),
+        expected_output_shape=(2, 4),
+        tmp_path=tmp_path,
+        run_mixed_precision=False,  # strings in, strings out
+    )
+
+
+@pytest.mark.parametrize("output_mode", ["elmo", "dict"])
+def test_elmo_layer_layer_checks(tmp_path, output_mode):
+    shapes = (3, 4, 2 * P)
+    if output_mode == "dict":
+        shapes = {
+            "word_emb": (3, 4, P),
+            "lstm_outputs1": shapes,
+            "lstm_outputs2": shapes,
+            "elmo": shapes,
+            "default": (3, 2 * P),
+            "sequence_len": (3,),
+        }
+    run_layer_test(
+        lambda **kw: ElmoLayer(TINY_OPTIONS, output_mode=output_mode, **kw),
+        char_ids(),
+        expected_output_shape=shapes,
+        expected_mask_shape=(3, 4) if output_mode == "elmo" else None,
+        tmp_path=tmp_path,
+    )
+
+
+def test_elmo_layer_mixed_precision_keeps_the_bilm_float32():
+    keras.utils.set_random_seed(3)
+    layer = ElmoLayer(TINY_OPTIONS, dtype="mixed_bfloat16")
+    out = layer(char_ids())
+    assert out.dtype == tf.bfloat16
+    # The sublayers compute in float32 whatever the outer policy.
+    for sub in (layer.token_encoder, layer.bilm, layer.mixes[0]):
+        assert sub.compute_dtype == "float32", sub.name
+
+
+# ------------------------------------------------------------ numbers
+@pytest.mark.parametrize("feature_major", [False, True])
+def test_projected_lstm_matches_numpy(feature_major):
+    keras.utils.set_random_seed(5)
+    lstm = ProjectedLSTM(UNITS, P, 4, cell_clip=0.5, proj_clip=0.3, feature_major=feature_major)
+    lstm.build()
+    rng = np.random.default_rng(1)
+    # Large enough weights that both clips bind somewhere.
+    lstm.set_weights([rng.normal(size=w.shape).astype("float32") for w in lstm.get_weights()])
+    x = rng.normal(size=(2, 3, 5, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], bool)
+    state = (tf.zeros((2, 3, UNITS)), tf.zeros((2, 3, P)))
+    out, (c, h) = lstm(tf.constant(x), tf.constant(mask), state)
+    for d in range(2):
+
+        def w(var, d=d):
+            # Feature-major layers store W^T (see lstm.py); numpy uses W.
+            value = var.numpy()[d]
+            return value.T if feature_major else value
+
+        want, finals = numpy_lstm(
+            x[d],
+            mask,
+            w(lstm.kernel),
+            w(lstm.recurrent_kernel),
+            lstm.bias.numpy()[d],
+            w(lstm.projection),
+            0.5,
+            0.3,
+        )
+        np.testing.assert_allclose(out[d].numpy(), want, atol=FLOAT32_ATOL, rtol=1e-5)
+        for b, (fc, fh) in enumerate(finals):
+            np.testing.assert_allclose(c[d, b].numpy(), fc, atol=FLOAT32_ATOL, rtol=1e-5)
+            np.testing.assert_allclose(h[d, b].numpy(), fh, atol=FLOAT32_ATOL, rtol=1e-5)
+    assert np.abs(out.numpy()).max() == pytest.approx(0.3)  # the projection clip binds
+
+
+def test_bidirectional_lm_matches_numpy():
+    keras.utils.set_random_seed(6)
+    bilm = BidirectionalLM.from_options(TINY_OPTIONS)
+    bilm.build()
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 4, P)).astype("float32")
+    lengths = [4, 2]
+    mask = np.arange(4)[None, :] < np.array(lengths)[:, None]
+    outputs, _ = bilm(tf.constant(x), tf.constant(mask))
+    # numpy: the forward LSTM reads each row in order, the backward one the
+    # row's real tokens reversed; layer 2 adds the skip connection.
+    for b, n in enumerate(lengths):
+        layer_in = [x[b, :n], x[b, :n][::-1]]
+        for k, lstm in enumerate(bilm.lstms):
+            layer_out = []
+            for d in range(2):
+
+                def w(var, d=d, lstm=lstm):
+                    value = var.numpy()[d]
+                    return value.T if lstm.feature_major else value
+
+                out, _ = numpy_lstm(
+                    layer_in[d][None],
+                    np.ones((1, n), bool),
+                    w(lstm.kernel),
+                    w(lstm.recurrent_kernel),
+                    lstm.bias.numpy()[d],
+                    w(lstm.projection),
+                    3.0,
+                    3.0,
+                )
+                layer_out.append(out[0] + (layer_in[d] if k > 0 else 0.0))
+            want = np.concatenate([layer_out[0], layer_out[1][::-1]], -1)
+            np.testing.assert_allclose(
+                outputs[k][b, :n].numpy(), want, atol=FLOAT32_ATOL, rtol=1e-5
+            )
+            layer_in = layer_out
+
+
+def test_char_cnn_token_encoder_matches_numpy(tmp_path):
+    # Random weights, written in the published format and read back by the
+    # independent numpy ELMo (tests/numpy_reference.py), which knows the spec's
+    # layouts (conv kernels, highway carry/transform, projection).
+    keras.utils.set_random_seed(7)
+    layer = ElmoLayer(TINY_OPTIONS)
+    layer.build()
+    rng = np.random.default_rng(3)
+    layer.token_encoder.set_weights(
+        [
+            rng.normal(scale=0.5, size=w.shape).astype("float32")
+            for w in layer.token_encoder.get_weights()
+        ]
+    )
+    layer.save_original(tmp_path / "options.json", tmp_path / "weights.hdf5")
+    reference = NumpyElmo(layer.options, tmp_path / "weights.hdf5")
+    got = layer.token_encoder(char_ids()).numpy()
+    for b, sentence in enumerate(SENTENCES):
+        for t, token in enumerate(sentence):
+            np.testing.assert_allclose(
+                got[b, t], reference.token_vector(token), atol=1e-5, rtol=1e-5, err_msg=token
+            )
+        np.testing.assert_array_equal(got[b, len(sentence) :], 0.0)  # padding stays zero
