@@ -115,9 +115,8 @@ def _write_text_atomically(path, text):
 class ModelSource:
     """Where the model comes from: a preset name, the original pair, or a .keras file.
 
-    Paths may be local, any scheme Beam's filesystems read (`gs://`, `s3://`,
-    ...; copied to a local temporary file first) or, for the original pair,
-    `http(s)://` URLs (downloaded into keras_elmo's cache).
+    Paths may be local or any scheme Beam's filesystems read (`gs://`,
+    `s3://`, ...; copied to a local temporary file first).
     """
 
     preset: str | None = None
@@ -220,8 +219,8 @@ class _Embedder:
         for row, tokens in enumerate(token_lists):
             n = len(tokens)
             cut = vectors[row, :, :n] if self.layers == "all" else vectors[row, :n]
-            # A copy, so that one kept sentence does not pin the padded batch.
-            out.append(np.array(cut))
+            # A view: the padded batch lives until its sentences are written.
+            out.append(cut)
         return out
 
 
@@ -449,6 +448,7 @@ class _Hdf5Shard:
         self.temp_path = temp_path
         self.local_path = local_path
         self.file = h5py.File(local_path, "w")
+        self.groups = {}  # input index -> its group (a lookup per line costs)
 
 
 class _Hdf5Sink(filebasedsink.FileBasedSink):
@@ -476,7 +476,10 @@ class _Hdf5Sink(filebasedsink.FileBasedSink):
 
     def write_record(self, shard, element):
         (index, line), array = element
-        shard.file.create_dataset(f"{index}/{line}", data=array)
+        group = shard.groups.get(index)
+        if group is None:
+            group = shard.groups[index] = shard.file.create_group(str(index))
+        group.create_dataset(str(line), data=array)
 
     def close(self, shard):
         shard.file.close()
