@@ -22,6 +22,7 @@ _PUBLIC = {
     "load_options": "keras_elmo.options",
     "published_options": "keras_elmo.options",
     "export_saved_model": "keras_elmo.serving.export",
+    "list_presets": "keras_elmo.checkpoints.presets",
     "ElmoError": "keras_elmo.errors",
 }
 

@@ -13,6 +13,7 @@ import pytest
 from support.http_server import serve
 
 from keras_elmo.checkpoints import download
+from keras_elmo.errors import ElmoError
 
 DATA = bytes(range(256)) * 4099  # ~1 MB, crosses the 1 MiB read block
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -109,7 +110,7 @@ def test_404_names_the_url_and_the_cache_path(tmp_path):
     message = str(err.value)
     assert "HTTP 404" in message and server.url("/missing.hdf5") in message
     assert str(target) in message
-    assert isinstance(err.value, OSError)
+    assert isinstance(err.value, ElmoError) and isinstance(err.value, OSError)
     assert leftovers(tmp_path) == []
     assert not target.exists()
 

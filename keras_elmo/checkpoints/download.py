@@ -27,6 +27,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from keras_elmo.errors import ElmoError
 from keras_elmo.progress import progress_bar
 
 CACHE_ENV = "KERAS_ELMO_CACHE"
@@ -36,7 +37,7 @@ TIMEOUT = 60
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(OSError):
+class DownloadError(ElmoError, OSError):
     """A file could not be fetched, or what arrived is not the expected file."""
 
 

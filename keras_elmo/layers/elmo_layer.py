@@ -8,9 +8,9 @@ import tensorflow as tf
 
 from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
-from keras_elmo.checkpoints import efml
+from keras_elmo.checkpoints import download, efml, presets
 from keras_elmo.checkpoints import original as conversion
-from keras_elmo.errors import MissingFileError
+from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
@@ -214,8 +214,18 @@ class ElmoLayer(keras.layers.Layer):
         self.built = True
 
     @classmethod
-    def from_original(cls, options_file, weight_file, **kwargs):
-        """Build from the published `options.json` + `weights.hdf5` pair."""
+    def from_original(cls, options_file, weight_file, *, progress=True, **kwargs):
+        """Build from the published `options.json` + `weights.hdf5` pair.
+
+        Either file may be an `http(s)://` URL, as AllenNLP accepted: it is
+        downloaded once into the cache (`keras_elmo.checkpoints.download`)
+        and read from there afterwards, also offline. `progress=False` hides
+        the download progress bar.
+        """
+        if download.is_url(options_file):
+            options_file = download.cached_url(options_file, progress=progress)
+        if download.is_url(weight_file):
+            weight_file = download.cached_url(weight_file, progress=progress)
         for path, what in ((options_file, "options file"), (weight_file, "weight file")):
             if not os.path.isfile(path):
                 raise MissingFileError(f"ELMo {what} not found: {path}")
@@ -244,6 +254,22 @@ class ElmoLayer(keras.layers.Layer):
         layer.token_encoder.set_lexicons(model.char_lexicon, model.word_lexicon)
         efml.assign_weights(model, layer.token_encoder, layer.bilm)
         return layer
+
+    @classmethod
+    def from_preset(cls, preset, *, progress=True, **kwargs):
+        """Build from a preset name (`keras_elmo.list_presets()`) or a model directory.
+
+        "elmo-small-en" is shipped with the package; the published AllenNLP
+        models are downloaded on first use into the cache and read from
+        there afterwards, also offline. `kwargs` go to the constructor
+        (e.g. `output_mode="dict"`, `fine_tune="top"`).
+        """
+        model = presets.resolve_model(preset, progress=progress)
+        if model.format == "original":
+            return cls.from_original(model.files["options"], model.files["weights"], **kwargs)
+        if model.format == "efml":
+            return cls.from_elmoformanylangs(model.files["model_dir"], **kwargs)
+        raise InputError(f"{preset!r} is a {model.format!r} model, which this version cannot load.")
 
     def save_original(self, options_file, weight_file):
         """Write `options.json` + `weights.hdf5` readable by bilm-tf and AllenNLP."""

@@ -1,0 +1,225 @@
+"""Models by name: the shipped `elmo-small-en` and the published models, one table.
+
+Each `Preset` says which files make the model (`files`: role -> path inside
+the preset's directory) and, for a downloaded model, where each piece comes
+from (`downloads`). A download is either a single file or a zip archive
+unpacked as a directory (`extract=True`), so a family of models published as
+archives (ELMoForManyLangs: one zip per language) adds rows, not code.
+`format` names the loader: "original" is the `options.json` + `weights.hdf5`
+pair that `ElmoLayer.from_original` reads; other loaders add their own name.
+
+Downloaded presets live in `<cache>/presets/<name>/` (see
+`download.cache_dir()`); the shipped one is package data. Like the rest of
+`checkpoints`, this module imports no TensorFlow: the command line resolves
+a model name before it loads TensorFlow.
+"""
+
+import dataclasses
+import importlib.resources
+import os
+from pathlib import Path
+
+from keras_elmo.checkpoints import download, efml
+from keras_elmo.errors import InputError, MissingFileError
+
+# The format `ElmoLayer.from_original` reads: role -> file name in the directory.
+ORIGINAL_FILES = {"options": "options.json", "weights": "weights.hdf5"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    """One piece of a preset: `url` fetched to `dest` inside the preset's directory.
+
+    `size` (bytes) and `sha256` are checked where known; without `size`, the
+    server's Content-Length is. With `extract=True` the URL is a zip archive
+    unpacked as the directory `dest`.
+    """
+
+    url: str
+    dest: str
+    size: int | None = None
+    sha256: str | None = None
+    extract: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    format: str
+    files: dict
+    # Nothing to download: the files are package data (`shipped_dir`).
+    downloads: tuple = ()
+    shipped_dir: str | None = None
+    # For people choosing a model (docs, `list_presets`); not checked.
+    approx_size: str = ""
+    source: str = ""
+
+
+ALLENNLP_ELMO = "https://s3-us-west-2.amazonaws.com/allennlp/models/elmo"
+ALLENNLP_PAGE = "https://allennlp.org/elmo"
+
+
+def _allennlp(name, stem, description, approx_size):
+    """A published AllenNLP model: `<stem>/elmo_<stem>_{options.json,weights.hdf5}`.
+
+    The URLs are the ones the AllenNLP ELMo page links (allennlp.org/elmo).
+    Their sizes and digests are not published, so the server's
+    Content-Length is what the download is checked against.
+    """
+    base = f"{ALLENNLP_ELMO}/{stem}/elmo_{stem}"
+    return Preset(
+        name=name,
+        description=description,
+        format="original",
+        files=dict(ORIGINAL_FILES),
+        downloads=(
+            Download(f"{base}_options.json", ORIGINAL_FILES["options"]),
+            Download(f"{base}_weights.hdf5", ORIGINAL_FILES["weights"]),
+        ),
+        approx_size=approx_size,
+        source=ALLENNLP_PAGE,
+    )
+
+
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            name="elmo-small-en",
+            description="The model shipped with keras_elmo: LSTM 256/128, 2 layers, trained "
+            "on 3.2 M tokens of Brown, SOTU and Moby-Dick (examples, tests, small experiments).",
+            format="original",
+            files=dict(ORIGINAL_FILES),
+            shipped_dir="elmo-small-en",
+            approx_size="5.5 MB (shipped, no download)",
+            source="saved_models/elmo-small-en/MODEL_CARD.md",
+        ),
+        _allennlp(
+            "allennlp-small-en",
+            "2x1024_128_2048cnn_1xhighway",
+            "AllenNLP 'Small': LSTM 1024/128, 1 highway, 13.6 M parameters, trained on the "
+            "1 Billion Word Benchmark.",
+            "~54 MB",
+        ),
+        _allennlp(
+            "allennlp-medium-en",
+            "2x2048_256_2048cnn_1xhighway",
+            "AllenNLP 'Medium': LSTM 2048/256, 1 highway, 28.0 M parameters, trained on the "
+            "1 Billion Word Benchmark.",
+            "~112 MB",
+        ),
+        _allennlp(
+            "allennlp-original-en",
+            "2x4096_512_2048cnn_2xhighway",
+            "AllenNLP 'Original', the ELMo of the paper: LSTM 4096/512, 2 highway, 93.6 M "
+            "parameters, trained on the 1 Billion Word Benchmark.",
+            "~374 MB",
+        ),
+        _allennlp(
+            "allennlp-original-5.5b-en",
+            "2x4096_512_2048cnn_2xhighway_5.5B",
+            "AllenNLP 'Original (5.5B)': the Original architecture trained on 5.5 B tokens "
+            "(Wikipedia + WMT 2008-2012 news); AllenNLP's recommended default.",
+            "~374 MB",
+        ),
+    )
+}
+
+
+def list_presets():
+    """{name: description} of every preset, the shipped one first."""
+    return {name: preset.description for name, preset in PRESETS.items()}
+
+
+def get_preset(name):
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; the presets are: {', '.join(PRESETS)}.")
+    return PRESETS[name]
+
+
+def preset_dir(name):
+    """The directory that holds (or will hold) preset `name`'s files."""
+    preset = get_preset(name)
+    if preset.shipped_dir is not None:
+        return shipped_model_dir(preset.shipped_dir)
+    return download.cache_dir() / "presets" / name
+
+
+def shipped_model_dir(dirname):
+    """Where a model shipped with the package is, in every way of installing it.
+
+    The repository keeps shipped models in its top-level `saved_models/`. A
+    wheel or `pip install .` carries them inside the package as
+    `keras_elmo/saved_models/` (setup.py maps the one onto the other), read
+    here with importlib.resources. A checkout on sys.path or an editable
+    install imports keras_elmo from the repository, beside `saved_models/`.
+    """
+    packaged = importlib.resources.files("keras_elmo").joinpath("saved_models", dirname)
+    if isinstance(packaged, os.PathLike) and packaged.is_dir():
+        return Path(packaged)
+    in_repo = Path(__file__).resolve().parents[2] / "saved_models" / dirname
+    if in_repo.is_dir():
+        return in_repo
+    raise MissingFileError(
+        f"the shipped model {dirname!r} is not installed: looked in {packaged} and {in_repo}."
+    )
+
+
+def fetch_preset(name, *, progress=True, offline=None):
+    """The local files of preset `name`, downloading them on first use: {role: Path}."""
+    preset = get_preset(name)
+    directory = preset_dir(name)
+    for item in preset.downloads:
+        fetcher = download.fetch_archive if item.extract else download.fetch
+        fetcher(
+            item.url,
+            directory / item.dest,
+            size=item.size,
+            sha256=item.sha256,
+            progress=progress,
+            offline=offline,
+        )
+    files = {role: directory / rel for role, rel in preset.files.items()}
+    for role, path in files.items():
+        if not path.exists():
+            raise MissingFileError(f"preset {name!r}: its {role} file {path} is missing.")
+    return files
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFiles:
+    """A model on local disk: its loader's `format` and its files {role: Path}."""
+
+    format: str
+    files: dict
+
+
+def resolve_model(spec, *, progress=True, offline=None):
+    """A preset name or a model directory -> `ModelFiles`, downloading a preset if needed.
+
+    A directory is recognised by its contents: `options.json` + `weights.hdf5`
+    is the original format, `config.json` + `char.dic` an ELMoForManyLangs
+    model ("efml", files {"model_dir": the directory}).
+    """
+    spec = os.fspath(spec)
+    if spec in PRESETS:
+        return ModelFiles(
+            PRESETS[spec].format, fetch_preset(spec, progress=progress, offline=offline)
+        )
+    path = Path(spec)
+    if path.is_dir():
+        files = {role: path / name for role, name in ORIGINAL_FILES.items()}
+        if all(p.is_file() for p in files.values()):
+            return ModelFiles("original", files)
+        if efml.is_model_dir(path):
+            return ModelFiles("efml", {"model_dir": path})
+        raise InputError(
+            f"{spec} holds no model this version reads: expected "
+            f"{' + '.join(ORIGINAL_FILES.values())} (or an ELMoForManyLangs config.json + "
+            f"char.dic)."
+        )
+    raise InputError(
+        f"{spec!r} is neither a preset nor a model directory; the presets are: "
+        f"{', '.join(PRESETS)}."
+    )

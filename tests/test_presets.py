@@ -1,0 +1,268 @@
+"""Presets by name and models by URL, against a file server on 127.0.0.1.
+
+Downloaded models are the bilm-tf fixture served over HTTP, checked against
+bilm-tf's own outputs; the shipped preset against an explicit-path load of
+the repository's files.
+"""
+
+import hashlib
+import io
+import os
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from support.http_server import serve
+from test_layer import allclose, load_fixture
+
+from keras_elmo import ElmoLayer, batch_to_ids, list_presets, published_options
+from keras_elmo.checkpoints import download, presets
+from keras_elmo.errors import InputError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "saved_models" / "elmo-small-en"
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv(download.CACHE_ENV, str(root))
+    monkeypatch.delenv(download.OFFLINE_ENV, raising=False)
+    return root
+
+
+@pytest.fixture
+def fixture_files(fixture_dir):
+    return {
+        "/m/options.json": (fixture_dir / "options.json").read_bytes(),
+        "/m/weights.hdf5": (fixture_dir / "lm_weights.hdf5").read_bytes(),
+    }
+
+
+def first_fixture_batch(fixture_dir):
+    """bilm-tf's top-layer outputs for the first batch of its test sentences."""
+    sentences, expected = load_fixture(fixture_dir)
+    batch = [sentences[k][0].split() for k in range(3)]
+    return batch, [expected[k][0] for k in range(3)]
+
+
+def assert_reproduces_fixture(layer, fixture_dir):
+    batch, expected = first_fixture_batch(fixture_dir)
+    top = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
+    for k in range(3):
+        got = top[k, : len(batch[k])]
+        assert allclose(got, expected[k]), (k, np.abs(got - expected[k]).max())
+
+
+def add_preset(monkeypatch, preset):
+    monkeypatch.setitem(presets.PRESETS, preset.name, preset)
+
+
+def add_fixture_preset(monkeypatch, server, fixture_files, checked=True):
+    """Preset "test-fixture": the bilm-tf fixture's two files on `server`.
+
+    `checked`: the row carries each file's size and SHA-256 (computed here).
+    """
+    downloads = []
+    for path, dest in (("/m/options.json", "options.json"), ("/m/weights.hdf5", "weights.hdf5")):
+        data = fixture_files[path]
+        sums = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} if checked else {}
+        downloads.append(presets.Download(server.url(path), dest, **sums))
+    add_preset(
+        monkeypatch,
+        presets.Preset(
+            name="test-fixture",
+            description="the bilm-tf fixture over HTTP",
+            format="original",
+            files=dict(presets.ORIGINAL_FILES),
+            downloads=tuple(downloads),
+        ),
+    )
+
+
+def test_the_table():
+    names = list(list_presets())
+    assert names == [
+        "elmo-small-en",
+        "allennlp-small-en",
+        "allennlp-medium-en",
+        "allennlp-original-en",
+        "allennlp-original-5.5b-en",
+    ]
+    sizes = {
+        "allennlp-small-en": "small",
+        "allennlp-medium-en": "medium",
+        "allennlp-original-en": "original",
+        "allennlp-original-5.5b-en": "original",
+    }
+    for name, size in sizes.items():
+        preset = presets.get_preset(name)
+        urls = [d.url for d in preset.downloads]
+        assert [d.dest for d in preset.downloads] == ["options.json", "weights.hdf5"]
+        assert all(u.startswith("https://s3-us-west-2.amazonaws.com/allennlp/") for u in urls)
+        # The published file names spell out the architecture:
+        # 2x<lstm dim>_<projection dim>_2048cnn_<n>xhighway.
+        lstm = published_options(size)["lstm"]
+        n_highway = published_options(size)["char_cnn"]["n_highway"]
+        stem = f"2x{lstm['dim']}_{lstm['projection_dim']}_2048cnn_{n_highway}xhighway"
+        assert all(f"/elmo_{stem}" in u for u in urls), urls
+        assert urls[0].endswith("_options.json") and urls[1].endswith("_weights.hdf5")
+        assert ("5.5B" in urls[1]) == ("5.5b" in name)
+
+
+def test_unknown_names_and_empty_directories_are_clear(tmp_path):
+    with pytest.raises(InputError, match="elmo-small-en") as err:
+        ElmoLayer.from_preset("elmo-huge-xx")
+    assert "'elmo-huge-xx'" in str(err.value)
+    with pytest.raises(InputError, match="options.json \\+ weights.hdf5"):
+        presets.resolve_model(tmp_path)
+
+
+def test_model_directories_are_recognised_by_their_files(fixture_dir):
+    model = presets.resolve_model(fixture_dir.parent / "efml" / "model_zip")
+    assert model == presets.ModelFiles(
+        "efml", {"model_dir": fixture_dir.parent / "efml" / "model_zip"}
+    )
+    assert presets.resolve_model(str(SHIPPED)) == presets.ModelFiles(
+        "original", {"options": SHIPPED / "options.json", "weights": SHIPPED / "weights.hdf5"}
+    )
+
+
+def test_an_elmoformanylangs_directory_loads_through_from_preset(fixture_dir):
+    model_dir = fixture_dir.parent / "efml" / "model_zip"
+    by_dir = ElmoLayer.from_preset(model_dir, output_mode="dict")
+    direct = ElmoLayer.from_elmoformanylangs(model_dir, output_mode="dict")
+    tokens = [["Grüße", "aus", "Köln"], ["Привет", "", ""]]
+    got, want = by_dir(tokens), direct(tokens)
+    for key in ("word_emb", "lstm_outputs1", "lstm_outputs2"):
+        np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
+
+
+def test_shipped_preset_needs_no_network_and_equals_the_explicit_load(monkeypatch, cache):
+    monkeypatch.setenv(download.OFFLINE_ENV, "1")
+    model = presets.resolve_model("elmo-small-en")
+    # In a checkout (and an editable install) the shipped files are the repository's.
+    assert model.files == {
+        "options": SHIPPED / "options.json",
+        "weights": SHIPPED / "weights.hdf5",
+    }
+    by_name = ElmoLayer.from_preset("elmo-small-en", output_mode="dict")
+    by_path = ElmoLayer.from_original(
+        SHIPPED / "options.json", SHIPPED / "weights.hdf5", output_mode="dict"
+    )
+    ids = batch_to_ids(["The cat sat on the mat .".split(), "Call me Ishmael .".split(), ["Hello"]])
+    got, want = by_name(ids), by_path(ids)
+    for key in ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo", "default"):
+        # The same graph on the same inputs: equal to the last bit.
+        np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=key)
+    assert np.abs(want["lstm_outputs2"].numpy()).max() > 0.01
+    assert not cache.exists()  # nothing was downloaded or cached
+
+
+def test_a_model_directory_is_a_preset_too(fixture_dir, tmp_path):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    (directory / "options.json").write_bytes((fixture_dir / "options.json").read_bytes())
+    (directory / "weights.hdf5").write_bytes((fixture_dir / "lm_weights.hdf5").read_bytes())
+    layer = ElmoLayer.from_preset(directory, stateful=True, output_mode="dict")
+    assert_reproduces_fixture(layer, fixture_dir)
+
+
+def test_downloaded_preset_then_offline(monkeypatch, fixture_dir, fixture_files, cache):
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files)
+        layer = ElmoLayer.from_preset(
+            "test-fixture", progress=False, stateful=True, output_mode="dict"
+        )
+        assert len(server.requests) == 2
+    assert_reproduces_fixture(layer, fixture_dir)
+    assert (cache / "presets" / "test-fixture" / "weights.hdf5").read_bytes() == (
+        fixture_files["/m/weights.hdf5"]
+    )
+    # The server is gone: the cache serves the preset.
+    again = ElmoLayer.from_preset("test-fixture", stateful=True, output_mode="dict")
+    assert_reproduces_fixture(again, fixture_dir)
+
+
+def test_archive_preset(monkeypatch, fixture_dir, fixture_files, cache):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("en/options.json", fixture_files["/m/options.json"])
+        zf.writestr("en/weights.hdf5", fixture_files["/m/weights.hdf5"])
+    archive = buffer.getvalue()
+    with serve({"/en.zip": archive}) as server:
+        add_preset(
+            monkeypatch,
+            presets.Preset(
+                name="test-archive",
+                description="the bilm-tf fixture as a zip archive",
+                format="original",
+                files={"options": "model/en/options.json", "weights": "model/en/weights.hdf5"},
+                downloads=(
+                    presets.Download(
+                        server.url("/en.zip"),
+                        "model",
+                        size=len(archive),
+                        sha256=hashlib.sha256(archive).hexdigest(),
+                        extract=True,
+                    ),
+                ),
+            ),
+        )
+        layer = ElmoLayer.from_preset(
+            "test-archive", progress=False, stateful=True, output_mode="dict"
+        )
+    assert_reproduces_fixture(layer, fixture_dir)
+    unpacked = cache / "presets" / "test-archive" / "model" / "en"
+    assert sorted(p.name for p in unpacked.iterdir()) == ["options.json", "weights.hdf5"]
+    offline = ElmoLayer.from_preset("test-archive", stateful=True, output_mode="dict")
+    assert_reproduces_fixture(offline, fixture_dir)
+
+
+def test_from_original_accepts_urls_and_caches_them(fixture_dir, fixture_files):
+    with serve(fixture_files) as server:
+        urls = server.url("/m/options.json"), server.url("/m/weights.hdf5")
+        layer = ElmoLayer.from_original(*urls, progress=False, stateful=True, output_mode="dict")
+    assert_reproduces_fixture(layer, fixture_dir)
+    cached = download.url_cache_path(urls[1])
+    assert cached.read_bytes() == fixture_files["/m/weights.hdf5"]
+    # Offline now: the same URLs load from the cache.
+    again = ElmoLayer.from_original(*urls, stateful=True, output_mode="dict")
+    assert_reproduces_fixture(again, fixture_dir)
+
+
+def test_a_url_that_cannot_be_fetched_is_a_clear_error(fixture_files):
+    with serve(fixture_files) as server:
+        url = server.url("/m/nothing.hdf5")
+        with pytest.raises(download.DownloadError, match="HTTP 404") as err:
+            ElmoLayer.from_original(server.url("/m/options.json"), url, progress=False)
+    assert url in str(err.value) and str(download.url_cache_path(url)) in str(err.value)
+
+
+def test_checkpoint_modules_resolve_models_without_tensorflow(tmp_path):
+    """The CLI resolves a model before loading TensorFlow: these modules must not import it."""
+    script = f"""
+import importlib.abc, importlib.util, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ImportError("imported " + name)
+sys.meta_path.insert(0, Refuse())
+# Only the checkpoint modules: skip keras_elmo/__init__ (the public API imports the layers).
+spec = importlib.util.spec_from_file_location(
+    "keras_elmo", {str(REPO / "keras_elmo" / "__init__.py")!r},
+    submodule_search_locations=[{str(REPO / "keras_elmo")!r}])
+sys.modules["keras_elmo"] = importlib.util.module_from_spec(spec)  # not executed
+from keras_elmo.checkpoints import presets
+print(presets.resolve_model("elmo-small-en").files["weights"])
+"""
+    env = dict(os.environ, KERAS_ELMO_OFFLINE="1", KERAS_ELMO_CACHE=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(SHIPPED / "weights.hdf5")
+
