@@ -22,15 +22,6 @@ import sys
 DEFAULT_MODEL_NAME = "elmo-small-en"
 
 
-def default_model_dir():
-    """The model shipped in the repository's `saved_models/` (or $KERAS_ELMO_MODEL_DIR)."""
-    env = os.environ.get("KERAS_ELMO_MODEL_DIR")
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(os.path.dirname(here), "saved_models", DEFAULT_MODEL_NAME)
-
-
 def _positive_int(text):
     try:
         value = int(text)
@@ -51,23 +42,32 @@ def _non_negative_float(text):
     return value
 
 
-def _model_files(args):
-    from keras_elmo.errors import InputError, MissingFileError
+def _model_source(args):
+    """The model a command reads, as keyword arguments for the serving functions.
+
+    `--model` (a preset name or a model directory; default: the shipped
+    elmo-small-en) or the explicit pair `--options-file` + `--weight-file`.
+    Resolving a preset imports no TensorFlow; it may download the model.
+    """
+    from keras_elmo.checkpoints import presets
+    from keras_elmo.errors import InputError
 
     options_file, weight_file = args.options_file, args.weight_file
-    if (options_file is None) != (weight_file is None):
-        raise InputError(
-            "give both --options-file and --weight-file, or neither (the shipped model)."
-        )
-    if options_file is None:
-        model_dir = default_model_dir()
-        options_file = os.path.join(model_dir, "options.json")
-        weight_file = os.path.join(model_dir, "weights.hdf5")
-        if not os.path.isfile(options_file):
-            raise MissingFileError(
-                f"no shipped model at {model_dir}; pass --options-file and --weight-file."
+    if options_file is not None or weight_file is not None:
+        if args.model is not None:
+            raise InputError("give --model or --options-file + --weight-file, not both.")
+        if options_file is None or weight_file is None:
+            raise InputError(
+                "give both --options-file and --weight-file, or neither (then --model, "
+                f"default {DEFAULT_MODEL_NAME})."
             )
-    return options_file, weight_file
+        return {"options_file": options_file, "weight_file": weight_file}
+    model = presets.resolve_model(
+        args.model or DEFAULT_MODEL_NAME, progress=not getattr(args, "quiet", False)
+    )
+    if model.format == "efml":
+        return {"options_file": None, "weight_file": None, "efml_dir": model.files["model_dir"]}
+    return {"options_file": model.files["options"], "weight_file": model.files["weights"]}
 
 
 def _expand(patterns):
@@ -91,13 +91,11 @@ def _expand(patterns):
 def _run_embed(args):
     from keras_elmo.serving import embed_file
 
-    options_file, weight_file = _model_files(args)
     try:
         embed_file.embed_file(
             args.input_file,
             args.output_file,
-            options_file,
-            weight_file,
+            **_model_source(args),
             layers=args.layers,
             batch_size=args.batch_size,
             stateful=args.stateful,
@@ -118,9 +116,16 @@ def _run_embed(args):
 
 
 def _run_export(args):
+    from keras_elmo.errors import InputError
     from keras_elmo.serving import export
 
-    source = args.keras_file if args.keras_file else _model_files(args)
+    if args.keras_file:
+        if args.model or args.options_file or args.weight_file:
+            raise InputError("give --keras-file or a model (--model, --options-file), not both.")
+        source = args.keras_file
+    else:
+        model = _model_source(args)
+        source = model.get("efml_dir") or (model["options_file"], model["weight_file"])
     limits = {
         "max_batch_size": args.max_batch_size,
         "max_tokens_per_sentence": args.max_tokens_per_sentence,
@@ -134,17 +139,20 @@ def _run_export(args):
 
 
 def _run_beam_embed(args):
+    from keras_elmo.errors import InputError
     from keras_elmo.integrations import beam
 
     if args.keras_file:
-        if args.options_file or args.weight_file:
-            from keras_elmo.errors import InputError
-
-            raise InputError("give --keras-file or --options-file + --weight-file, not both.")
+        if args.model or args.options_file or args.weight_file:
+            raise InputError("give --keras-file or a model (--model, --options-file), not both.")
         source = beam.ModelSource(keras_file=args.keras_file)
+    elif args.options_file or args.weight_file:
+        if args.model:
+            raise InputError("give --model or --options-file + --weight-file, not both.")
+        source = beam.ModelSource(options_file=args.options_file, weight_file=args.weight_file)
     else:
-        options_file, weight_file = _model_files(args)
-        source = beam.ModelSource(options_file=options_file, weight_file=weight_file)
+        # Each worker resolves the name (or directory) itself: from_preset.
+        source = beam.ModelSource(preset=args.model or DEFAULT_MODEL_NAME)
     manifest = beam.embed_corpus(
         args.input,
         args.output_dir,
@@ -254,8 +262,14 @@ def _run_perplexity(args):
 
 
 def _add_model_args(parser):
-    parser.add_argument("--options-file", help="options.json (default: the shipped model)")
-    parser.add_argument("--weight-file", help="weights.hdf5 (default: the shipped model)")
+    parser.add_argument(
+        "--model",
+        metavar="NAME|DIR",
+        help=f"a preset name (default: {DEFAULT_MODEL_NAME}, shipped; published models are "
+        "downloaded once into the cache, see docs/models.md) or a model directory",
+    )
+    parser.add_argument("--options-file", help="options.json, with --weight-file (not --model)")
+    parser.add_argument("--weight-file", help="weights.hdf5, with --options-file")
 
 
 EMBED_EPILOG = """\

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zipfile
 
+import h5py
 import numpy as np
 import pytest
 from support.http_server import serve
@@ -266,3 +267,86 @@ print(presets.resolve_model("elmo-small-en").files["weights"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(SHIPPED / "weights.hdf5")
 
+
+# ------------------------------------------------------------------ command line
+
+
+def embed(tmp_path, name, *model_flags):
+    """Run `keras-elmo embed` on three sentences; {index: vectors} of the output."""
+    from keras_elmo.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("The cat sat on the mat .\nCall me Ishmael .\nHello !\n", encoding="utf-8")
+    out = tmp_path / f"{name}.hdf5"
+    assert main(["embed", str(src), str(out), "--quiet", *model_flags]) == 0
+    with h5py.File(out, "r") as f:
+        return {i: f[str(i)][...] for i in range(3)}
+
+
+def assert_same_vectors(got, want):
+    for i in range(3):
+        np.testing.assert_array_equal(got[i], want[i])
+
+
+def test_cli_default_model_is_the_shipped_preset(tmp_path):
+    explicit = embed(
+        tmp_path,
+        "explicit",
+        "--options-file",
+        str(SHIPPED / "options.json"),
+        "--weight-file",
+        str(SHIPPED / "weights.hdf5"),
+    )
+    assert [v.shape for v in explicit.values()] == [(3, 7, 256), (3, 4, 256), (3, 2, 256)]
+    assert_same_vectors(embed(tmp_path, "default"), explicit)
+    assert_same_vectors(embed(tmp_path, "named", "--model", "elmo-small-en"), explicit)
+    assert_same_vectors(embed(tmp_path, "dir", "--model", str(SHIPPED)), explicit)
+
+
+def test_cli_model_downloaded_by_name(monkeypatch, tmp_path, fixture_dir, fixture_files):
+    explicit = embed(
+        tmp_path,
+        "explicit",
+        "--options-file",
+        str(fixture_dir / "options.json"),
+        "--weight-file",
+        str(fixture_dir / "lm_weights.hdf5"),
+    )
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+        assert_same_vectors(embed(tmp_path, "named", "--model", "test-fixture"), explicit)
+    # Offline now: the cache serves it.
+    assert_same_vectors(embed(tmp_path, "offline", "--model", "test-fixture"), explicit)
+
+
+def test_cli_model_errors(tmp_path, capsys, monkeypatch):
+    from keras_elmo.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("a b\n")
+    out = tmp_path / "o.hdf5"
+    code = main(["embed", str(src), str(out), "--model", "elmo-huge-xx"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'elmo-huge-xx'" in err and "allennlp-original-5.5b-en" in err
+    code = main(
+        ["embed", str(src), str(out), "--model", "elmo-small-en", "--options-file", "o.json"]
+    )
+    assert code == 2 and "--model" in capsys.readouterr().err
+    # A preset that is not cached, offline: the URL and the cache path in one line.
+    monkeypatch.setenv(download.OFFLINE_ENV, "1")
+    code = main(["embed", str(src), str(out), "--model", "allennlp-small-en"])
+    err = capsys.readouterr().err
+    assert code == 2 and presets.get_preset("allennlp-small-en").downloads[0].url in err
+    assert str(presets.preset_dir("allennlp-small-en")) in err
+    assert not out.exists()
+
+
+def test_cli_model_elmoformanylangs_directory(tmp_path, fixture_dir):
+    from keras_elmo.serving.embed_file import embed_file
+
+    model_dir = fixture_dir.parent / "efml" / "model_zip"
+    by_flag = embed(tmp_path, "flag", "--model", str(model_dir))
+    direct = tmp_path / "direct.hdf5"
+    embed_file(tmp_path / "in.txt", direct, None, None, efml_dir=model_dir)
+    with h5py.File(direct, "r") as f:
+        assert_same_vectors(by_flag, {i: f[str(i)][...] for i in range(3)})
