@@ -144,3 +144,28 @@ def test_export_from_an_efml_directory(tmp_path):
     path = export.export_from_files(EFML / "model_zip", tmp_path)
     meta = json.loads((tmp_path / "1" / "assets.extra" / "keras_elmo.json").read_text())
     assert path.endswith("1") and meta["options"]["kind"] == "efml"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_embed_cli_with_an_efml_model(tmp_path, model):
+    from keras_elmo import cli
+
+    out = tmp_path / "vectors.hdf5"
+    source = write_sentence_file(tmp_path)
+    assert cli.main(["embed", str(source), str(out), "--model", str(EFML / model), "--quiet"]) == 0
+    check_embed_output(out, model)
+
+
+def test_export_cli_with_an_efml_model(tmp_path, capsys):
+    from keras_elmo import cli
+
+    base = tmp_path / "exports"
+    assert cli.main(["export", str(base), "--model", str(EFML / "model_zip")]) == 0
+    meta = json.loads((base / "1" / "assets.extra" / "keras_elmo.json").read_text())
+    assert meta["options"]["kind"] == "efml"
+    # A directory that holds no model: one line on stderr, exit status 2.
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert cli.main(["export", str(base), "--model", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "empty" in err
