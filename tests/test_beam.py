@@ -60,7 +60,8 @@ def _corpus(seed, n_lines, long_at):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """Two input files of a few hundred lines, and `keras-elmo embed`'s output for each."""
+    """Two input files of a few hundred lines (the second with a BOM and CRLF line ends),
+    and `keras-elmo embed`'s output for each."""
     root = tmp_path_factory.mktemp("beam_corpus")
     from conftest import FIXTURES
 
@@ -71,7 +72,10 @@ def corpus(tmp_path_factory):
     files = []
     for k, (n, long_at) in enumerate(((230, 100), (170, 20))):
         path = inputs / f"part-{k}.txt"
-        path.write_text("\n".join(_corpus(k, n, long_at)) + "\n", encoding="utf-8")
+        text = "\n".join(_corpus(k, n, long_at)) + "\n"
+        if k == 1:  # a byte-order mark and CRLF line ends, which embed's reader handles
+            text = "\ufeff" + text.replace("\n", "\r\n")
+        path.write_bytes(text.encode("utf-8"))
         files.append(path)
     expected = {}
     for layers in ("all", "top", "average"):
@@ -80,7 +84,7 @@ def corpus(tmp_path_factory):
             code = main(["embed", str(path), str(out), f"--{layers}", "--quiet"] + model)
             assert code == 0
             with h5py.File(out, "r") as f:
-                n = sum(1 for _ in open(path, encoding="utf-8"))
+                n = sum(1 for _ in open(path, encoding="utf-8-sig"))
                 expected[layers, str(path)] = [f[str(i)][()] for i in range(n)]
     return {"root": root, "files": files, "model": model, "expected": expected}
 

@@ -564,8 +564,10 @@ class _ReadLines(beam.DoFn):
     def process(self, item):
         index, path = item
         count = 0
-        with _local_copy(path) as local:
-            for line, tokens in embed_file.read_sentences(local):
+        # Streamed through Beam's filesystems (gs://, ... read in place),
+        # uncompressed: byte for byte what `embed` reads.
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+            for line, tokens in embed_file.sentences_from_stream(stream, path):
                 count += 1
                 yield (index, line), tokens
         yield beam.pvalue.TaggedOutput("counts", (index, count))
