@@ -351,3 +351,18 @@ def test_an_empty_line_follows_embeds_rule(fixture_dir, tmp_path, capsys):
     else:  # the line is an error: the same one, naming the line
         message = embed_err.split("error: ", 1)[1].strip()
         assert "line 2" in message and message in beam_err
+
+
+def test_preset_source_is_the_shipped_model():
+    from conftest import REPO
+
+    shipped = REPO / "saved_models" / "elmo-small-en"
+    by_name = kbeam.load_layer(kbeam.ModelSource(preset="elmo-small-en"))
+    by_files = kbeam.load_layer(
+        kbeam.ModelSource(
+            options_file=str(shipped / "options.json"),
+            weight_file=str(shipped / "weights.hdf5"),
+        )
+    )
+    assert by_name.output_mode == "dict" and not by_name.stateful
+    assert kbeam.weights_sha256(by_name) == kbeam.weights_sha256(by_files)
