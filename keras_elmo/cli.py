@@ -421,12 +421,11 @@ def _limit(text):
     if text.lower() == "none":
         return None
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or none, got {text!r}")
-    return value
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or none, got {text!r}"
+        ) from None
 
 
 def _add_build_vocab(sub):
