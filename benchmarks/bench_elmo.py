@@ -170,7 +170,29 @@ def flops_per_token(options):
 
 
 # --------------------------------------------------------------------- hardware
+def cpu_flags():
+    """The CPU features that decide the matmul speed of each dtype, from /proc/cpuinfo
+    ({} where it cannot be read, e.g. not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    break
+            else:
+                return {}
+    except OSError:
+        return {}
+    return {
+        "avx2": "avx2" in have,
+        "avx512f": "avx512f" in have,
+        "avx512_bf16": "avx512_bf16" in have,
+        "amx": bool({"amx_bf16", "amx_tile"} & have),
+    }
+
+
 def hardware():
+    """CPU model, cores and the dtype-relevant feature flags, for result files."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -180,7 +202,13 @@ def hardware():
                     break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    flags = cpu_flags()
+    features = (
+        ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
+        if flags
+        else "CPU flags unknown"
+    )
+    return f"{model}, {os.cpu_count()} cores ({features})"
 
 
 # --------------------------------------------------------------------- worker

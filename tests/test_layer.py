@@ -81,6 +81,39 @@ def test_fixture_reproduced_stateful(fixture_dir, lstm_layout):
             assert allclose(got, expected[k][i]), (i, k, np.abs(got - expected[k][i]).max())
 
 
+def test_fixture_reproduced_in_small_chunks(fixture_dir, lstm_layout, monkeypatch):
+    """The input side computed two positions at a time and every step cut into
+    blocks of two rows (the fixture batch is three wide): the same numbers."""
+    monkeypatch.setattr(lstm_lib, "CHUNK_ROWS", 2)
+    sentences, expected = load_fixture(fixture_dir)
+    layer = fixture_layer(fixture_dir, stateful=True, output_mode="dict")
+    for i in range(10):
+        batch = [sentences[k][i].split() for k in range(3)]
+        top = layer(batch_to_ids(batch))["lstm_outputs2"].numpy()
+        for k in range(3):
+            got = top[k, : len(batch[k])]
+            assert allclose(got, expected[k][i]), (i, k, np.abs(got - expected[k][i]).max())
+
+
+def test_chunked_input_side_matches_numpy_and_gradients(random_model, monkeypatch):
+    """Chunks of 3 positions over a batch of 4 sentences (blocks of 3 + 1 rows)
+    against the numpy reference, and the same gradients as one chunk."""
+    opt, w, ref = random_model()
+    grads_whole = _gradients(ElmoLayer.from_original(opt, w, fine_tune="all"))
+    monkeypatch.setattr(lstm_lib, "CHUNK_ROWS", 3)
+    out = ElmoLayer.from_original(opt, w, output_mode="dict")(batch_to_ids(SENTENCES))
+    for i, sentence in enumerate(SENTENCES):
+        want, _ = ref.layers(sentence)
+        for key, k in (("lstm_outputs1", 1), ("lstm_outputs2", 2)):
+            np.testing.assert_allclose(out[key][i, : len(sentence)], want[k], atol=1e-5)
+            assert (out[key].numpy()[i, len(sentence) :] == 0).all()
+    grads = _gradients(ElmoLayer.from_original(opt, w, fine_tune="all"))
+    for (path, g), f in zip(grads_whole.items(), grads.values()):
+        g, f = tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(f).numpy()
+        assert np.abs(g).sum() > 0, path
+        np.testing.assert_allclose(f, g, rtol=1e-4, atol=1e-5 * np.abs(g).max(), err_msg=path)
+
+
 def test_stateful_reset_starts_over(fixture_dir):
     sentences, expected = load_fixture(fixture_dir)
     layer = fixture_layer(fixture_dir, stateful=True, output_mode="dict")

@@ -10,10 +10,10 @@ in the same time step with batched matmuls. Per direction and step:
     c = clip(c, cell_clip)
     h = clip((sigmoid(o) * tanh(c)) W_P, proj_clip)
 
-`x W_x + B` does not depend on the recurrence, so it is computed for every
-time step at once in one large matmul before the loop; the loop only does the
-two small matmuls of the recurrence. Padding steps keep the previous state and
-emit zeros.
+`x W_x + B` does not depend on the recurrence, so it is computed for many
+time steps at once in one large matmul (a chunk of CHUNK_ROWS positions);
+each step only does the two small matmuls of the recurrence. Padding steps
+keep the previous state and emit zeros.
 """
 
 import keras
@@ -31,6 +31,14 @@ MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 # the 2048/256 size (2**21) only loses at batch 1 (-35%), the 1024/128 size
 # loses at batch 1 and 32. Either layout gives the same numbers.
 FEATURE_MAJOR_MIN_RECURRENT = 2**22
+# The input-side gate pre-activations (x W_x + B) are computed for this many
+# packed positions at a time (a chunk holds < 2 * CHUNK_ROWS), not for the
+# whole input at once: their working memory (4D floats per position and
+# direction, 128 KiB per token for the published size) then stays bounded
+# instead of growing with the input. A time step wider than this is cut into
+# blocks of at most CHUNK_ROWS rows. Large enough that the input-side matmul
+# keeps its rate (see benchmarks/memory_per_token.py for the numbers).
+CHUNK_ROWS = 512
 
 
 def run_packed(
@@ -47,6 +55,7 @@ def run_packed(
     n_dir,
     matmul_dtype=None,
     feature_major=False,
+    chunk_rows=None,
 ):
     """The whole layer on real (mask=True) positions only, as a packed sequence.
 
@@ -58,12 +67,15 @@ def run_packed(
     masked positions, and the final (c, h). `matmul_dtype` ("bfloat16" /
     "float16", None: float32) is the dtype of the matmuls' operands only;
     their results, the gates, the cell state, the clipping and the outputs
-    stay float32.
+    stay float32. `chunk_rows` (None: CHUNK_ROWS) bounds the positions per
+    input-side chunk and the rows per block.
 
     No work is spent on padding: the input-side matmul runs on the N real
     positions only (gathered in time-major order, so step t's rows are one
     contiguous range), and step t runs its recurrent and projection matmuls
-    only on the rows that are real at t. With sentences of mixed length a
+    only on the rows that are real at t. The input side runs chunk by chunk
+    (CHUNK_ROWS positions) inside the time loop, so that its (N, 4D) result
+    never exists whole: working memory grows with the outputs only. With sentences of mixed length a
     batch is mostly padding at its late steps (batch 32 of 10-40 tokens:
     ~40% of all positions).
 
@@ -88,66 +100,102 @@ def run_packed(
 
     if matmul_dtype is not None:  # cast each weight once per call, not per step
         kernel, w_rec, w_proj = (tf.cast(w, matmul_dtype) for w in (kernel, w_rec, w_proj))
+    chunk_rows = chunk_rows or CHUNK_ROWS
     batch = tf.shape(inputs)[1]
     mask_tm = tf.transpose(mask)  # (T, B)
+    steps = tf.shape(mask_tm)[0]
     counts = tf.reduce_sum(tf.cast(mask_tm, tf.int32), axis=1)  # real rows per step
     offsets = tf.cumsum(counts, exclusive=True)
     positions = tf.cast(tf.where(mask_tm), tf.int32)  # (N, 2) [t, b], time-major
+    batch_rows = positions[:, 1:]  # (N, 1): the batch row of each packed position
     packed_inputs = [
         tf.gather_nd(tf.transpose(inputs[d], [1, 0, 2]), positions) for d in range(n_dir)
     ]  # n_dir x (N, in)
-    if feature_major:
-        pre = [
-            matmul(kernel[d], packed_inputs[d], transpose_b=True) + bias[d][:, None]
-            for d in range(n_dir)
-        ]  # n_dir x (4D, N)
-    else:
-        pre = [matmul(packed_inputs[d], kernel[d]) + bias[d] for d in range(n_dir)]  # (N, 4D)
-    steps = tf.shape(mask_tm)[0]
+
+    # Blocks: each step's real rows, cut into runs of at most chunk_rows (a
+    # step wider than that, e.g. thousands of one-word sentences, takes several
+    # blocks; its rows are independent of each other). Packed positions are
+    # time-major, so block b is the contiguous range [start[b], end[b]).
+    per_step = tf.where(counts > 0, (counts - 1) // chunk_rows + 1, 0)
+    n_blocks = tf.reduce_sum(per_step)
+    block_step = tf.repeat(tf.range(steps), per_step)
+    within = tf.range(n_blocks) - tf.gather(tf.cumsum(per_step, exclusive=True), block_step)
+    block_start = tf.gather(offsets, block_step) + within * chunk_rows
+    step_end = tf.gather(offsets + counts, block_step)
+    block_end = block_start + tf.minimum(step_end - block_start, chunk_rows)
+    # Chunks: the blocks that start in the same chunk_rows-sized range of
+    # positions share one input-side matmul (< 2 * chunk_rows rows).
+    bucket = block_start // chunk_rows
+    previous = tf.pad(bucket, [[1, 0]], constant_values=-1)[:-1]
+    chunk_first = tf.cast(tf.where(tf.not_equal(bucket, previous))[:, 0], tf.int32)
+    chunk_stop = tf.concat([chunk_first[1:], [n_blocks]], 0)
+    n_chunks = tf.shape(chunk_first)[0]
+
     d_proj = tf.shape(h0)[-1]
     outputs = tf.TensorArray(
         h0.dtype,
-        size=steps + 1,
+        size=n_blocks + 1,
         infer_shape=False,
         element_shape=tf.TensorShape([None, n_dir, h0.shape[-1]]),
     )
-    # An empty last element keeps `concat` valid when there are no steps.
-    outputs = outputs.write(steps, tf.zeros([0, n_dir, d_proj], h0.dtype))
+    # An empty last element keeps `concat` valid when there are no blocks.
+    outputs = outputs.write(n_blocks, tf.zeros([0, n_dir, d_proj], h0.dtype))
 
-    def body(t, c, h, outputs):
-        rows = tf.where(mask_tm[t])[:, :1]  # (n, 1) the batch rows real at step t
-        span = slice(offsets[t], offsets[t] + counts[t])  # step t's part of `pre`
-        new_c, new_h = [], []
-        for d in range(n_dir):
-            h_prev, c_prev = tf.gather_nd(h[d], rows), tf.gather_nd(c[d], rows)
-            if feature_major:
-                z = pre[d][:, span] + matmul(w_rec[d], h_prev, transpose_b=True)  # (4D, n)
-                gate_axis, c_prev = 0, tf.transpose(c_prev)
-            else:
-                z = pre[d][span] + matmul(h_prev, w_rec[d])  # (n, 4D)
-                gate_axis = 1
-            # TF1's gate order i, j, f, o along the 4D axis.
-            i, j, f, o = tf.split(z, 4, axis=gate_axis)
-            c_d = tf.sigmoid(f + FORGET_BIAS) * c_prev + tf.sigmoid(i) * tf.tanh(j)
-            if cell_clip is not None:
-                c_d = tf.clip_by_value(c_d, -cell_clip, cell_clip)
-            if feature_major:
-                h_d = tf.transpose(matmul(w_proj[d], tf.sigmoid(o) * tf.tanh(c_d)))  # (n, P)
-                c_d = tf.transpose(c_d)
-            else:
-                h_d = matmul(tf.sigmoid(o) * tf.tanh(c_d), w_proj[d])
-            if proj_clip is not None:
-                h_d = tf.clip_by_value(h_d, -proj_clip, proj_clip)
-            new_c.append(c_d)
-            new_h.append(h_d)
-        outputs = outputs.write(t, tf.stack(new_h, axis=1))
-        c = tuple(tf.tensor_scatter_nd_update(c[d], rows, new_c[d]) for d in range(n_dir))
-        h = tuple(tf.tensor_scatter_nd_update(h[d], rows, new_h[d]) for d in range(n_dir))
-        return t + 1, c, h, outputs
+    def input_side(d, x):
+        if feature_major:
+            return matmul(kernel[d], x, transpose_b=True) + bias[d][:, None]  # (4D, n)
+        return matmul(x, kernel[d]) + bias[d]  # (n, 4D)
+
+    def step(d, pre, h_prev, c_prev):
+        """One direction's step on the gathered rows; `pre` their x W_x + B."""
+        if feature_major:
+            z = pre + matmul(w_rec[d], h_prev, transpose_b=True)  # (4D, n)
+            gate_axis, c_prev = 0, tf.transpose(c_prev)
+        else:
+            z = pre + matmul(h_prev, w_rec[d])  # (n, 4D)
+            gate_axis = 1
+        # TF1's gate order i, j, f, o along the 4D axis.
+        i, j, f, o = tf.split(z, 4, axis=gate_axis)
+        c_d = tf.sigmoid(f + FORGET_BIAS) * c_prev + tf.sigmoid(i) * tf.tanh(j)
+        if cell_clip is not None:
+            c_d = tf.clip_by_value(c_d, -cell_clip, cell_clip)
+        if feature_major:
+            h_d = tf.transpose(matmul(w_proj[d], tf.sigmoid(o) * tf.tanh(c_d)))  # (n, P)
+            c_d = tf.transpose(c_d)
+        else:
+            h_d = matmul(tf.sigmoid(o) * tf.tanh(c_d), w_proj[d])
+        if proj_clip is not None:
+            h_d = tf.clip_by_value(h_d, -proj_clip, proj_clip)
+        return c_d, h_d
+
+    def chunk_body(k, c, h, outputs):
+        first, stop = chunk_first[k], chunk_stop[k]
+        low, high = block_start[first], block_end[stop - 1]
+        pre = [input_side(d, packed_inputs[d][low:high]) for d in range(n_dir)]
+
+        def block_body(b, c, h, outputs):
+            start, end = block_start[b], block_end[b]
+            rows = batch_rows[start:end]  # (n, 1) the batch rows of block b
+            span = slice(start - low, end - low)  # block b's part of `pre`
+            new_c, new_h = [], []
+            for d in range(n_dir):
+                pre_d = pre[d][:, span] if feature_major else pre[d][span]
+                c_d, h_d = step(d, pre_d, tf.gather_nd(h[d], rows), tf.gather_nd(c[d], rows))
+                new_c.append(c_d)
+                new_h.append(h_d)
+            outputs = outputs.write(b, tf.stack(new_h, axis=1))
+            c = tuple(tf.tensor_scatter_nd_update(c[d], rows, new_c[d]) for d in range(n_dir))
+            h = tuple(tf.tensor_scatter_nd_update(h[d], rows, new_h[d]) for d in range(n_dir))
+            return b + 1, c, h, outputs
+
+        _, c, h, outputs = tf.while_loop(
+            lambda b, *_: b < stop, block_body, (first, c, h, outputs), parallel_iterations=1
+        )
+        return k + 1, c, h, outputs
 
     _, c, h, outputs = tf.while_loop(
-        lambda t, *_: t < steps,
-        body,
+        lambda k, *_: k < n_chunks,
+        chunk_body,
         (
             tf.constant(0),
             tuple(tf.unstack(c0, num=n_dir)),
@@ -273,6 +321,7 @@ class ProjectedLSTM(keras.layers.Layer):
             self.n_directions,
             None if self.matmul_dtype == "float32" else self.matmul_dtype,
             self.feature_major,
+            CHUNK_ROWS,  # read per call, so that a test or benchmark can set it
         )
         return outputs, (c, h)
 
