@@ -12,7 +12,9 @@ that tracing and first-touch allocations are done. Then it resets the
 kernel's peak-RSS mark (`/proc/self/clear_refs`, Linux), runs the case once
 and reports VmHWM - VmRSS before the call: the working memory of the call
 itself (weights and the traced graph are already resident and not counted),
-divided by the number of tokens (glibc's mmap threshold is fixed at 64 KiB
+and the peak of TensorFlow's CPU allocator during the call (tensors only:
+the most direct measure of working memory; RSS also sees allocator caching),
+each divided by the number of tokens (glibc's mmap threshold is fixed at 64 KiB
 in the subprocess, so freed buffers leave RSS and cannot hide new ones) (positions given to the layer; <S> and </S>
 are added inside). The time of that call is reported too.
 
@@ -139,7 +141,7 @@ def main(argv=None):
             rev = subprocess.run(  # (empty for a plain copy without git)
                 ["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
             ).stdout.strip()
-            res["code"] = f"{os.path.basename(repo)} ({rev})"
+            res["code"] = os.path.basename(repo) + (f" ({rev})" if rev else "")
             rows.append(res)
             print(
                 f"# {res['code']} {case}: {res['working_mb']:.0f} MB, "
@@ -156,14 +158,17 @@ def main(argv=None):
         f"LSTM matmul operands: {args.lstm_matmul_dtype}; words from {source}",
         f"- date: {datetime.date.today().isoformat()}; command: "
         f"`python benchmarks/memory_per_token.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
-        "- working memory: peak RSS during one call minus RSS before it (weights, graph resident)",
+        "- tensor memory: the peak of TensorFlow's CPU allocator during one call minus what it "
+        "held before (weights resident); RSS: peak RSS during the call minus RSS before it",
         "",
-        "| code | case | tokens | working memory | bytes per token | seconds | tokens/s |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| code | case | tokens | tensor memory | per token | RSS growth | per token "
+        "| seconds | tokens/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['code']} | {r['case']} | {r['tokens']} | {r['working_mb']:.0f} MB | "
+            f"| {r['code']} | {r['case']} | {r['tokens']} | {r['tensor_peak_mb']:.0f} MB | "
+            f"{r['tensor_bytes_per_token'] / 1024:.1f} KB | {r['working_mb']:.0f} MB | "
             f"{r['bytes_per_token'] / 1024:.1f} KB | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
