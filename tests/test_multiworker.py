@@ -214,3 +214,34 @@ def test_resume_after_a_worker_is_killed(setup, tmp_path):
     # The restarted job ran the third epoch only and ends where one process ends.
     assert len(got["losses"]) == 3
     _assert_same_training(got, setup["reference"], steps=3)
+
+
+def test_keras_elmo_train_command_on_two_workers(setup, tmp_path):
+    """The CLI: the same `keras-elmo train` on both workers; the chief writes the model."""
+    out, ckpt = tmp_path / "model", tmp_path / "ckpt"
+    command = [sys.executable, "-m", "keras_elmo.cli", "train", *setup["base"]["files"]]
+    command += ["--vocab", setup["base"]["vocab"], "--output-dir", str(out)]
+    command += ["--checkpoint-dir", str(ckpt), "--lstm-dim", "8", "--projection-dim", "4"]
+    command += ["--char-dim", "4", "--filters", "[[1, 4], [2, 4]]", "--n-negative", "4"]
+    command += ["--batch-size", "8", "--steps-per-epoch", "2", "--epochs", "1", "--quiet"]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for k in range(2):
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": k}})
+        procs.append(
+            subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    for proc in procs:
+        try:
+            stdout, stderr = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        assert proc.returncode == 0, stderr[-3000:]
+        assert json.loads(stdout)["steps"] == 2  # each worker reports the shared step count
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["steps"] == 2 and (out / "weights.hdf5").is_file()
+    assert json.loads((ckpt / "training_metadata.json").read_text())["epoch"] == 1
