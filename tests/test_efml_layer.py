@@ -186,3 +186,40 @@ def test_warm_up_stores_the_mean_final_state():
     ):
         mean = carried.numpy()[:, :, :n].mean(axis=2)
         np.testing.assert_allclose(stored.numpy(), mean, atol=1e-6, rtol=0)
+
+
+def test_every_efml_language_is_a_preset():
+    from keras_elmo.checkpoints import efml, presets
+
+    for code, (language, _) in efml.LANGUAGES.items():
+        preset = presets.get_preset(f"elmo-efml-{code}")
+        assert preset.format == "efml" and language in preset.description
+        assert [d.url for d in preset.downloads] == [efml.language_url(code)]
+        assert preset.downloads[0].extract
+
+
+def test_an_efml_preset_downloads_unpacks_and_loads(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from support.http_server import serve
+
+    from keras_elmo.checkpoints import download, efml, presets
+
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(download.OFFLINE_ENV, raising=False)
+    # The zip holds the model in a subdirectory, as an unpacked archive may.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted((EFML / "model_zip").iterdir()):
+            archive.writestr(f"xx.model/{path.name}", path.read_bytes())
+    data = buffer.getvalue()
+    with serve({"/170.zip": data}) as server:
+        preset = presets.efml_preset("xx", "Testish", server.url("/170.zip"))
+        monkeypatch.setitem(presets.PRESETS, preset.name, preset)
+        layer = ElmoLayer.from_preset("elmo-efml-xx", progress=False, output_mode="dict")
+    assert_matches_efml(all_layers(layer, padded(SENTENCES)), "model_zip")
+    monkeypatch.setenv(download.OFFLINE_ENV, "1")
+    again = ElmoLayer.from_preset("elmo-efml-xx", output_mode="dict")
+    assert_matches_efml(all_layers(again, padded(SENTENCES)), "model_zip")
+    assert efml.is_model_dir(tmp_path / "cache" / "presets" / "elmo-efml-xx" / "model" / "xx.model")

@@ -86,13 +86,15 @@ def add_fixture_preset(monkeypatch, server, fixture_files, checked=True):
 
 def test_the_table():
     names = list(list_presets())
-    assert names == [
+    assert names[:5] == [
         "elmo-small-en",
         "allennlp-small-en",
         "allennlp-medium-en",
         "allennlp-original-en",
         "allennlp-original-5.5b-en",
     ]
+    # Then the 44 ELMoForManyLangs languages (tests/test_efml_layer.py checks them).
+    assert names[5:] == [f"elmo-efml-{code}" for code in presets.efml.LANGUAGES]
     sizes = {
         "allennlp-small-en": "small",
         "allennlp-medium-en": "medium",

@@ -82,6 +82,25 @@ def _allennlp(name, stem, description, approx_size):
     )
 
 
+EFML_PAGE = "https://github.com/HIT-SCIR/ELMoForManyLangs"
+
+
+def efml_preset(code, language, url):
+    """An ELMoForManyLangs model: one zip, unpacked as `model/` (the loader finds
+    the model files there or in its one subdirectory)."""
+    return Preset(
+        name=f"elmo-efml-{code}",
+        description=f"ELMoForManyLangs {language} (HIT-SCIR): LSTM 4096/512, Unicode "
+        "characters + 100-d words, trained on 20 M words of CoNLL 2018 raw text "
+        "(docs/many-languages.md).",
+        format="efml",
+        files={"model_dir": "model"},
+        # NLPL publishes no sizes or digests: the Content-Length is checked.
+        downloads=(Download(url, "model", extract=True),),
+        source=EFML_PAGE,
+    )
+
+
 PRESETS = {
     preset.name: preset
     for preset in (
@@ -125,6 +144,14 @@ PRESETS = {
         ),
     )
 }
+# The 44 languages EFML's README links (codes and NLPL ids in efml.LANGUAGES).
+PRESETS.update(
+    (p.name, p)
+    for p in (
+        efml_preset(code, language, efml.language_url(code))
+        for code, (language, _) in efml.LANGUAGES.items()
+    )
+)
 
 
 def list_presets():
