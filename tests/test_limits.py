@@ -130,3 +130,16 @@ def test_stateful_state_rows(tiny_options):
     layer = ElmoLayer(tiny_options, stateful=True, max_batch_size=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=2"):
         layer(tf.constant(["a", "b", "c"]))
+
+
+def test_char_cnn_chunks_give_the_same_vectors(layers, monkeypatch):
+    from keras_elmo.layers import token_encoder
+
+    _, free = layers
+    words = [f"tok{i}" for i in range(11)]
+    ids = tf.constant(batch_to_ids([words, words[:4] + ["x" * 60]]))
+    whole = free.token_encoder(ids).numpy()
+    monkeypatch.setattr(token_encoder, "CNN_CHUNK_TOKENS", 3)  # 13 distinct + padding: 5 chunks
+    for call in (free.token_encoder, tf.function(free.token_encoder.__call__)):
+        np.testing.assert_allclose(call(ids).numpy(), whole, atol=ATOL, rtol=0)
+    assert (whole[1, 5:] == 0).all() and (whole[0] != 0).any(axis=-1).all()

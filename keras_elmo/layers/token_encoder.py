@@ -6,6 +6,14 @@ import tensorflow as tf
 from keras_elmo import options as options_lib
 from keras_elmo.text import characters
 
+# Distinct tokens go through the CNN in chunks of at most this many rows. The
+# conv activations of one token take up to ~400 KB with the published CNN
+# (2048 filters x ~45 positions x 4 bytes): 4096 distinct 48-byte tokens in
+# one go raised a serving process's peak by ~0.8 GB; chunked, the CNN's
+# working memory is bounded whatever the request (benchmarks/serving_limits.py).
+# A batch with fewer distinct tokens skips the loop (no speed change measured).
+CNN_CHUNK_TOKENS = 512
+
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class CharCNNTokenEncoder(keras.layers.Layer):
@@ -132,6 +140,36 @@ class CharCNNTokenEncoder(keras.layers.Layer):
             h = tf.matmul(h, self.w_proj) + self.b_proj
         return h
 
+    def _encode_chunked(self, char_ids):
+        """`encode_unique` over chunks of CNN_CHUNK_TOKENS rows, one after the other."""
+        n = tf.shape(char_ids)[0]
+        chunk = CNN_CHUNK_TOKENS
+        n_chunks = (n + chunk - 1) // chunk
+        pieces = tf.TensorArray(
+            self.compute_dtype,
+            size=n_chunks,
+            infer_shape=False,
+            element_shape=tf.TensorShape([None, self.output_dim]),
+        )
+
+        def body(i, pieces):
+            rows = char_ids[i * chunk : (i + 1) * chunk]
+            return i + 1, pieces.write(i, tf.cast(self.encode_unique(rows), self.compute_dtype))
+
+        def chunked():
+            # parallel_iterations=1: one chunk's activations alive at a time.
+            _, done = tf.while_loop(
+                lambda i, _: i < n_chunks, body, [tf.constant(0), pieces], parallel_iterations=1
+            )
+            return done.concat()
+
+        # Most batches of text fit one chunk: run them without the loop.
+        return tf.cond(
+            n <= chunk,
+            lambda: tf.cast(self.encode_unique(char_ids), self.compute_dtype),
+            chunked,
+        )
+
     def call(self, char_ids):
         char_ids = tf.cast(char_ids, tf.int32)
         shape = tf.shape(char_ids)
@@ -146,7 +184,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         is_token = tf.reduce_any(unique > 0, axis=-1, keepdims=True)
         # The all-zero padding row (its output is zeroed below) goes in as
         # padding chars, so it does not stop `encode_unique` from truncating.
-        encoded = self.encode_unique(tf.where(is_token, unique, characters.PAD_CHAR + 1))
+        encoded = self._encode_chunked(tf.where(is_token, unique, characters.PAD_CHAR + 1))
         encoded = tf.where(is_token, encoded, tf.zeros_like(encoded))
         out = tf.gather(encoded, index)
         return tf.reshape(out, tf.concat([shape[:-1], [self.output_dim]], 0))
