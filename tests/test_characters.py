@@ -46,8 +46,20 @@ def test_padding_rows_are_zero_and_shape_is_longest():
     assert (ids[1, 1:] == 0).all() and (ids[1, 0] > 0).all()
 
 
-def test_empty_string_is_padding():
-    ids = batch_to_ids([["a", ""]])
+def test_empty_string_token_is_a_real_token_in_lists():
+    # AllenNLP's batch_to_ids([["", "empty", "token", ""]]) row for "":
+    # begin-of-word 259, end-of-word 260, then padding 261 (ids shifted by +1).
+    ids = batch_to_ids([["", "empty", "token", ""], ["a"]])
+    np.testing.assert_array_equal(ids[0, 0], expected([258, 259]))
+    np.testing.assert_array_equal(ids[0, 0][:4], [259, 260, 261, 261])
+    np.testing.assert_array_equal(ids[0, 3], ids[0, 0])
+    np.testing.assert_array_equal(ids[0, 1], expected([258] + list(b"empty") + [259]))
+    assert (ids[1, 1:] == 0).all()  # the batch padding is still zeros
+    assert (batch_to_ids([[b""]])[0, 0] == expected([258, 259])).all()
+
+
+def test_empty_string_is_padding_in_dense_tensors():
+    ids = tokens_to_char_ids(tf.constant([["a", ""]])).numpy()
     assert (ids[0, 1] == 0).all()
 
 
@@ -74,12 +86,13 @@ TOKENS = [
 
 def test_graph_equals_numpy_dense_with_padding():
     rng = np.random.default_rng(0)
-    sentences = [list(rng.choice(TOKENS, size=n)) for n in (5, 1, 9, 3)]
+    # Python strings throughout: a numpy str array would drop the trailing NUL
+    # of "\x00" (turning it into "").
+    sentences = [[TOKENS[k] for k in rng.integers(0, len(TOKENS), n)] for n in (5, 1, 9, 3)]
     want = batch_to_ids(sentences)
-    dense = np.full(want.shape[:2], "", dtype=object)
-    for i, s in enumerate(sentences):
-        dense[i, : len(s)] = s
-    got = tokens_to_char_ids(tf.constant(dense.astype(str).tolist())).numpy()
+    longest = want.shape[1]
+    dense = [s + [""] * (longest - len(s)) for s in sentences]
+    got = tokens_to_char_ids(tf.constant(dense)).numpy()
     np.testing.assert_array_equal(got, want)
 
 

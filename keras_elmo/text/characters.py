@@ -6,8 +6,10 @@ token's UTF-8 encoding truncated to `max_chars - 2`, and every id is then
 shifted by +1 so that an all-zero row means "no token here" (batch padding).
 `<S>` and `</S>` get the special begin/end-of-sentence char instead of bytes.
 
-Both implementations treat the empty string as padding (all zeros): in a
-dense string tensor "" is the padding value, so the numpy side must agree.
+The empty string: in a Python token list (`batch_to_ids`) "" is a real
+token, `[bow, eow, pad, ...]`, as in AllenNLP's `batch_to_ids`; in a dense
+string tensor (`tokens_to_char_ids`, `ElmoLayer`) "" is the padding value and
+maps to all zeros, since a dense tensor has no other way to mark padding.
 A token that is not valid UTF-8 is an error, never silently altered.
 """
 
@@ -71,10 +73,8 @@ def _token_bytes(token, where):
 
 
 def token_to_ids(token, max_chars=MAX_CHARS_PER_TOKEN, where="token"):
-    """Shifted char ids of one token, shape (max_chars,); zeros for ""."""
+    """Shifted char ids of one token, shape (max_chars,); "" gives `[bow, eow, pad...]`."""
     data = _token_bytes(token, where)
-    if not data:
-        return np.zeros((max_chars,), dtype=np.int32)
     if data == b"<S>":
         return _special_token_ids(BOS_CHAR, max_chars)
     if data == b"</S>":
@@ -91,7 +91,9 @@ def batch_to_ids(sentences, max_chars=MAX_CHARS_PER_TOKEN):
     """Turn a list of token lists into int32 char ids (batch, max_tokens, max_chars).
 
     Rows are 0-padded to the longest sentence; no `<S>`/`</S>` is added (the
-    model adds them). Tokens may be `str` or UTF-8 `bytes`.
+    model adds them). Tokens may be `str` or UTF-8 `bytes`. An empty-string
+    token is a real token (begin/end-of-word ids), as in AllenNLP; only in
+    dense string tensors is "" padding.
     """
     if isinstance(sentences, (str, bytes)):
         raise TypeError("batch_to_ids expects a list of token lists, got a single string.")
