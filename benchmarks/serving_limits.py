@@ -7,8 +7,9 @@ that imports only TensorFlow (as a server would) and sends, one after the
 other:
 
 - over the limits: one sentence of 100,000 tokens, 250 sentences of 400
-  tokens (100,000 tokens), 20,000 one-word sentences, and a `tokens`
-  request 1 x 100,000;
+  tokens (100,000 tokens), `max_batch_size` sentences of
+  `max_tokens_per_sentence` tokens, 20,000 one-word sentences, and a
+  `tokens` request 1 x 100,000;
 - at the limits: one sentence of `max_tokens_per_sentence` tokens, and
   `max_batch_size` sentences filling `max_tokens_per_request` positions,
   with ordinary words and with all-distinct 48-byte tokens (the char CNN's
@@ -76,7 +77,9 @@ requests = [
     ("warm-up, tokens: 2 x 8", tokens_sig, as_tokens([words(8), words(8, 8)]), None),
     ("1 sentence x 100,000 tokens", text, as_text([words(100_000)]), "max_tokens_per_sentence"),
     ("250 sentences x 400 tokens (100,000)", text,
-     as_text([words(400, 400 * i) for i in range(250)]), "max_tokens_per_request"),
+     as_text([words(400, 400 * i) for i in range(250)]), "max_batch_size"),
+    (f"{B} sentences x {S} tokens", text,
+     as_text([words(S, S * i) for i in range(B)]), "max_tokens_per_request"),
     ("20,000 sentences x 1 token", text, as_text([words(1, i) for i in range(20_000)]),
      "max_batch_size"),
     ("tokens: 1 x 100,000", tokens_sig, as_tokens([words(100_000)]), "max_tokens_per_sentence"),
