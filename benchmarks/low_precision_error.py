@@ -26,7 +26,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
-from bench_elmo import make_sentences  # noqa: E402
+from bench_elmo import hardware, make_sentences  # noqa: E402
 
 from keras_elmo.layers.lstm import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
 
@@ -106,6 +106,7 @@ def main(argv=None):
     lines = [
         "### low_precision_error",
         "",
+        f"- hardware: {hardware()}",
         f"- text: {args.sentences} {source}; batch {args.batch_size}",
         f"- date: {datetime.date.today().isoformat()}; command: "
         f"`python benchmarks/low_precision_error.py {command}`".rstrip(),

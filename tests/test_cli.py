@@ -103,3 +103,24 @@ def test_missing_model_files_are_clear_errors(tmp_path, capsys):
         ]
     )
     assert code == 2 and "options file not found" in capsys.readouterr().err
+
+
+def test_lstm_matmul_dtype_flag(fixture_dir, tmp_path):
+    """--lstm-matmul-dtype bfloat16 reaches the layer: the top layer moves by a
+    bfloat16 rounding (not 0, not more than 2**-5 relative) against the fixture;
+    float32 stays exact."""
+    sentences, expected = load_fixture(fixture_dir)
+    lines = [sentences[k][i] for i in range(10) for k in range(3)]
+    want = np.concatenate([expected[k][i] for i in range(10) for k in range(3)])
+    got = {}
+    for dtype in ("float32", "bfloat16"):
+        folder = tmp_path / dtype
+        folder.mkdir()
+        flags = ("--top", "--stateful", "--batch-size", "3", "--lstm-matmul-dtype", dtype)
+        code, out = run_embed(fixture_dir, folder, lines, *flags)
+        assert code == 0
+        with h5py.File(out, "r") as f:
+            got[dtype] = np.concatenate([f[str(n)][...] for n in range(len(lines))])
+    assert np.allclose(got["float32"], want, atol=1e-6)
+    rel = np.linalg.norm(got["bfloat16"] - want) / np.linalg.norm(want)
+    assert 2.0**-16 < rel < 2.0**-5, rel
