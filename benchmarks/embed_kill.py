@@ -6,8 +6,9 @@
 Runs the shipped small model on seeded Brown sentences (bench_elmo.make_sentences):
 one uninterrupted run (the reference, timed, also the time its first write
 appears), then `--kills` runs each killed with SIGKILL at a seeded point of
-its writing phase: after its first write shows (a committed part in
-OUTPUT.partial/; before: the output file changing), a uniform 0-90% of the
+its writing phase: this checkout, once 1-4 parts are committed in
+OUTPUT.partial/ (seeded), then uniform 0 to --flush-seconds later; before
+(--old-repo), once the output file changed, uniform 0-90% of the
 reference's writing time later.
 After each kill it records what the output path holds (absent, the old file,
 readable or not), and for this checkout: the committed parts in
@@ -103,6 +104,13 @@ def inspect_parts(folder, killed_at):
     return len(parts), unreadable, lines, lost
 
 
+def committed(out):
+    folder = out + ".partial"
+    if not os.path.isdir(folder):
+        return []
+    return [p for p in os.listdir(folder) if p.startswith("part-") and p.endswith(".hdf5")]
+
+
 def writing(out, new, old_bytes):
     """Has the run started writing? (a committed part; before: the output changed)"""
     if new:
@@ -161,9 +169,16 @@ def main(argv=None):
             old_bytes = f.read()
         start = time.monotonic()
         proc = run(embed_cmd(repo, src, out, model_dir, extra), repo)
-        while not writing(out, new, old_bytes) and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.9) * (total - first_write))
+        if new:
+            # Mid-embedding: once 1-4 parts are committed, then within one interval.
+            want = rng.randint(1, 4)
+            while len(committed(out)) < want and proc.poll() is None:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, args.flush_seconds))
+        else:
+            while not writing(out, new, old_bytes) and proc.poll() is None:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.9) * (total - first_write))
         at = time.monotonic() - start
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
@@ -190,7 +205,12 @@ def main(argv=None):
         f"- input: {args.lines} lines ({source}), shipped small model, batch {args.batch_size}"
         + (f", --flush-seconds {args.flush_seconds:g}" if new else ""),
         f"- uninterrupted run: {total:.1f} s wall (start-up included), first write at "
-        f"{first_write:.1f} s; each kill lands 0-90% of the writing time after the run's first write",
+        f"{first_write:.1f} s; "
+        + (
+            "each kill lands once 1-4 parts are committed, then 0 to --flush-seconds later"
+            if new
+            else "each kill lands 0-90% of the writing time after the run's first write"
+        ),
         "",
     ]
     if new:
