@@ -10,13 +10,14 @@ published "original" size with random weights (seeded), traces the call (a
 bench_elmo.py does) and runs it once on a small input of the same kind, so
 that tracing and first-touch allocations are done. Then it resets the
 kernel's peak-RSS mark (`/proc/self/clear_refs`, Linux), runs the case once
-and reports VmHWM - VmRSS before the call: the working memory of the call
-itself (weights and the traced graph are already resident and not counted),
-and the peak of TensorFlow's CPU allocator during the call (tensors only:
-the most direct measure of working memory; RSS also sees allocator caching),
-each divided by the number of tokens (glibc's mmap threshold is fixed at 64 KiB
-in the subprocess, so freed buffers leave RSS and cannot hide new ones) (positions given to the layer; <S> and </S>
-are added inside). The time of that call is reported too.
+and reports two measures of the call's working memory, each also divided by
+the number of tokens (positions given to the layer; <S> and </S> are added
+inside): the peak of TensorFlow's CPU allocator during the call minus what
+it held before (tensors only: the most direct measure), and VmHWM minus
+VmRSS before the call (weights and the traced graph are resident before and
+not counted; glibc's mmap threshold is fixed at 64 KiB in the subprocess so
+that freed buffers leave RSS, but allocator caching still blurs this one).
+The time of that call is reported too.
 
 With several --repo the cases alternate between the checkouts (each
 subprocess imports keras_elmo from its repo), so a before/after comparison

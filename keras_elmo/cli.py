@@ -325,7 +325,7 @@ def _add_embed(sub):
         choices=("float32", "bfloat16", "float16"),
         default="float32",
         help="the biLM's matmul operand dtype (default float32, exact). bfloat16: ~1.7x faster "
-        "on CPUs with AVX512_BF16 or AMX, ~0.5%% relative error per layer; slower without "
+        "on CPUs with AVX512_BF16 or AMX, ~0.3%% relative error per layer; slower without "
         "them (docs/performance.md)",
     )
     p.set_defaults(func=_run_embed)

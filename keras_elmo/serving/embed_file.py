@@ -430,7 +430,7 @@ def embed_file(
     `efml_dir`: an ELMoForManyLangs model directory, read instead of
     `options_file` + `weight_file` (both then None).
     `lstm_matmul_dtype`: ElmoLayer's operand dtype for the biLM matmuls
-    ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at ~0.5% relative
+    ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at ~0.3% relative
     error per layer; docs/performance.md).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
