@@ -32,8 +32,9 @@ def test_batching_file_is_written_and_fits_the_limits(tmp_path):
     assert fields["allowed_batch_sizes"] == ["8", "16", "20"]
     assert fields["batch_timeout_micros"] == ["5000"]
     assert fields["pad_variable_length_inputs"] == ["true"]
-    # max_tokens_per_request (default 4096) over 20 sentences: 204 tokens each on average.
-    assert "20 sentences pass if they average <= 204 tokens" in text
+    # The default max_tokens_per_request (2048, keras_elmo/limits.py) over 20
+    # sentences: 102 tokens each on average.
+    assert "20 sentences pass if they average <= 102 tokens" in text
 
 
 def test_default_limits_cap_the_batch_at_the_measured_size():
