@@ -9,7 +9,31 @@ Python caller would catch (`ValueError`, `FileNotFoundError`).
 
 
 class ElmoError(Exception):
-    """Base class: an expected error about the user's input."""
+    """Base class of the errors about what a user gave keras_elmo.
+
+    An `ElmoError` is an expected problem with the user's input (a file, a
+    line, an option value), not a bug; catch it to tell the two apart. The
+    concrete errors also derive from the built-in type a Python caller would
+    catch anyway: `InputError` is a `ValueError` (a file, line, token or
+    option value that cannot be used as given), `MissingFileError` a
+    `FileNotFoundError`. The `keras-elmo` command prints an `ElmoError` as
+    one line and exits with status 2; any other exception keeps its
+    traceback.
+
+    Errors raised inside a TensorFlow graph (an over-limit request, invalid
+    UTF-8 in a string tensor) are `tf.errors.InvalidArgumentError` instead.
+
+    Example:
+
+    >>> import keras_elmo
+    >>> try:
+    ...     keras_elmo.published_options("huge")
+    ... except keras_elmo.ElmoError as err:
+    ...     print(type(err).__name__, isinstance(err, ValueError))
+    ...     print(err)
+    InputError True
+    Unknown published size 'huge'; choose one of ['medium', 'original', 'small'].
+    """
 
 
 class InputError(ElmoError, ValueError):

@@ -63,7 +63,37 @@ PUBLISHED_SIZES = {
 
 
 def published_options(name):
-    """A copy of the options of a published size: small, medium or original."""
+    """Returns the options of one of the model sizes released with ELMo.
+
+    The three sizes AllenNLP published (the same 2048-filter char CNN,
+    different LSTMs), e.g. to build a randomly initialised `ElmoLayer` of a
+    published size, or to train one (`keras-elmo train`).
+
+    Args:
+        name: str. `"small"` (LSTM 1024, projection 128, 1 highway layer),
+            `"medium"` (2048, 256, 1) or `"original"` (4096, 512, 2: the
+            model of the paper).
+
+    Returns:
+        A new validated options dict (a copy: changing it changes nothing
+        else). An unknown name is an `InputError`.
+
+    Example:
+
+    >>> import keras_elmo
+    >>> options = keras_elmo.published_options("original")
+    >>> lstm = options["lstm"]
+    >>> lstm["n_layers"], lstm["dim"], lstm["projection_dim"], options["char_cnn"]["n_highway"]
+    (2, 4096, 512, 2)
+    >>> sum(count for width, count in options["char_cnn"]["filters"])
+    2048
+
+    The published file names say the same: `2x4096_512_2048cnn_2xhighway`.
+
+    Reference:
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL.
+    """
     if name not in PUBLISHED_SIZES:
         raise InputError(
             f"Unknown published size {name!r}; choose one of {sorted(PUBLISHED_SIZES)}."
@@ -76,7 +106,48 @@ MAX_OPTIONS_BYTES = 1 << 20
 
 
 def load_options(path):
-    """Read and validate an `options.json` file."""
+    """Reads and validates an `options.json` file.
+
+    The file layout is the one published with the models (bilm-tf's
+    `options.json`); the keys `ElmoLayer` does not use (`n_epochs`,
+    `dropout`, ...) are ignored. Optional keys get their defaults
+    (`activation` "relu", no clipping, no skip connections, no highway), and
+    `n_characters` 261 (as bilm-tf writes it during training) reads as 262,
+    the same table.
+
+    Args:
+        path: str or path-like. The options file (at most 1 MiB of UTF-8
+            JSON; a byte-order mark is accepted).
+
+    Returns:
+        A validated options dict, normalised, to pass to `ElmoLayer`.
+        Invalid JSON, a missing or wrong value, or sizes past
+        `keras_elmo.options.SIZE_LIMITS` are an `InputError` naming the file
+        and the option.
+
+    Example:
+
+    >>> import json
+    >>> import keras_elmo
+    >>> options = {
+    ...     "lstm": {"dim": 16, "projection_dim": 8, "n_layers": 2, "cell_clip": 3},
+    ...     "char_cnn": {
+    ...         "embedding": {"dim": 4},
+    ...         "filters": [[1, 4], [2, 8]],
+    ...         "n_characters": 261,
+    ...         "max_characters_per_token": 50,
+    ...     },
+    ... }
+    >>> with open("options.json", "w") as f:
+    ...     json.dump(options, f)
+    >>> loaded = keras_elmo.load_options("options.json")
+    >>> loaded["lstm"]
+    {'dim': 16, 'projection_dim': 8, 'n_layers': 2, 'cell_clip': 3.0, 'proj_clip': None,
+     'use_skip_connections': False}
+    >>> cnn = loaded["char_cnn"]
+    >>> cnn["n_characters"], cnn["activation"], cnn["n_highway"]
+    (262, 'relu', 0)
+    """
     with open(path, "rb") as f:
         data = f.read(MAX_OPTIONS_BYTES + 1)
     if len(data) > MAX_OPTIONS_BYTES:

@@ -155,7 +155,28 @@ PRESETS.update(
 
 
 def list_presets():
-    """{name: description} of every preset, the shipped one first."""
+    """Lists the models `ElmoLayer.from_preset` loads by name.
+
+    "elmo-small-en" is shipped with the package; the published AllenNLP
+    models ("allennlp-*") and the 44 ELMoForManyLangs languages
+    ("elmo-efml-<code>") are downloaded on first use into the cache
+    (`$KERAS_ELMO_CACHE`, else `keras_elmo/` in Keras's cache directory) and
+    read from there afterwards, also offline.
+    docs/models.md has the table with sizes and sources.
+
+    Returns:
+        A dict `{name: description}` of every preset, the shipped one first.
+
+    Example:
+
+    >>> import keras_elmo
+    >>> presets = keras_elmo.list_presets()
+    >>> list(presets)[:5]
+    ['elmo-small-en', 'allennlp-small-en', 'allennlp-medium-en', 'allennlp-original-en',
+     'allennlp-original-5.5b-en']
+    >>> sum(name.startswith("elmo-efml-") for name in presets)
+    44
+    """
     return {name: preset.description for name, preset in PRESETS.items()}
 
 

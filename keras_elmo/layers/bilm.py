@@ -20,12 +20,73 @@ from keras_elmo.layers.lstm import ProjectedLSTM
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class BidirectionalLM(keras.layers.Layer):
-    """Token vectors (B, T, P) + mask (B, T) -> (outputs, final_state).
+    """ELMo's bidirectional language model: stacked forward and backward LSTMs.
 
-    outputs: a list of (B, T, 2P), one per layer, `[forward, backward]`.
-    final_state: (c (n_layers, 2, B, units), h (n_layers, 2, B, P)), the
-    state after each row's last real step in each direction's own order.
-    An explicit `initial_state` of the same layout overrides the stored one.
+    `n_layers` layers of `ProjectedLSTM`, each running the forward and the
+    backward direction in the same time loop (the backward one on each
+    sentence reversed within its own length), with residual connections
+    between layers when `use_skip_connections`. `ElmoLayer` holds one as
+    `elmo.bilm` (built with `BidirectionalLM.from_options`) and feeds it the
+    token vectors with `<S>` and `</S>` around each sentence.
+
+    Every call starts from a stored initial state, `initial_c`/`initial_h`
+    (zeros unless `ElmoLayer.warm_up` set them), so that outputs never
+    depend on batch-mates. With `stateful=True` each batch row's final
+    state is kept and becomes the same row's initial state in the next call,
+    as bilm-tf and AllenNLP do.
+
+    Args:
+        units: int. The LSTM cell size `D` (options `lstm.dim`).
+        projection_dim: int. `P`: the size of each direction's output, and
+            of the input (options `lstm.projection_dim`).
+        n_layers: int. How many bidirectional layers.
+        cell_clip: float or `None`. Clip the cell state to
+            `[-cell_clip, cell_clip]`. Defaults to `None` (no clipping).
+        proj_clip: float or `None`. Clip the projected output likewise.
+            Defaults to `None` (no clipping).
+        use_skip_connections: bool. Whether layers after the first add their
+            input to their output. Defaults to `True`.
+        stateful: bool. Whether each row's final state carries into the
+            next call (`reset_states()` starts over). Defaults to `False`.
+        max_batch_size: int. Rows of carried state of a stateful layer (the
+            largest batch it accepts). Defaults to `128`.
+        matmul_dtype: str. `"float32"`, `"bfloat16"` or `"float16"`: the
+            operand dtype of the LSTM matmuls (see `ElmoLayer`'s
+            `lstm_matmul_dtype`). Defaults to `"float32"`.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`,
+            `trainable`).
+
+    Call arguments:
+        inputs: float token vectors `(B, T, P)`.
+        mask: bool `(B, T)`, `True` at real positions.
+        initial_state: `None`, or `(c, h)` with `c` `(n_layers, 2, B, D)` and
+            `h` `(n_layers, 2, B, P)` (direction 0 forward, 1 backward),
+            which overrides the stored state. Defaults to `None`.
+
+    Returns:
+        A pair `(outputs, final_state)`: `outputs` a list of `n_layers`
+        tensors `(B, T, 2P)`, `[forward, backward]` concatenated, zero at
+        padding; `final_state` `(c, h)` in the layout of `initial_state`,
+        each row's state after its last real step in each direction's own
+        order.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from keras_elmo.layers.bilm import BidirectionalLM
+    >>> bilm = BidirectionalLM(units=16, projection_dim=8, n_layers=2, cell_clip=3.0)
+    >>> x = tf.random.normal((2, 5, 8))
+    >>> mask = tf.sequence_mask([5, 3], maxlen=5)  # the second row has 3 tokens
+    >>> outputs, (c, h) = bilm(x, mask)
+    >>> [tuple(out.shape) for out in outputs], tuple(c.shape), tuple(h.shape)
+    ([(2, 5, 16), (2, 5, 16)], (2, 2, 2, 16), (2, 2, 2, 8))
+    >>> float(np.abs(outputs[-1][1, 3:]).max())  # padding
+    0.0
+
+    Reference:
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL.
     """
 
     def __init__(

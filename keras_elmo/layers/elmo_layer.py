@@ -27,58 +27,116 @@ OUTPUT_MODES = ("elmo", "dict")
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ElmoLayer(keras.layers.Layer):
-    """ELMo vectors for a batch of sentences.
+    """ELMo contextual word vectors for a batch of sentences, as one Keras layer.
 
-    Inputs, any of:
-      - int char ids (batch, T, max_chars) as made by `keras_elmo.batch_to_ids`;
-      - string tokens (batch, T), "" as padding, or a ragged (batch, None);
-      - raw sentences, strings (batch,), split on whitespace in the graph;
-      - Python lists of either: token lists (of any lengths: the shorter are
-        padded with "") or sentence strings.
-
-    Output (`output_mode="elmo"`): the ELMo vectors (batch, T, 2P), zero at
-    padding, with a Keras mask; a list of them if `num_output_representations`
-    > 1. With `output_mode="dict"`, a dict with TF Hub's names: `word_emb`
-    (batch, T, P), `lstm_outputs1`.. (batch, T, 2P), `elmo` (then `elmo_1`,
-    ... for further mixes), `default` (batch, 2P, masked mean of `elmo`) and
-    `sequence_len` (batch,).
+    The whole ELMo model (Peters et al., 2018): a character CNN encodes each
+    token without context, a stack of bidirectional LSTM language-model
+    layers reads the sentence both ways, and a learned scalar mix of the
+    layers (`ScalarMix`) gives each token one vector of size
+    `2 * projection_dim`. `ElmoLayer.from_preset` loads a model by name (the
+    shipped "elmo-small-en", the published AllenNLP models),
+    `ElmoLayer.from_original` the published `options.json` + `weights.hdf5`
+    files (bilm-tf's numbers to 1e-6), `ElmoLayer.from_elmoformanylangs` an
+    ELMoForManyLangs model; made from `options` alone the layer has random
+    weights, to train or to load weights into.
 
     Args:
-        options: the model options (the published `options.json` layout).
-        num_output_representations: independent scalar mixes to return.
-        do_layer_norm: masked layer norm before mixing (bilm-tf semantics:
-            statistics over real tokens only, boundaries excluded).
-        l2_coef: L2 penalty on the mix weights, added to `layer.losses`.
-        use_top_only: the mix returns `gamma * top LSTM layer`.
-        dropout: dropout rate on the mixed vectors (training only).
-        fine_tune: which part trains with the layer: "mix" (only the scalar
-            mixes, as TF Hub's module), "top" (mixes + top LSTM layer) or
-            "all" (the whole biLM).
-        stateful: carry each batch row's LSTM state into the next call, as
-            the original code does; `reset_states()` starts over.
-        max_batch_size: the largest batch a call accepts (None: any); a
-            stateful layer keeps this many rows of carried state (128 when
-            None).
-        max_tokens_per_sentence, max_tokens_per_request: request limits
-            (None: unbounded), see `keras_elmo.limits`: the longest
-            sentence's tokens (for dense tokens or char ids, the padded T),
-            and batch x that. A call over a limit raises
-            `tf.errors.InvalidArgumentError` naming it, before any model work.
-        output_mode: "elmo" or "dict".
-        token_cache_size: size of the token-vector cache (0: none); set by
-            `cache_vocabulary`, stored in the config so a saved layer comes
-            back with its cache.
-        lstm_matmul_dtype: "float32" (default; the original numbers),
-            "bfloat16" or "float16": the optional lower-precision path. The
-            biLM's matmuls (most of the arithmetic) take operands in this
-            dtype; the char CNN, the LSTM gates, cell state, clipping and all
-            outputs stay float32. Faster only on hardware with fast
-            low-precision matmuls; the README gives its error.
+        options: dict. The model options in the layout of the published
+            `options.json` (see `keras_elmo.load_options` and
+            `keras_elmo.published_options`).
+        num_output_representations: int. How many independent scalar mixes
+            to return (one per task that uses the layer). Defaults to `1`.
+        do_layer_norm: bool. Whether to apply a masked layer norm to each
+            layer before mixing (bilm-tf semantics: statistics over real
+            tokens only, boundaries excluded). Defaults to `False`.
+        l2_coef: float. L2 penalty on the mix weights, added to
+            `layer.losses`. Defaults to `0.0`.
+        use_top_only: bool. Whether the mix returns `gamma * top LSTM layer`
+            instead of a weighted sum. Defaults to `False`.
+        dropout: float in [0, 1). Dropout rate on the mixed vectors, applied
+            in training only. Defaults to `0.0`.
+        fine_tune: str. Which part trains with the layer: `"mix"` (only the
+            scalar mixes, as TF Hub's module), `"top"` (the mixes and the
+            top LSTM layer) or `"all"` (the whole biLM). Defaults to `"mix"`.
+        stateful: bool. Whether each batch row's LSTM state carries into the
+            next call, as the original code does; `reset_states()` starts
+            over. Defaults to `False` (every call starts from the stored
+            initial state, so outputs never depend on earlier calls).
+        max_batch_size: int or `None`. The largest batch a call accepts
+            (`None`: any); a stateful layer keeps this many rows of carried
+            state (128 when `None`). Defaults to `None`.
+        output_mode: str. `"elmo"` (the ELMo vectors) or `"dict"` (every
+            layer, with TF Hub's names; see Returns). Defaults to `"elmo"`.
+        token_cache_size: int. Size of the token-vector cache (`0`: none).
+            Set by `cache_vocabulary` and stored in the config, so that a
+            saved layer comes back with its cache. Defaults to `0`.
+        lstm_matmul_dtype: str. `"float32"` (the original numbers),
+            `"bfloat16"` or `"float16"`: the operand dtype of the biLM's
+            matmuls (most of the arithmetic); the char CNN, the LSTM gates,
+            cell state, clipping and all outputs stay float32. Faster only on
+            hardware with fast low-precision matmuls; docs/performance.md
+            gives its speed and error. Defaults to `"float32"`.
+        max_tokens_per_sentence: int or `None`. Request limit on the longest
+            sentence's tokens (for dense tokens or char ids, the padded `T`).
+            Defaults to `None` (unbounded).
+        max_tokens_per_request: int or `None`. Request limit on batch x the
+            longest sentence's tokens. Defaults to `None` (unbounded). A call
+            over any limit raises `tf.errors.InvalidArgumentError` naming it,
+            before any model work (see `keras_elmo.limits`).
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`,
+            `trainable`).
+
+    Call arguments:
+        inputs: the sentences, in any of these forms:
+            - int char ids `(batch, T, max_chars)`, as made by
+              `keras_elmo.batch_to_ids`;
+            - string tokens `(batch, T)` with `""` as padding, or a ragged
+              `(batch, None)` string tensor;
+            - raw sentences, strings `(batch,)`, split on whitespace in the
+              graph (`keras_elmo.ElmoTokenizer` offers other tokenizers);
+            - Python lists of token lists (of any lengths: the shorter are
+              padded with `""`) or of sentence strings.
+        training: bool or `None`. Whether dropout applies. Defaults to `None`
+            (Keras's training flag, e.g. `True` inside `model.fit`).
+
+    Returns:
+        With `output_mode="elmo"`: the ELMo vectors `(batch, T, 2P)` (`P` is
+        `options["lstm"]["projection_dim"]`), zero at padding, with a Keras
+        mask; a list of them when `num_output_representations > 1`. With
+        `output_mode="dict"`: a dict with TF Hub's names: `word_emb`
+        `(batch, T, P)`, `lstm_outputs1`, ... `(batch, T, 2P)`, `elmo`
+        (then `elmo_1`, ... for further mixes), `default` `(batch, 2P)` (the
+        mean of `elmo` over real tokens) and `sequence_len` `(batch,)`.
 
     Mixed precision: the biLM computes in float32 (its sublayers are float32
     layers; only `lstm_matmul_dtype` changes that); the outputs are cast to
-    the layer's compute dtype, so under "mixed_float16"/"mixed_bfloat16"
-    downstream layers see that dtype.
+    the layer's compute dtype, so under `"mixed_float16"` or
+    `"mixed_bfloat16"` the layers after it see that dtype.
+
+    Example:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> import keras_elmo
+    >>> elmo = keras_elmo.ElmoLayer.from_preset("elmo-small-en")
+    >>> vectors = elmo([["The", "cat", "sat", "."], ["Hello", "!"]])
+    >>> tuple(vectors.shape)  # 2 x the model's projection_dim of 128
+    (2, 4, 256)
+    >>> float(np.abs(vectors[1, 2:]).max())  # "Hello !" has 2 tokens: zeros after
+    0.0
+
+    In a model that takes raw text (`ElmoTokenizer` gives the mask):
+
+    >>> text = keras.Input(shape=(), dtype="string")
+    >>> x = elmo(keras_elmo.ElmoTokenizer()(text))
+    >>> x = keras.layers.GlobalAveragePooling1D()(x)  # averages real tokens only
+    >>> model = keras.Model(text, keras.layers.Dense(2, activation="softmax")(x))
+    >>> model.output_shape
+    (None, 2)
+
+    Reference:
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL.
     """
 
     def __init__(

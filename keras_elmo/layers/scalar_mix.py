@@ -32,14 +32,54 @@ def _shared_mask(mask):
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ScalarMix(keras.layers.Layer):
-    """Mix a list of equally shaped layers with softmax weights and a scale.
+    """Mixes equally shaped layers with softmax-normalised weights and a scale.
+
+    ELMo's task-specific combination of the biLM's layers (Peters et al.,
+    2018, equation 1): `gamma * sum_k softmax(w)_k * layers[k]`, with one
+    trainable scalar weight `w_k` per layer (initially equal, so the mix
+    starts as the plain average) and a trainable scale `gamma` (initially
+    1). `ElmoLayer` holds one per output representation.
 
     Args:
-        n_layers: how many layers are mixed.
-        do_layer_norm: normalise each layer first (bilm-tf semantics, masked).
-        l2_coef: if > 0, `l2_coef * sum(w**2)` is added to the layer's losses
-            (bilm-tf's regulariser; it pulls the mix towards an average).
-        use_top_only: ignore the weights and use `gamma * layers[-1]`.
+        n_layers: int. How many layers are mixed.
+        do_layer_norm: bool. Whether to normalise each layer first, with one
+            mean and variance over every real token and feature of the batch
+            (bilm-tf's masked layer norm; needs a mask). Defaults to `False`.
+        l2_coef: float. If > 0, `l2_coef * sum(w**2)` is added to the
+            layer's losses (bilm-tf's regulariser; it pulls the mix towards
+            an average). Defaults to `0.0`.
+        use_top_only: bool. Whether to ignore the weights and return
+            `gamma * layers[-1]` (the weights then do not train). Defaults to
+            `False`.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call arguments:
+        layers: a list of `n_layers` tensors of the same shape, e.g.
+            `(batch, T, D)`.
+        mask: bool tensor `(batch, T)` or `None` (or one per layer, as Keras
+            passes them; the layers share their tokens). Required with
+            `do_layer_norm=True`. Defaults to `None`.
+
+    Returns:
+        The mixed tensor, of the layers' shape; it carries the mask on.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_elmo
+    >>> mix = keras_elmo.ScalarMix(n_layers=2)
+    >>> layers = [np.full((1, 2, 3), 1.0, "float32"), np.full((1, 2, 3), 3.0, "float32")]
+    >>> mix(layers).numpy()  # equal weights: (1 + 3) / 2
+    array([[[2., 2., 2.],
+            [2., 2., 2.]]], dtype=float32)
+    >>> _ = mix.scalar_weights.assign([0.0, np.log(3.0)])  # softmax: [1/4, 3/4]
+    >>> mix(layers).numpy()  # 1/4 * 1 + 3/4 * 3
+    array([[[2.5, 2.5, 2.5],
+            [2.5, 2.5, 2.5]]], dtype=float32)
+
+    Reference:
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL.
     """
 
     def __init__(self, n_layers, do_layer_norm=False, l2_coef=0.0, use_top_only=False, **kwargs):

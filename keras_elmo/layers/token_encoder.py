@@ -17,15 +17,55 @@ CNN_CHUNK_TOKENS = 512
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class CharCNNTokenEncoder(keras.layers.Layer):
-    """Char ids (..., max_chars) -> token vectors (..., projection_dim).
+    """ELMo's context-free token encoder: a character CNN, highway layers, a projection.
 
-    For each token: embed its chars; for each filter a valid 1-D convolution
-    over the char positions, max over positions, then the activation; concat
-    -> F features; `n_highway` highway layers; a linear projection to P when
-    F != P. Rows whose ids are all 0 (batch padding) give zero vectors.
+    For each token: embed its character ids; for each filter a valid 1-D
+    convolution over the character positions, max over positions, then the
+    activation; concatenate into `F` features (the sum of the filter counts);
+    `n_highway` highway layers; a linear projection to `P` (the LSTM's
+    `projection_dim`) when `F != P`. This is the first layer of the biLM of
+    Peters et al. (2018), after Kim et al. (2016); `ElmoLayer` holds one as
+    `elmo.token_encoder`, and its vectors are the `word_emb` output.
 
-    Distinct tokens are encoded once per call: a batch of real text repeats
-    most of its tokens, and the CNN is the costly part of this layer.
+    Rows whose ids are all 0 (batch padding) give zero vectors. Each
+    distinct token is encoded once per call (a batch of text repeats most
+    of its tokens, and the CNN is the costly part), in chunks of
+    `CNN_CHUNK_TOKENS` distinct tokens, so its working memory stays bounded.
+
+    Args:
+        options: dict. Model options in the published `options.json` layout;
+            this layer uses `char_cnn` and `lstm.projection_dim`.
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`,
+            `trainable`).
+
+    Call arguments:
+        char_ids: int char ids `(..., max_chars)`, as made by
+            `keras_elmo.batch_to_ids` or `keras_elmo.tokens_to_char_ids`.
+
+    Returns:
+        Token vectors `(..., P)` of the input's leading shape, zero where a
+        row of ids is all 0.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_elmo
+    >>> from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
+    >>> options = keras_elmo.published_options("small")  # random weights here
+    >>> encoder = CharCNNTokenEncoder(options)
+    >>> vectors = encoder(keras_elmo.batch_to_ids([["cat", "sat", "cat"], ["Hi"]]))
+    >>> tuple(vectors.shape)  # P = projection_dim
+    (2, 3, 128)
+    >>> bool(np.array_equal(vectors[0, 0], vectors[0, 2]))  # no context: "cat" = "cat"
+    True
+    >>> float(np.abs(vectors[1, 1:]).max())  # batch padding
+    0.0
+
+    Reference:
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL.
+        - [Kim et al., 2016](https://arxiv.org/abs/1508.06615),
+          "Character-Aware Neural Language Models", AAAI.
     """
 
     def __init__(self, options, **kwargs):

@@ -349,22 +349,60 @@ def _version_path(export_dir, version):
 
 
 def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace", **limits):
-    """Write a TensorFlow Serving SavedModel to EXPORT_DIR/<version>; returns that path.
+    """Writes a SavedModel of an ELMo layer that stock TensorFlow Serving serves.
+
+    The export is a plain `tf.Module` with TF Hub's ELMo signatures:
+    `serving_default` (also `default`) takes untokenized sentences and
+    tokenizes them in the graph; `tokens` takes string tokens `[batch,
+    max_len]` and `sequence_len` `[batch]`. Both return `word_emb`,
+    `lstm_outputs1`, ..., `elmo` (then `elmo_1`, ...), `default` (the mean
+    of `elmo` over real tokens) and `sequence_len`. Loading it needs
+    TensorFlow only (no Keras, no keras_elmo), and unless
+    `tokenizer="tf_text"` the graph uses core TensorFlow ops only. The
+    export always runs stateless, without dropout and in float32, whatever
+    the source layer's settings; every request is first checked against
+    the export's limits (an `InvalidArgumentError` naming the limit, before
+    any model work). A metadata file (`assets.extra/keras_elmo.json`) and
+    TensorFlow Serving's `batching_parameters.txt` are written beside it
+    (docs/serving.md).
 
     Args:
-        layer_or_model: an `ElmoLayer`, or a Keras model containing exactly one.
-        export_dir: the model base path TensorFlow Serving watches.
-        version: integer version directory; default 1, or the next free integer.
-        tokenizer: in-graph tokenizer of the `default` signature: "whitespace"
-            (`tf.strings.split`, as TF Hub's module), "punctuation" (keras_elmo's
-            PTB-like rules, core ops) or "tf_text" (tensorflow_text's
-            UnicodeScriptTokenizer, as everywhere in keras_elmo; needs the
-            `keras_elmo[tf-text]` extra, and the server and every loader then
-            need the tensorflow-text ops).
-        max_batch_size, max_tokens_per_sentence, max_tokens_per_request: the
-            request limits (see `keras_elmo.limits`); each defaults to
-            `limits.SERVING_DEFAULTS`, None makes it unbounded. The source
-            layer's own limits are not used.
+        layer_or_model: an `ElmoLayer`, or a Keras model containing exactly
+            one (its other layers are not exported).
+        export_dir: str or path-like. The model base path TensorFlow Serving
+            watches; created if missing.
+        version: int or `None`. The version directory's number. Defaults to
+            `None`: 1, or one more than the highest version already there.
+        tokenizer: str. The in-graph tokenizer of the sentence signatures:
+            `"whitespace"` (as TF Hub's module), `"punctuation"` (PTB-like
+            rules, core ops) or `"tf_text"` (TensorFlow Text's
+            `UnicodeScriptTokenizer`, as in `ElmoTokenizer`; needs the
+            `keras_elmo[tf-text]` extra, and the server and every loader
+            then need the tensorflow-text ops). Defaults to `"whitespace"`.
+        **limits: `max_batch_size`, `max_tokens_per_sentence`,
+            `max_tokens_per_request`: the request limits (see
+            `keras_elmo.limits`). Each defaults to
+            `keras_elmo.limits.SERVING_DEFAULTS`; `None` makes it unbounded.
+            The source layer's own limits are not used.
+
+    Returns:
+        The path of the version directory written, `export_dir/<version>`.
+        It appears whole (written beside it, then renamed), so a watching
+        server never sees half an export.
+
+    Example:
+
+    >>> import os
+    >>> import tensorflow as tf
+    >>> import keras_elmo
+    >>> elmo = keras_elmo.ElmoLayer.from_preset("elmo-small-en")
+    >>> path = keras_elmo.export_saved_model(elmo, "elmo_export")
+    >>> os.path.relpath(path, "elmo_export")  # the first version
+    '1'
+    >>> served = tf.saved_model.load(path)
+    >>> out = served.signatures["serving_default"](default=tf.constant(["The cat sat .", "Hi !"]))
+    >>> tuple(out["elmo"].shape), out["sequence_len"].numpy().tolist()
+    ((2, 4, 256), [4, 2])
     """
     import tensorflow as tf
 

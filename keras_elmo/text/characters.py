@@ -88,12 +88,41 @@ def token_to_ids(token, max_chars=MAX_CHARS_PER_TOKEN, where="token"):
 
 
 def batch_to_ids(sentences, max_chars=MAX_CHARS_PER_TOKEN):
-    """Turn a list of token lists into int32 char ids (batch, max_tokens, max_chars).
+    """Turns a batch of token lists into ELMo character ids (numpy).
 
-    Rows are 0-padded to the longest sentence; no `<S>`/`</S>` is added (the
-    model adds them). Tokens may be `str` or UTF-8 `bytes`. An empty-string
-    token is a real token (begin/end-of-word ids), as in AllenNLP; only in
-    dense string tensors is "" padding.
+    Each token becomes `max_chars` ids: begin-of-word, the bytes of its UTF-8
+    encoding (truncated to `max_chars - 2`), end-of-word, then
+    padding-within-a-token, every id shifted by +1 so that 0 means "no token
+    here". Rows are 0-padded to the longest sentence; no `<S>`/`</S>` is
+    added (the model adds them). An empty-string token is a real token
+    (begin/end-of-word ids), as in AllenNLP's `batch_to_ids`; only in dense
+    string tensors is `""` padding.
+
+    Args:
+        sentences: a list of sentences, each a list of tokens (`str` or
+            UTF-8 `bytes`). A token that is not valid UTF-8 is an
+            `InputError` naming the sentence and token.
+        max_chars: int. Ids per token, at least 3. Defaults to `50` (every
+            published model).
+
+    Returns:
+        An int32 numpy array `(len(sentences), longest sentence, max_chars)`
+        for `ElmoLayer`; an empty batch gives `(0, 0, max_chars)`.
+
+    Example:
+
+    >>> import keras_elmo
+    >>> ids = keras_elmo.batch_to_ids([["hi", "!"], ["a"]])
+    >>> ids.shape
+    (2, 2, 50)
+
+    Byte values + 1 ("h" is 104, "i" 105), between begin-of-word (258 + 1)
+    and end-of-word (259 + 1), then padding-within-a-token (260 + 1):
+
+    >>> ids[0, 0, :6].tolist()
+    [259, 105, 106, 260, 261, 261]
+    >>> int(ids[1, 1].max())  # the second sentence has one token
+    0
     """
     if isinstance(sentences, (str, bytes)):
         raise TypeError("batch_to_ids expects a list of token lists, got a single string.")
@@ -119,11 +148,36 @@ def batch_to_ids(sentences, max_chars=MAX_CHARS_PER_TOKEN):
 
 
 def tokens_to_char_ids(tokens, max_chars=MAX_CHARS_PER_TOKEN, validate_utf8=True):
-    """In-graph twin of `batch_to_ids`: string tokens of any rank -> int32 ids.
+    """Turns string tokens into ELMo character ids in the graph.
 
-    `tokens` is a `tf.Tensor` or `tf.RaggedTensor` of strings; the result has
-    the same (ragged) shape plus a trailing `max_chars` axis. "" maps to zeros.
-    Only core TensorFlow ops are used, so exported graphs run on stock servers.
+    The in-graph twin of `batch_to_ids`, for tensors: the same ids for every
+    non-empty token, but `""` is padding and maps to all zeros (a dense
+    tensor has no other way to mark padding). Only core TensorFlow ops are
+    used, so exported graphs run on stock TensorFlow Serving.
+
+    Args:
+        tokens: a string `tf.Tensor` of any rank, or a `tf.RaggedTensor`.
+        max_chars: int. Ids per token. Defaults to `50` (every published
+            model).
+        validate_utf8: bool. Whether a token that is not valid UTF-8 fails
+            (`InvalidArgumentError`) instead of being encoded byte by byte.
+            Defaults to `True`.
+
+    Returns:
+        int32 ids of the same (ragged) shape as `tokens` plus a trailing
+        `max_chars` axis.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> import keras_elmo
+    >>> ids = keras_elmo.tokens_to_char_ids(tf.constant([["hi", ""]]))
+    >>> ids.shape
+    TensorShape([1, 2, 50])
+    >>> ids[0, 0, :6].numpy().tolist()  # bytes + 1 between begin/end of word
+    [259, 105, 106, 260, 261, 261]
+    >>> int(tf.reduce_max(ids[0, 1]))  # "" is padding
+    0
     """
     import tensorflow as tf
 

@@ -23,20 +23,48 @@ from keras_elmo.text import tokenization
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ElmoTokenizer(keras.layers.Layer):
-    """Sentences (batch,) -> tokens (batch, T), "" padded.
+    """Splits raw sentences into the string tokens `ElmoLayer` reads.
+
+    A Keras preprocessing layer with no weights: sentences `(batch,)` in,
+    dense tokens `(batch, T)` out, `""` as padding, which is what `ElmoLayer`
+    needs to compute its Keras mask in a functional model. It runs in the
+    graph (so a model that starts with it takes raw text, also when
+    exported) and in a `tf.data` pipeline (`dataset.map(ElmoTokenizer())`).
+    The tokenizer names are the ones the export and the command line take
+    (`keras_elmo.text.tokenization`).
 
     Args:
-        mode: "whitespace" (split on runs of whitespace, TF Hub's ELMo rule),
-            "punctuation" (PTB-like: punctuation and English clitics split off;
-            core TF ops only, so it runs on any TensorFlow Serving) or
-            "tf_text" (`tensorflow_text.UnicodeScriptTokenizer`; needs the
-            `keras_elmo[tf-text]` extra, and a graph that uses it needs
-            `import tensorflow_text` wherever it is loaded).
-        max_tokens: keep at most this many tokens of each sentence.
+        mode: str. The tokenizer: `"whitespace"` (split on runs of
+            whitespace, TF Hub's ELMo rule), `"punctuation"` (PTB-like:
+            punctuation and English clitics split off; core TF ops only, so
+            it runs on any TensorFlow Serving) or `"tf_text"` (TensorFlow
+            Text's `UnicodeScriptTokenizer`; needs the `keras_elmo[tf-text]`
+            extra, and a graph that uses it needs `import tensorflow_text`
+            wherever it is loaded). Defaults to `"whitespace"`.
+        max_tokens: int or `None`. Keep at most this many tokens of each
+            sentence. Defaults to `None` (all of them).
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`).
 
-    Also accepts (batch, 1) (as from `keras.Input(shape=(1,), dtype="string")`)
-    and a single sentence (a scalar, as in an unbatched `tf.data` map), which
-    gives (T,).
+    Call arguments:
+        inputs: strings `(batch,)`, `(batch, 1)` (as from
+            `keras.Input(shape=(1,), dtype="string")`), a single sentence (a
+            scalar, as in an unbatched `tf.data` map), or a Python list of
+            sentences.
+
+    Returns:
+        A dense string tensor `(batch, T)`, `T` the most tokens of any
+        sentence (capped at `max_tokens`), shorter rows padded with `""`;
+        `(T,)` for a single sentence.
+
+    Example:
+
+    >>> import keras_elmo
+    >>> tokenizer = keras_elmo.ElmoTokenizer()
+    >>> tokenizer(["The cat sat .", "Hello !"]).numpy().tolist()
+    [[b'The', b'cat', b'sat', b'.'], [b'Hello', b'!', b'', b'']]
+    >>> punctuation = keras_elmo.ElmoTokenizer(mode="punctuation", max_tokens=4)
+    >>> punctuation(["Don't stop, dear."]).numpy().tolist()
+    [[b'Do', b"n't", b'stop', b',']]
     """
 
     def __init__(self, mode="whitespace", max_tokens=None, **kwargs):
