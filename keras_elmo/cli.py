@@ -324,9 +324,9 @@ def _add_embed(sub):
         "--lstm-matmul-dtype",
         choices=("float32", "bfloat16", "float16"),
         default="float32",
-        help="the biLM's matmul operand dtype (default float32, exact). bfloat16: ~1.7x faster "
+        help="the biLM's matmul operand dtype (default float32, exact). bfloat16: faster "
         "on CPUs with AVX512_BF16 or AMX, ~0.3%% relative error per layer; slower without "
-        "them (docs/performance.md)",
+        "them (docs/performance.md has the speeds)",
     )
     p.set_defaults(func=_run_embed)
 

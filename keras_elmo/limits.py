@@ -19,10 +19,10 @@ them, so no model work starts before they pass. The export
 LIMIT_NAMES = ("max_batch_size", "max_tokens_per_sentence", "max_tokens_per_request")
 
 # The export's defaults (`keras-elmo export`): a request at these limits keeps
-# the published full-size model's serving process under ~2 GB (measured by
-# benchmarks/serving_limits.py; numbers in docs/reliability.md).
-# Before the LSTM's input side was chunked, 4096 positions peaked at 2057 MiB
-# (over budget), hence 2048; with it, these defaults peak at 1410 MiB.
+# the published full-size model's serving process under ~2 GB. Measured by
+# benchmarks/serving_limits.py; docs/reliability.md ("The export's request
+# limits, measured") has the peaks, and why 4096 token positions per request was over
+# that budget, hence 2048.
 SERVING_DEFAULTS = {
     "max_batch_size": 128,
     "max_tokens_per_sentence": 400,

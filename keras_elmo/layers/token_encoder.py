@@ -8,10 +8,11 @@ from keras_elmo.text import characters
 
 # Distinct tokens go through the CNN in chunks of at most this many rows. The
 # conv activations of one token take up to ~400 KB with the published CNN
-# (2048 filters x ~45 positions x 4 bytes): 4096 distinct 48-byte tokens in
-# one go raised a serving process's peak by ~0.8 GB; chunked, the CNN's
-# working memory is bounded whatever the request (benchmarks/serving_limits.py).
-# A batch with fewer distinct tokens skips the loop (no speed change measured).
+# (2048 filters x ~45 positions x 4 bytes), so a request of thousands of
+# distinct long tokens, encoded in one go, raised a serving process's peak by
+# a lot; chunked, the CNN's working memory is bounded whatever the request
+# (benchmarks/serving_limits.py; the before/after in docs/reliability.md).
+# A batch with fewer distinct tokens skips the loop and runs as before.
 CNN_CHUNK_TOKENS = 512
 
 

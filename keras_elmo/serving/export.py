@@ -282,17 +282,17 @@ def build_serving_module(layer, tokenizer="whitespace", **limits):
 # ---------------------------------------------------------------- request batching
 BATCHING_FILE = "batching_parameters.txt"
 # TF Serving's request batching (--enable_batching --batching_parameters_file),
-# sized from benchmarks/bench_serving_batch.py (docs/scaling-out.md): on 2 CPU
-# cores the shipped model serves 1 sentence in 20 ms, 8 in 37, 32 in 84, 64 in
-# 136 and 128 in 230 ms. Sentences/s still rise 1.2x from 32 to 64 and only
-# 1.18x from 64 to 128 while a batch's latency doubles: 64 is the batch cap.
+# sized from the shipped model's latency per batch size, measured by
+# benchmarks/bench_serving_batch.py (the table and the reasoning are in
+# docs/scaling-out.md): past 64 sentences, sentences/s barely rise while a
+# batch's latency keeps growing, so 64 is the batch cap.
 # Allowed sizes keep the padding rows that round a merged batch up cheap.
 BATCHING = {
     "max_batch_size": 64,
     "allowed_batch_sizes": (8, 16, 32, 64),
-    # A lone request waits at most 5 ms for company: a quarter of its own 20 ms.
+    # A lone request waits at most 5 ms for company: a quarter of a lone sentence's cost.
     "batch_timeout_micros": 5000,
-    # About 2 s of queued work (16 x 136 ms) before requests are refused.
+    # About 2 s of queued work (16 full batches) before requests are refused.
     "max_enqueued_batches": 16,
     "num_batch_threads": 4,
 }
