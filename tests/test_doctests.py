@@ -23,6 +23,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SUBLAYERS = {
     "CharCNNTokenEncoder": "keras_elmo.layers.token_encoder",
     "BidirectionalLM": "keras_elmo.layers.bilm",
+    "ProjectedLSTM": "keras_elmo.layers.lstm",
 }
 
 

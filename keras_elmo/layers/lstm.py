@@ -273,16 +273,81 @@ def _transposed(initializer):
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ProjectedLSTM(keras.layers.Layer):
-    """One LSTM layer with projection and clipping, for `n_directions` at once.
+    """One LSTM layer with an output projection and clipping, for several directions at once.
 
-    Call with inputs (n_dir, B, T, input_dim), mask (B, T) and an initial
-    state (c (n_dir, B, units), h (n_dir, B, projection_dim)); returns the
-    outputs (n_dir, B, T, projection_dim) and the final state. Each direction
-    reads its own slice of the inputs in its own time order.
+    The LSTM cell of bilm-tf (TF1's `LSTMCell(num_proj=...)`, the LSTMP of
+    Sak et al., 2014): per step `z = x W_x + h_prev W_h + B`, gates
+    `i, j, f, o`, `c = sigmoid(f + 1) * c_prev + sigmoid(i) * tanh(j)`
+    clipped to `cell_clip`, `h = (sigmoid(o) * tanh(c)) W_P` clipped to
+    `proj_clip` (the module docstring has the details). One layer holds the
+    weights of `n_directions` independent directions (ELMo: forward and
+    backward) and advances all of them in the same time step; each direction
+    reads its own slice of the inputs, in its own time order. Padding steps
+    keep the previous state and output zeros. `BidirectionalLM` holds one
+    per layer.
 
-    `feature_major` picks the weight layout (None: by size, see
-    FEATURE_MAJOR_MIN_RECURRENT); it changes speed, not results, and is
-    stored in the config so that saved weights come back in their layout.
+    Args:
+        units: int. The cell size `D`.
+        projection_dim: int. `P`, the size of the projected output `h`.
+        input_dim: int. The size of the inputs' last axis.
+        n_directions: int. How many independent directions. Defaults to `2`.
+        cell_clip: float or `None`. Clip the cell state to
+            `[-cell_clip, cell_clip]`. Defaults to `None` (no clipping).
+        proj_clip: float or `None`. Clip `h` likewise. Defaults to `None`.
+        matmul_dtype: str. `"float32"`, `"bfloat16"` or `"float16"`: the
+            operand dtype of the matmuls; gates, cell state, clipping and
+            outputs stay float32. Defaults to `"float32"`.
+        feature_major: bool or `None`. The weights' layout (`W` or `W^T`);
+            it changes speed, not results, and is stored in the config so
+            that saved weights come back in their layout. Defaults to `None`
+            (chosen by size, see `FEATURE_MAJOR_MIN_RECURRENT`).
+        **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`,
+            `trainable`).
+
+    Call arguments:
+        inputs: float `(n_directions, B, T, input_dim)`.
+        mask: bool `(B, T)`, `True` at real positions (any pattern).
+        initial_state: `(c, h)`, `c` `(n_directions, B, units)` and `h`
+            `(n_directions, B, projection_dim)`.
+
+    Returns:
+        A pair `(outputs, (c, h))`: `outputs` `(n_directions, B, T,
+        projection_dim)`, zero at masked positions, and the final state,
+        each row's after its last real step.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from keras_elmo.layers.lstm import ProjectedLSTM
+    >>> lstm = ProjectedLSTM(units=16, projection_dim=8, input_dim=8, cell_clip=3.0)
+    >>> x = tf.random.normal((2, 3, 5, 8))  # (directions, batch, steps, input_dim)
+    >>> mask = tf.sequence_mask([5, 2, 4], maxlen=5)
+    >>> state = (tf.zeros((2, 3, 16)), tf.zeros((2, 3, 8)))
+    >>> outputs, (c, h) = lstm(x, mask, state)
+    >>> tuple(outputs.shape), tuple(c.shape), tuple(h.shape)
+    ((2, 3, 5, 8), (2, 3, 16), (2, 3, 8))
+
+    One step by hand: with zero weights every gate's pre-activation is 0, so
+    `c = sigmoid(0 + 1) * c_prev` (the forget bias 1) and
+    `h = sigmoid(0) * tanh(c) * W_P`:
+
+    >>> one = ProjectedLSTM(units=1, projection_dim=1, input_dim=1, n_directions=1)
+    >>> one.build()
+    >>> for weight in one.weights:
+    ...     _ = weight.assign(tf.zeros_like(weight))
+    >>> _ = one.projection.assign([[[1.0]]])
+    >>> state = (tf.ones((1, 1, 1)), tf.zeros((1, 1, 1)))  # c_prev = 1
+    >>> _, (c, h) = one(tf.zeros((1, 1, 1, 1)), tf.ones((1, 1), bool), state)
+    >>> round(float(c[0, 0, 0]), 4), round(float(h[0, 0, 0]), 4)  # 0.5 * tanh(0.7311)
+    (0.7311, 0.3119)
+
+    Reference:
+        - [Sak et al., 2014](https://arxiv.org/abs/1402.1128), "Long
+          Short-Term Memory Based Recurrent Neural Network Architectures for
+          Large Vocabulary Speech Recognition".
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL.
     """
 
     def __init__(
