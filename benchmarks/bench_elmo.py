@@ -256,7 +256,7 @@ def worker_run(args):
     gpus = tf.config.list_physical_devices("GPU")
     mm_before = _matmul_gflops(tf)
     layer = keras_elmo.ElmoLayer.from_original(
-        args.options_file, args.weight_file, lstm_matmul_dtype=args.lstm_matmul_dtype
+        args.options_file, args.weight_file, matmul_dtype=args.matmul_dtype
     )
     max_chars = layer.max_chars
     call = tf.function(
@@ -346,10 +346,10 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--lstm-matmul-dtype",
+        "--matmul-dtype",
         default="float32",
         choices=("float32", "bfloat16", "float16"),
-        help="ElmoLayer(lstm_matmul_dtype=...): the lower-precision path",
+        help="ElmoLayer(matmul_dtype=...): the lower-precision path",
     )
     parser.add_argument(
         "--data", default=None, help="Brown corpus folder (default $KERAS_ELMO_DATA/brown)"
@@ -391,8 +391,8 @@ def main(argv=None):
         str(args.threads),
         "--seed",
         str(args.seed),
-        "--lstm-matmul-dtype",
-        args.lstm_matmul_dtype,
+        "--matmul-dtype",
+        args.matmul_dtype,
         "--sentences",
         str(args.sentences),
         "--repeats",
@@ -448,7 +448,7 @@ def main(argv=None):
         f"- hardware: {hardware()}" + (f", GPU: {device}" if device != "CPU" else ""),
         f"- TensorFlow {tf.__version__}, Keras {__import__('keras').__version__}, "
         f"Python {platform.python_version()}, threads: {args.threads or 'TF default'}, "
-        f"LSTM matmul operands: {args.lstm_matmul_dtype}",
+        f"LSTM matmul operands: {args.matmul_dtype}",
         f"- text: {args.sentences} {text_source}; {args.repeats} timed passes after 1 warm-up, median",
         f"- date: {datetime.date.today().isoformat()}; command: "
         f"`python benchmarks/bench_elmo.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
@@ -479,7 +479,7 @@ def main(argv=None):
         ]
     text = "\n".join(lines) + "\n"
     print(text)
-    suffix = "" if args.lstm_matmul_dtype == "float32" else "_" + args.lstm_matmul_dtype
+    suffix = "" if args.matmul_dtype == "float32" else "_" + args.matmul_dtype
     output = args.output or os.path.join(
         HERE, "results", "bench_elmo_" + ("gpu" if device != "CPU" else "cpu") + suffix + ".md"
     )

@@ -1,4 +1,4 @@
-"""Error of the lower-precision path (`lstm_matmul_dtype`) against float32.
+"""Error of the lower-precision path (`matmul_dtype`) against float32.
 
     python benchmarks/low_precision_error.py [--sentences 256] [--batch-size 32]
 
@@ -6,11 +6,12 @@ For each model (the bilm-tf fixture in tests/fixtures/bilm-tf, the
 shipped saved_models/elmo-small-en, and the published "original" size with
 random weights written and loaded back in the original format) the same
 seeded Brown sentences (benchmarks/bench_elmo.make_sentences) run through
-ElmoLayer with float32, bfloat16 and float16 operands in the biLM's matmuls.
+ElmoLayer with float32, bfloat16 and float16 operands in the model's matmuls
+and convolutions (`matmul_dtype`).
 Reported per output, over all real tokens: relative error
 ||low - f32|| / ||f32|| and the largest absolute difference, plus how often a
 token's ELMo vector (the default mix) has cosine similarity below 0.999 to
-the float32 one. Speed: `bench_elmo.py --lstm-matmul-dtype bfloat16`.
+the float32 one. Speed: `bench_elmo.py --matmul-dtype bfloat16`.
 """
 
 import argparse
@@ -28,9 +29,9 @@ sys.path.insert(0, HERE)
 
 from bench_elmo import hardware, make_sentences  # noqa: E402
 
-from keras_elmo.layers.lstm import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
+from keras_elmo.options import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
 
-KEYS = ("lstm_outputs1", "lstm_outputs2", "elmo")
+KEYS = ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo")
 
 
 def run(layer_args, sentences, batch_size):
@@ -41,7 +42,7 @@ def run(layer_args, sentences, batch_size):
     outputs = {}
     for dtype in DTYPES:
         layer = keras_elmo.ElmoLayer.from_original(
-            *layer_args, output_mode="dict", lstm_matmul_dtype=dtype
+            *layer_args, output_mode="dict", matmul_dtype=dtype
         )
         call = tf.function(layer.__call__, reduce_retracing=True)
         per_key = {k: [] for k in KEYS}
@@ -111,9 +112,10 @@ def main(argv=None):
         f"- date: {datetime.date.today().isoformat()}; command: "
         f"`python benchmarks/low_precision_error.py {command}`".rstrip(),
         "",
-        "| model | matmul operands | lstm_outputs1 rel / max abs | lstm_outputs2 rel / max abs "
+        "| model | matmul operands | word_emb rel / max abs | lstm_outputs1 rel / max abs "
+        "| lstm_outputs2 rel / max abs "
         "| elmo rel / max abs | tokens with cos < 0.999 | min cos |",
-        "|---|---|---|---|---|---:|---:|",
+        "|---|---|---|---|---|---|---:|---:|",
     ]
     for name, layer_args in models:
         for row in run(layer_args, sentences, args.batch_size):

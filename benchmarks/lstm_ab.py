@@ -4,7 +4,7 @@
     python benchmarks/lstm_ab.py --model small
     python benchmarks/lstm_ab.py --variants float32:chunk=all,float32 --output ...
 
-A variant is `dtype[:key=value...]`: dtype is ElmoLayer's lstm_matmul_dtype;
+A variant is `dtype[:key=value...]`: dtype is ElmoLayer's matmul_dtype;
 `layout=feature|batch` forces the LSTM weight layout (default: chosen by
 size, lstm.FEATURE_MAJOR_MIN_RECURRENT); `chunk=N|all` sets
 lstm.CHUNK_ROWS (`all`: the whole input side at once, the code before
@@ -17,7 +17,7 @@ After one warm-up pass each, the variants run one pass each in turn, for
 alike; tokens/s is the median over rounds.
 
 Beside them, the matmul rates (GFLOP/s) of the biLM's own shapes in float32
-and bfloat16, both operand layouts, measured before and after the rounds
+and bfloat16, three operand layouts (x @ W, W^T @ x^T, x @ (W^T)^T), measured before and after the rounds
 (their mean): the input side (a 1024-position chunk) and one recurrent step
 (n rows), so that a variant's speed-up can be read against what the
 matmuls alone allow on this CPU.
@@ -39,7 +39,13 @@ sys.path.insert(0, HERE)
 
 from bench_elmo import hardware, make_sentences  # noqa: E402
 
-STEP_ROWS = (1, 8, 19, 32)  # 19: the mean real rows per step of batch 32 of Brown 10-40
+STEP_ROWS = (1, 8, 19, 32)
+DTYPES = ("float32", "bfloat16")
+LAYOUTS = (
+    "batch-major",
+    "feature-major",
+    "batch-major on W^T",
+)  # 19: the mean real rows per step of batch 32 of Brown 10-40
 
 
 def parse_variant(spec):
@@ -64,7 +70,7 @@ def matmul_rates(tf, units, proj):
     of Python dispatching one small op at a time."""
     rates = {}
     gates = 4 * units
-    for dtype in ("float32", "bfloat16"):
+    for dtype in DTYPES:
         w = tf.cast(tf.random.normal([proj, gates], seed=1), dtype)
         w_t = tf.transpose(w)
         for rows in (1024,) + STEP_ROWS:
@@ -73,6 +79,8 @@ def matmul_rates(tf, units, proj):
             for layout, product in (
                 ("batch-major", lambda x, w=w: tf.matmul(x, w)),  # x @ W -> (n, 4D)
                 ("feature-major", lambda x, w=w_t: tf.matmul(w, x, transpose_b=True)),
+                # x @ (W^T)^T: the lower-precision path's step on W^T stored
+                ("batch-major on W^T", lambda x, w=w_t: tf.matmul(x, w, transpose_b=True)),
             ):
 
                 def body(i, x, acc, product=product):
@@ -134,7 +142,7 @@ def main(argv=None):
     for v in variants:
         if v["layout"]:
             lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = 0 if v["layout"] == "feature" else 2**62
-        layer = keras_elmo.ElmoLayer.from_original(*paths, lstm_matmul_dtype=v["dtype"])
+        layer = keras_elmo.ElmoLayer.from_original(*paths, matmul_dtype=v["dtype"])
         lstm_lib.FEATURE_MAJOR_MIN_RECURRENT = default_min
         v["feature_major"] = [lstm.feature_major for lstm in layer.bilm.lstms]
         v["call"] = tf.function(
@@ -201,21 +209,18 @@ def main(argv=None):
         f"Matmul rates of the biLM's shapes (GFLOP/s, 4D = {4 * units}, P = {proj}; mean of "
         "before and after the rounds): input side = 1024 positions, step = n rows",
         "",
-        "| shape | float32 batch-major | float32 feature-major | bfloat16 batch-major "
-        "| bfloat16 feature-major | best bf16 / best f32 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| shape | "
+        + " | ".join(f"{d} {lay}" for d in DTYPES for lay in LAYOUTS)
+        + " | best bf16 / best f32 |",
+        "|---|" + "---:|" * (2 * len(LAYOUTS) + 1),
     ]
     for rows in (1024,) + STEP_ROWS:
-        cells = [
-            rates[(d, lay, rows)]
-            for d in ("float32", "bfloat16")
-            for lay in ("batch-major", "feature-major")
-        ]
+        cells = [rates[(d, lay, rows)] for d in DTYPES for lay in LAYOUTS]
         label = "input side (1024)" if rows == 1024 else f"step, n = {rows}"
         lines.append(
             f"| {label} | "
             + " | ".join(f"{c:.0f}" for c in cells)
-            + f" | {max(cells[2:]) / max(cells[:2]):.2f}x |"
+            + f" | {max(cells[len(LAYOUTS) :]) / max(cells[: len(LAYOUTS)]):.2f}x |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

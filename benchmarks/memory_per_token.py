@@ -68,7 +68,7 @@ def worker(args):
         raise SystemExit(f"unknown case kind {kind!r} (long:N or words:N)")
     keras.utils.set_random_seed(args.seed)
     layer = keras_elmo.ElmoLayer(
-        keras_elmo.published_options(args.model), lstm_matmul_dtype=args.lstm_matmul_dtype
+        keras_elmo.published_options(args.model), matmul_dtype=args.matmul_dtype
     )
     call = tf.function(
         lambda ids: layer(ids),
@@ -110,7 +110,7 @@ def main(argv=None):
         help="checkout whose keras_elmo to import (repeatable; default: this one)",
     )
     parser.add_argument("--model", default="original")
-    parser.add_argument("--lstm-matmul-dtype", default="float32")
+    parser.add_argument("--matmul-dtype", default="float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, help="Brown corpus folder")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "memory_per_token.md"))
@@ -130,7 +130,7 @@ def main(argv=None):
             env = dict(os.environ, PYTHONPATH=repo, MALLOC_MMAP_THRESHOLD_="65536")
             cmd = [sys.executable, os.path.abspath(__file__), "--worker-case", case]
             cmd += ["--model", args.model, "--seed", str(args.seed)]
-            cmd += ["--lstm-matmul-dtype", args.lstm_matmul_dtype]
+            cmd += ["--matmul-dtype", args.matmul_dtype]
             if args.data:
                 cmd += ["--data", args.data]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo)
@@ -156,7 +156,7 @@ def main(argv=None):
         "",
         f"- hardware: {hardware()}",
         f"- model: published {args.model!r}, random weights (seed {args.seed}); "
-        f"LSTM matmul operands: {args.lstm_matmul_dtype}; words from {source}",
+        f"LSTM matmul operands: {args.matmul_dtype}; words from {source}",
         f"- date: {datetime.date.today().isoformat()}; command: "
         f"`python benchmarks/memory_per_token.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip(),
         "- tensor memory: the peak of TensorFlow's CPU allocator during one call minus what it "

@@ -1,6 +1,6 @@
 """Where the time of one ElmoLayer call goes, by TensorFlow op type (tf.profiler).
 
-    python benchmarks/profile_ops.py --lstm-matmul-dtype bfloat16 [--model original] [--batches 2]
+    python benchmarks/profile_ops.py --matmul-dtype bfloat16 [--model original] [--batches 2]
 
 Builds the published size with random weights (seeded), traces the call
 (`tf.function`, dynamic (batch, time) signature), runs it once to warm up,
@@ -64,7 +64,7 @@ def op_times(logdir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="original")
-    parser.add_argument("--lstm-matmul-dtype", default="float32")
+    parser.add_argument("--matmul-dtype", default="float32")
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top", type=int, default=25)
@@ -78,7 +78,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     layer = keras_elmo.ElmoLayer(
-        keras_elmo.published_options(args.model), lstm_matmul_dtype=args.lstm_matmul_dtype
+        keras_elmo.published_options(args.model), matmul_dtype=args.matmul_dtype
     )
     call = tf.function(
         layer.__call__, input_signature=[tf.TensorSpec([None, None, layer.max_chars], tf.int32)]
@@ -97,7 +97,7 @@ def main(argv=None):
     totals = op_times(logdir)
     total = sum(totals.values())
     print(
-        f"# {hardware()}; {args.model}, lstm_matmul_dtype={args.lstm_matmul_dtype}, "
+        f"# {hardware()}; {args.model}, matmul_dtype={args.matmul_dtype}, "
         f"{len(ids)} batches of {args.batch_size} ({source}); trace in {logdir}"
     )
     print(f"# all ops: {total / 1e3 / len(ids):.0f} ms per batch")

@@ -102,7 +102,7 @@ def _run_embed(args):
             progress=not args.quiet,
             resume=args.resume,
             flush_seconds=args.flush_seconds,
-            lstm_matmul_dtype=args.lstm_matmul_dtype,
+            matmul_dtype=args.matmul_dtype,
         )
     except KeyboardInterrupt:
         # embed_file has committed the finished batches; say where they are.
@@ -163,7 +163,7 @@ def _run_beam_embed(args):
         file_format=args.format,
         batch_size=args.batch_size,
         max_batch_tokens=args.max_batch_tokens,
-        lstm_matmul_dtype=args.lstm_matmul_dtype,
+        matmul_dtype=args.matmul_dtype,
         pipeline_options=args.beam_options,
         wait=not args.no_wait,
     )
@@ -321,12 +321,14 @@ def _add_embed(sub):
         "loses at most that much work (default 30; 0: after every batch)",
     )
     p.add_argument(
-        "--lstm-matmul-dtype",
+        "--matmul-dtype",
+        "--lstm-matmul-dtype",  # its name in 0.2
+        dest="matmul_dtype",
         choices=("float32", "bfloat16", "float16"),
         default="float32",
-        help="the biLM's matmul operand dtype (default float32, exact). bfloat16: faster "
-        "on CPUs with AVX512_BF16 or AMX, ~0.3%% relative error per layer; slower without "
-        "them (docs/performance.md has the speeds)",
+        help="operand dtype of the model's matmuls and convolutions (default float32, exact). "
+        "bfloat16: faster on CPUs with AVX512_BF16 or AMX, ~0.5%% relative error; slower "
+        "without them (docs/performance.md)",
     )
     p.set_defaults(func=_run_embed)
 
@@ -380,10 +382,13 @@ def _add_beam_embed(sub):
         help="also bound each model call to this many padded tokens (batches by tokens)",
     )
     p.add_argument(
-        "--lstm-matmul-dtype",
+        "--matmul-dtype",
+        "--lstm-matmul-dtype",  # its name in 0.2
+        dest="matmul_dtype",
         choices=("float32", "bfloat16", "float16"),
         default=None,
-        help="the biLM's matmul dtype (default: the model's own, float32)",
+        help="operand dtype of the model's matmuls and convolutions (default: the model's own, "
+        "float32)",
     )
     p.add_argument(
         "--no-wait",

@@ -12,6 +12,10 @@ import math
 from keras_elmo.errors import InputError
 
 ACTIVATIONS = ("relu", "tanh")
+# Operand dtypes of the biLM's matmuls and convolutions (ElmoLayer's
+# `matmul_dtype`): float32 is exact, the others are the optional
+# lower-precision path (sums, gates, state and outputs stay float32).
+MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 
 _CHAR_CNN_DEFAULTS = {
     "embedding": {"dim": 16},

@@ -303,7 +303,7 @@ def test_keras_file_source_has_the_same_weights_hash(fixture_dir, tmp_path):
     )
     from_keras = kbeam.load_layer(kbeam.ModelSource(keras_file=str(tmp_path / "m.keras")))
     assert kbeam.weights_sha256(from_files) == kbeam.weights_sha256(from_keras)
-    # --lstm-matmul-dtype reaches the layer from either source, the weights unchanged.
+    # --matmul-dtype reaches the layer from either source, the weights unchanged.
     for source in (
         kbeam.ModelSource(keras_file=str(tmp_path / "m.keras")),
         kbeam.ModelSource(
@@ -311,8 +311,8 @@ def test_keras_file_source_has_the_same_weights_hash(fixture_dir, tmp_path):
             weight_file=str(fixture_dir / "lm_weights.hdf5"),
         ),
     ):
-        low = kbeam.load_layer(source, lstm_matmul_dtype="bfloat16")
-        assert low.lstm_matmul_dtype == "bfloat16"
+        low = kbeam.load_layer(source, matmul_dtype="bfloat16")
+        assert low.matmul_dtype == "bfloat16"
         assert kbeam.weights_sha256(low) == kbeam.weights_sha256(from_files)
     other = ElmoLayer(from_files.options, output_mode="dict")
     other.build()

@@ -105,8 +105,8 @@ def test_missing_model_files_are_clear_errors(tmp_path, capsys):
     assert code == 2 and "options file not found" in capsys.readouterr().err
 
 
-def test_lstm_matmul_dtype_flag(fixture_dir, tmp_path):
-    """--lstm-matmul-dtype bfloat16 reaches the layer: the top layer moves by a
+def test_matmul_dtype_flag(fixture_dir, tmp_path):
+    """--matmul-dtype bfloat16 reaches the layer: the top layer moves by a
     bfloat16 rounding (not 0, not more than 2**-5 relative) against the fixture;
     float32 stays exact."""
     sentences, expected = load_fixture(fixture_dir)
@@ -116,7 +116,7 @@ def test_lstm_matmul_dtype_flag(fixture_dir, tmp_path):
     for dtype in ("float32", "bfloat16"):
         folder = tmp_path / dtype
         folder.mkdir()
-        flags = ("--top", "--stateful", "--batch-size", "3", "--lstm-matmul-dtype", dtype)
+        flags = ("--top", "--stateful", "--batch-size", "3", "--matmul-dtype", dtype)
         code, out = run_embed(fixture_dir, folder, lines, *flags)
         assert code == 0
         with h5py.File(out, "r") as f:

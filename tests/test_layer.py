@@ -348,7 +348,7 @@ def test_config_round_trip(tiny_options):
         output_mode="dict",
         stateful=True,
         max_batch_size=7,
-        lstm_matmul_dtype="bfloat16",
+        matmul_dtype="bfloat16",
     )
     clone = ElmoLayer.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -391,8 +391,8 @@ def test_bad_arguments_are_clear(tiny_options):
         ElmoLayer(tiny_options, fine_tune="some")
     with pytest.raises(ValueError, match="num_output_representations"):
         ElmoLayer(tiny_options, num_output_representations=0)
-    with pytest.raises(ValueError, match="lstm_matmul_dtype must be one of"):
-        ElmoLayer(tiny_options, lstm_matmul_dtype="int8")
+    with pytest.raises(ValueError, match="matmul_dtype must be one of"):
+        ElmoLayer(tiny_options, matmul_dtype="int8")
     bad = dict(tiny_options, char_cnn=dict(tiny_options["char_cnn"], activation="gelu"))
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         ElmoLayer(bad)
@@ -429,27 +429,42 @@ def test_bad_weight_files_are_clear(fixture_dir, tmp_path):
         ElmoLayer.from_original(opt, tmp_path / "nope.hdf5")
 
 
-# The optional lower-precision path rounds the operands of the biLM's matmuls
-# (8 significant bits for bfloat16, 11 for float16; products accumulate in
-# float32) and keeps gates, state and clipping in float32. Against the numpy
-# float32 reference the error is a few roundings of each matmul, compounded
-# over two layers and the sequence: bounded here by 2**-5 (bfloat16) and 2**-8
-# (float16) relative, and above 2**-16, which float32 stays far below (so the
-# test fails if the path silently computed in float32).
+# The optional lower-precision path rounds the operands of the model's matmuls
+# and convolutions (8 significant bits for bfloat16, 11 for float16; products
+# accumulate in float32) and keeps sums, gates, state and clipping in float32.
+# Against the numpy float32 reference the error is a few roundings of each
+# product, compounded over the layers and the sequence: bounded here by 2**-5
+# (bfloat16) and 2**-8 (float16) relative, and above 2**-16, which float32
+# stays far below (so the test fails if a part silently computed in float32).
+# Both LSTM weight layouts: the batch-major step reads a feature-major layer's
+# W^T through transpose_b, a different code path.
+@pytest.mark.parametrize("layout", ["batch", "feature"])
 @pytest.mark.parametrize("dtype, bound", [("bfloat16", 2.0**-5), ("float16", 2.0**-8)])
-def test_lower_precision_lstm_matmuls(random_model, dtype, bound):
+def test_lower_precision_matmuls(random_model, monkeypatch, dtype, bound, layout):
     opt, w, ref = random_model()
-    layer = ElmoLayer.from_original(opt, w, output_mode="dict", lstm_matmul_dtype=dtype)
-    assert layer.get_config()["lstm_matmul_dtype"] == dtype
+    monkeypatch.setattr(
+        lstm_lib, "FEATURE_MAJOR_MIN_RECURRENT", 0 if layout == "feature" else 2**62
+    )
+    layer = ElmoLayer.from_original(opt, w, output_mode="dict", matmul_dtype=dtype)
+    assert all(lstm.feature_major == (layout == "feature") for lstm in layer.bilm.lstms)
+    assert layer.get_config()["matmul_dtype"] == dtype
     assert all(v.dtype == "float32" for v in layer.weights)
     out = layer(batch_to_ids(SENTENCES))
-    for key, k in (("lstm_outputs1", 1), ("lstm_outputs2", 2)):
+    for key, k in (("word_emb", 0), ("lstm_outputs1", 1), ("lstm_outputs2", 2)):
         assert out[key].dtype == tf.float32
         got = np.concatenate([out[key][i, : len(s)] for i, s in enumerate(SENTENCES)])
-        want = np.concatenate([ref.layers(s)[0][k] for s in SENTENCES])
+        want = np.concatenate([ref.layers(s)[0][k][:, : got.shape[-1]] for s in SENTENCES])
         rel = np.linalg.norm(got - want) / np.linalg.norm(want)
         assert 2.0**-16 < rel < bound, (key, rel)
-    # The char CNN does not take part: the word layer is exact.
-    word = np.concatenate([out["word_emb"][i, : len(s)] for i, s in enumerate(SENTENCES)])
-    want = np.concatenate([ref.layers(s)[0][0][:, : word.shape[-1]] for s in SENTENCES])
-    np.testing.assert_allclose(word, want, atol=1e-5)
+
+
+def test_old_matmul_dtype_name_still_loads(tiny_options):
+    config = ElmoLayer(tiny_options).get_config()
+    del config["matmul_dtype"]
+    config["lstm_matmul_dtype"] = "bfloat16"  # as 0.2 saved it
+    layer = ElmoLayer.from_config(config)
+    assert layer.matmul_dtype == "bfloat16"
+    assert layer.token_encoder.matmul_dtype == "bfloat16"
+    assert all(lstm.matmul_dtype == "bfloat16" for lstm in layer.bilm.lstms)
+    with pytest.raises(ValueError, match="contradicts matmul_dtype"):
+        ElmoLayer(tiny_options, matmul_dtype="float16", lstm_matmul_dtype="bfloat16")

@@ -182,6 +182,53 @@ def test_projected_lstm_matches_numpy(feature_major):
     assert np.abs(out.numpy()).max() == pytest.approx(0.3)  # the projection clip binds
 
 
+def test_projected_lstm_bfloat16_both_layouts():
+    """The bfloat16 step (batch-major in both layouts) against numpy float32.
+
+    The same W in either stored layout: both runs stay within bfloat16's
+    rounding of the float32 reference (and above float32's), a row with no
+    real step keeps its initial state exactly (h is held in bfloat16 inside
+    the loop), and masked positions are exactly zero.
+    """
+    rng = np.random.default_rng(2)
+    weights = [
+        rng.normal(size=s, scale=0.5).astype("float32")
+        for s in [(2, 4, 4 * UNITS), (2, P, 4 * UNITS), (2, 4 * UNITS), (2, UNITS, P)]
+    ]
+    x = rng.normal(size=(2, 3, 5, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], bool)
+    c0 = tf.constant(rng.normal(size=(2, 3, UNITS)).astype("float32") * 0.1)
+    h0 = tf.constant(np.full((2, 3, P), 0.1234567, "float32"))  # not a bfloat16 number
+    outs = []
+    for feature_major in (False, True):
+        lstm = ProjectedLSTM(
+            UNITS,
+            P,
+            4,
+            cell_clip=3.0,
+            proj_clip=3.0,
+            matmul_dtype="bfloat16",
+            feature_major=feature_major,
+        )
+        lstm.build()
+        t = (lambda a: np.transpose(a, (0, 2, 1))) if feature_major else (lambda a: a)
+        lstm.set_weights([t(weights[0]), t(weights[1]), weights[2], t(weights[3])])
+        out, (c, h) = lstm(tf.constant(x), tf.constant(mask), (c0, h0))
+        np.testing.assert_array_equal(h[:, 2].numpy(), h0[:, 2].numpy())
+        np.testing.assert_array_equal(c[:, 2].numpy(), c0[:, 2].numpy())
+        assert not np.any(out.numpy()[:, ~mask])
+        outs.append(out.numpy())
+        zero = (tf.zeros_like(c0), tf.zeros_like(h0))
+        got = lstm(tf.constant(x), tf.constant(mask), zero)[0].numpy()
+        for d in range(2):
+            want, _ = numpy_lstm(
+                x[d], mask, weights[0][d], weights[1][d], weights[2][d], weights[3][d], 3.0, 3.0
+            )
+            rel = np.linalg.norm(got[d] - want) / np.linalg.norm(want)
+            assert 2.0**-16 < rel < 2.0**-5, (feature_major, d, rel)
+    np.testing.assert_allclose(outs[0], outs[1], atol=2.0**-6)
+
+
 def test_bidirectional_lm_matches_numpy():
     keras.utils.set_random_seed(6)
     bilm = BidirectionalLM.from_options(TINY_OPTIONS)

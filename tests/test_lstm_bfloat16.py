@@ -45,8 +45,8 @@ def test_warns_once_without_bf16_units(tiny_options, monkeypatch):
         warnings.simplefilter("always")
         ElmoLayer(tiny_options).build()  # float32: nothing to say
         assert not caught
-        ElmoLayer(tiny_options, lstm_matmul_dtype="bfloat16").build()
-        ElmoLayer(tiny_options, lstm_matmul_dtype="bfloat16").build()
+        ElmoLayer(tiny_options, matmul_dtype="bfloat16").build()
+        ElmoLayer(tiny_options, matmul_dtype="bfloat16").build()
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1, messages
     assert "neither X nor Y" in messages[0] and "float32" in messages[0]
@@ -58,5 +58,5 @@ def test_no_warning_with_units_or_unknown(tiny_options, monkeypatch, verdict):
     monkeypatch.setattr(lstm_lib, "cpu_bfloat16_units", lambda: (verdict, "whatever"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ElmoLayer(tiny_options, lstm_matmul_dtype="bfloat16").build()
+        ElmoLayer(tiny_options, matmul_dtype="bfloat16").build()
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]

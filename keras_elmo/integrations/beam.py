@@ -139,16 +139,16 @@ class ModelSource:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-def load_layer(source, lstm_matmul_dtype=None):
+def load_layer(source, matmul_dtype=None):
     """An `ElmoLayer` with dict outputs, stateless and without dropout, from `source`.
 
-    `lstm_matmul_dtype` None keeps the model's own setting.
+    `matmul_dtype` None keeps the model's own setting.
     """
     from keras_elmo.layers.elmo_layer import ElmoLayer
 
     overrides = {"output_mode": "dict"}
-    if lstm_matmul_dtype is not None:
-        overrides["lstm_matmul_dtype"] = lstm_matmul_dtype
+    if matmul_dtype is not None:
+        overrides["matmul_dtype"] = matmul_dtype
     if source.preset is not None:
         return ElmoLayer.from_preset(source.preset, progress=False, **overrides)
     if source.options_file is not None:
@@ -171,10 +171,10 @@ def load_layer(source, lstm_matmul_dtype=None):
     # The export's serving copy is exactly the twin wanted here: same weights,
     # dict outputs, stateless, no dropout, float32.
     twin = export._serving_copy(export.find_elmo_layer(loaded))
-    if lstm_matmul_dtype is None or lstm_matmul_dtype == twin.lstm_matmul_dtype:
+    if matmul_dtype is None or matmul_dtype == twin.matmul_dtype:
         return twin
     # The matmul dtype changes no variable, only how the matmuls round.
-    layer = ElmoLayer.from_config({**twin.get_config(), "lstm_matmul_dtype": lstm_matmul_dtype})
+    layer = ElmoLayer.from_config({**twin.get_config(), "matmul_dtype": matmul_dtype})
     layer.build()
     layer.set_weights(twin.get_weights())
     return layer
@@ -269,7 +269,7 @@ class ElmoModelHandler(inference.ModelHandler):
         max_batch_tokens: when set, Beam's batches are formed by tokens (its
             `element_size_fn`), and a model call holds at most this many padded
             tokens; None batches by sentences only, like `keras-elmo embed`.
-        lstm_matmul_dtype: None (the model's own), "float32", "bfloat16" or "float16".
+        matmul_dtype: None (the model's own), "float32", "bfloat16" or "float16".
         max_batch_duration_secs: Beam's stateful batching (streaming); with it,
             Beam also buckets elements by token count where it can.
     """
@@ -280,7 +280,7 @@ class ElmoModelHandler(inference.ModelHandler):
         layers="all",
         batch_size=64,
         max_batch_tokens=None,
-        lstm_matmul_dtype=None,
+        matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
         if isinstance(source, str):
@@ -295,7 +295,7 @@ class ElmoModelHandler(inference.ModelHandler):
         self.layers = layers
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
-        self.lstm_matmul_dtype = lstm_matmul_dtype
+        self.matmul_dtype = matmul_dtype
         kwargs = {}
         if max_batch_tokens is None:
             # A fixed Beam batch (min = max) of `batch_size` sentences.
@@ -315,7 +315,7 @@ class ElmoModelHandler(inference.ModelHandler):
         super().__init__(**kwargs)
 
     def load_model(self):
-        return _Embedder(load_layer(self.source, self.lstm_matmul_dtype), self.layers)
+        return _Embedder(load_layer(self.source, self.matmul_dtype), self.layers)
 
     def run_inference(self, batch, model, inference_args=None):
         for call in model_batches(batch, self.batch_size, self.max_batch_tokens):
@@ -402,7 +402,7 @@ class EmbedSentences(beam.PTransform):
         layers: "all", "top" or "average" (as `keras-elmo embed`).
         tokenizer: for raw sentences: "whitespace", "punctuation" or
             "tf_text" (the export's choices); token lists are used as given.
-        batch_size, max_batch_tokens, lstm_matmul_dtype, max_batch_duration_secs:
+        batch_size, max_batch_tokens, matmul_dtype, max_batch_duration_secs:
             see `ElmoModelHandler`.
     """
 
@@ -413,7 +413,7 @@ class EmbedSentences(beam.PTransform):
         tokenizer="whitespace",
         batch_size=64,
         max_batch_tokens=None,
-        lstm_matmul_dtype=None,
+        matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
         super().__init__()
@@ -422,7 +422,7 @@ class EmbedSentences(beam.PTransform):
             layers=layers,
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
-            lstm_matmul_dtype=lstm_matmul_dtype,
+            matmul_dtype=matmul_dtype,
             max_batch_duration_secs=max_batch_duration_secs,
         )
         self.tokenizer = _Tokenizer(tokenizer)
@@ -601,7 +601,7 @@ def build_manifest(inputs, source, layer, layers, tokenizer, file_format, batch_
             "source": source.describe(),
             # A plain dict (the layer holds a Keras-tracked one, which does not pickle).
             "options": json.loads(json.dumps(layer.options)),
-            "lstm_matmul_dtype": layer.lstm_matmul_dtype,
+            "matmul_dtype": layer.matmul_dtype,
             "weights_sha256": weights_sha256(layer),
         },
         "inputs": [{"index": k, "path": path, "lines": None} for k, path in enumerate(inputs)],
@@ -618,7 +618,7 @@ def embed_corpus(
     file_format="hdf5",
     batch_size=64,
     max_batch_tokens=None,
-    lstm_matmul_dtype=None,
+    matmul_dtype=None,
     pipeline_options=None,
     wait=True,
 ):
@@ -653,11 +653,11 @@ def embed_corpus(
         tokenizer=tokenizer,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
-        lstm_matmul_dtype=lstm_matmul_dtype,
+        matmul_dtype=matmul_dtype,
     )
     # Loaded here once too: a bad model fails before any worker starts, and
     # the manifest records the options and a hash of the weights used.
-    layer = load_layer(source, lstm_matmul_dtype)
+    layer = load_layer(source, matmul_dtype)
     manifest = build_manifest(paths, source, layer, layers, tokenizer, file_format, batch_size)
     del layer
     if not FileSystems.exists(output_dir):

@@ -52,7 +52,7 @@ class BidirectionalLM(keras.layers.Layer):
             largest batch it accepts). Defaults to `128`.
         matmul_dtype: str. `"float32"`, `"bfloat16"` or `"float16"`: the
             operand dtype of the LSTM matmuls (see `ElmoLayer`'s
-            `lstm_matmul_dtype`). Defaults to `"float32"`.
+            `matmul_dtype`). Defaults to `"float32"`.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`,
             `trainable`).
 

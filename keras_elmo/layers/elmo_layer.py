@@ -14,7 +14,6 @@ from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
-from keras_elmo.layers.lstm import MATMUL_DTYPES
 from keras_elmo.layers.scalar_mix import ScalarMix
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 from keras_elmo.text import characters, tokenization
@@ -70,12 +69,17 @@ class ElmoLayer(keras.layers.Layer):
         token_cache_size: int. Size of the token-vector cache (`0`: none).
             Set by `cache_vocabulary` and stored in the config, so that a
             saved layer comes back with its cache. Defaults to `0`.
-        lstm_matmul_dtype: str. `"float32"` (the original numbers),
-            `"bfloat16"` or `"float16"`: the operand dtype of the biLM's
-            matmuls (most of the arithmetic); the char CNN, the LSTM gates,
-            cell state, clipping and all outputs stay float32. Faster only on
-            hardware with fast low-precision matmuls; docs/performance.md
-            gives its speed and error. Defaults to `"float32"`.
+        matmul_dtype: str. `"float32"` (the original numbers), `"bfloat16"`
+            or `"float16"`: the optional lower-precision path. The operands
+            of the model's matmuls and convolutions (char CNN convolutions,
+            highway, projection, LSTM: almost all of the arithmetic) are
+            rounded to this dtype; sums, embeddings, activations, LSTM gates,
+            cell state, clipping, outputs and the stored weights stay
+            float32. Faster only on hardware with fast low-precision matmuls
+            (docs/performance.md gives its speed and error); an
+            ELMoForManyLangs token encoder stays float32. The 0.2 name
+            `lstm_matmul_dtype` (then the LSTM only) is still accepted.
+            Defaults to `"float32"`.
         max_tokens_per_sentence: int or `None`. Request limit on the longest
             sentence's tokens (for dense tokens or char ids, the padded `T`).
             Defaults to `None` (unbounded).
@@ -109,7 +113,7 @@ class ElmoLayer(keras.layers.Layer):
         mean of `elmo` over real tokens) and `sequence_len` `(batch,)`.
 
     Mixed precision: the biLM computes in float32 (its sublayers are float32
-    layers; only `lstm_matmul_dtype` changes that); the outputs are cast to
+    layers; only `matmul_dtype` changes that); the outputs are cast to
     the layer's compute dtype, so under `"mixed_float16"` or
     `"mixed_bfloat16"` the layers after it see that dtype.
 
@@ -152,11 +156,19 @@ class ElmoLayer(keras.layers.Layer):
         max_batch_size=None,
         output_mode="elmo",
         token_cache_size=0,
-        lstm_matmul_dtype="float32",
+        matmul_dtype="float32",
         max_tokens_per_sentence=None,
         max_tokens_per_request=None,
         **kwargs,
     ):
+        if "lstm_matmul_dtype" in kwargs:  # the 0.2 name (configs saved then carry it)
+            old = kwargs.pop("lstm_matmul_dtype")
+            if matmul_dtype != "float32" and old != matmul_dtype:
+                raise ValueError(
+                    f"ElmoLayer: lstm_matmul_dtype={old!r} (the old name of matmul_dtype) "
+                    f"contradicts matmul_dtype={matmul_dtype!r}; give matmul_dtype only."
+                )
+            matmul_dtype = old
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
         if (
@@ -174,9 +186,9 @@ class ElmoLayer(keras.layers.Layer):
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        if lstm_matmul_dtype not in MATMUL_DTYPES:
+        if matmul_dtype not in options_lib.MATMUL_DTYPES:
             raise ValueError(
-                f"lstm_matmul_dtype must be one of {MATMUL_DTYPES}, got {lstm_matmul_dtype!r}."
+                f"matmul_dtype must be one of {options_lib.MATMUL_DTYPES}, got {matmul_dtype!r}."
             )
         self.num_output_representations = num_output_representations
         self.do_layer_norm = bool(do_layer_norm)
@@ -194,7 +206,7 @@ class ElmoLayer(keras.layers.Layer):
             "max_tokens_per_request", max_tokens_per_request, who
         )
         self.output_mode = output_mode
-        self.lstm_matmul_dtype = lstm_matmul_dtype
+        self.matmul_dtype = matmul_dtype
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
         # jit_compile="auto" from compiling this layer on GPU.
         self.supports_jit = False
@@ -213,12 +225,15 @@ class ElmoLayer(keras.layers.Layer):
         # The biLM keeps float32 under any mixed-precision policy: the LSTM
         # state and the clipping thresholds are not safe in float16.
         encoder_class = EfmlTokenEncoder if self.is_efml else CharCNNTokenEncoder
-        self.token_encoder = encoder_class(self.options, name="token_encoder", dtype="float32")
+        encoder_kwargs = {} if self.is_efml else {"matmul_dtype": matmul_dtype}
+        self.token_encoder = encoder_class(
+            self.options, name="token_encoder", dtype="float32", **encoder_kwargs
+        )
         self.bilm = BidirectionalLM.from_options(
             self.options,
             stateful=self.stateful,
             max_batch_size=DEFAULT_STATE_ROWS if max_batch_size is None else max_batch_size,
-            matmul_dtype=lstm_matmul_dtype,
+            matmul_dtype=matmul_dtype,
             name="bilm",
             dtype="float32",
         )
@@ -658,7 +673,7 @@ class ElmoLayer(keras.layers.Layer):
                 "max_batch_size": self.max_batch_size,
                 "output_mode": self.output_mode,
                 "token_cache_size": self.token_cache.size,
-                "lstm_matmul_dtype": self.lstm_matmul_dtype,
+                "matmul_dtype": self.matmul_dtype,
                 "max_tokens_per_sentence": self.max_tokens_per_sentence,
                 "max_tokens_per_request": self.max_tokens_per_request,
             }

@@ -22,11 +22,10 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_elmo.options import MATMUL_DTYPES
+
 # TF1's LSTMCell adds this to the forget gate at run time; it is not in B.
 FORGET_BIAS = 1.0
-# Operand dtypes for the LSTM matmuls; float32 is exact, the others are the
-# optional lower-precision path (state and gates stay float32).
-MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 # Layers whose recurrent weight (4D x P) has at least this many entries store
 # their weights feature-major (see `run_packed`). Measured with oneDNN on a
 # 2-core AVX2 CPU, old and new layout alternating: the published 4096/512
@@ -82,7 +81,7 @@ def _warn_if_no_bfloat16_units():
     has_units, why = cpu_bfloat16_units()
     if has_units is False:
         warnings.warn(
-            f"keras_elmo: lstm_matmul_dtype='bfloat16' requested, but {why}: the matmuls "
+            f"keras_elmo: matmul_dtype='bfloat16' requested, but {why}: the matmuls "
             "will emulate bfloat16 and run slower than float32 (and lose precision). "
             "Use the default 'float32' on this machine.",
             RuntimeWarning,
@@ -139,16 +138,25 @@ def run_packed(
     batch axis of 2 ran ~2.5x slower than two MatMuls of the same shapes.
     """
 
-    def matmul(a, b, **kwargs):
-        if matmul_dtype is None:
-            return tf.matmul(a, b, **kwargs)
-        # (a no-op cast for the weights, which are cast once below)
-        return tf.cast(
-            tf.matmul(tf.cast(a, matmul_dtype), tf.cast(b, matmul_dtype), **kwargs), tf.float32
-        )
-
-    if matmul_dtype is not None:  # cast each weight once per call, not per step
+    low_precision = matmul_dtype is not None
+    # Which layout the step computes in. float32 with W^T stored runs
+    # feature-major (see above). The lower-precision path runs batch-major
+    # whatever the stored layout, reading stored W^T through `transpose_b`:
+    # with oneDNN's bfloat16 kernels (AVX512_BF16) that was the fastest form
+    # of the recurrent step (x @ W^T^T 73 GFLOP/s vs W^T @ x^T 54 at 19 rows)
+    # and it needs no per-step transposes; published size, one layer, both
+    # directions, alternating: 1.93x float32 against 1.65x feature-major
+    # (benchmarks/lstm_ab.py has the whole-model numbers).
+    step_feature_major = feature_major and not low_precision
+    # h (state and outputs) is held in the matmul dtype: it is the output of
+    # the projection matmul, so it is exactly representable there, and the
+    # next step's matmul reads it without a cast. One cast per step remains
+    # on each side of the gates: z to float32, the gated output to matmul_dtype.
+    h_dtype = tf.as_dtype(matmul_dtype) if low_precision else h0.dtype
+    if low_precision:  # cast each weight once per call, not per step
         kernel, w_rec, w_proj = (tf.cast(w, matmul_dtype) for w in (kernel, w_rec, w_proj))
+        inputs = tf.cast(inputs, matmul_dtype)
+    to_float = (lambda t: tf.cast(t, tf.float32)) if low_precision else (lambda t: t)
     chunk_rows = chunk_rows or CHUNK_ROWS
     batch = tf.shape(inputs)[1]
     mask_tm = tf.transpose(mask)  # (T, B)
@@ -182,38 +190,43 @@ def run_packed(
 
     d_proj = tf.shape(h0)[-1]
     outputs = tf.TensorArray(
-        h0.dtype,
+        h_dtype,
         size=n_blocks + 1,
         infer_shape=False,
         element_shape=tf.TensorShape([None, n_dir, h0.shape[-1]]),
     )
     # An empty last element keeps `concat` valid when there are no blocks.
-    outputs = outputs.write(n_blocks, tf.zeros([0, n_dir, d_proj], h0.dtype))
+    outputs = outputs.write(n_blocks, tf.zeros([0, n_dir, d_proj], h_dtype))
 
     def input_side(d, x):
-        if feature_major:
-            return matmul(kernel[d], x, transpose_b=True) + bias[d][:, None]  # (4D, n)
-        return matmul(x, kernel[d]) + bias[d]  # (n, 4D)
+        if step_feature_major:
+            return tf.matmul(kernel[d], x, transpose_b=True) + bias[d][:, None]  # (4D, n)
+        if feature_major:  # W^T @ x^T ran fastest for this shape; one transpose per chunk
+            return to_float(tf.transpose(tf.matmul(kernel[d], x, transpose_b=True))) + bias[d]
+        return to_float(tf.matmul(x, kernel[d])) + bias[d]  # (n, 4D)
 
     def step(d, pre, h_prev, c_prev):
         """One direction's step on the gathered rows; `pre` their x W_x + B."""
-        if feature_major:
-            z = pre + matmul(w_rec[d], h_prev, transpose_b=True)  # (4D, n)
+        if step_feature_major:
+            z = pre + tf.matmul(w_rec[d], h_prev, transpose_b=True)  # (4D, n)
             gate_axis, c_prev = 0, tf.transpose(c_prev)
         else:
-            z = pre + matmul(h_prev, w_rec[d])  # (n, 4D)
+            z = pre + to_float(tf.matmul(h_prev, w_rec[d], transpose_b=feature_major))  # (n, 4D)
             gate_axis = 1
         # TF1's gate order i, j, f, o along the 4D axis.
         i, j, f, o = tf.split(z, 4, axis=gate_axis)
         c_d = tf.sigmoid(f + FORGET_BIAS) * c_prev + tf.sigmoid(i) * tf.tanh(j)
         if cell_clip is not None:
             c_d = tf.clip_by_value(c_d, -cell_clip, cell_clip)
-        if feature_major:
-            h_d = tf.transpose(matmul(w_proj[d], tf.sigmoid(o) * tf.tanh(c_d)))  # (n, P)
+        gated = tf.sigmoid(o) * tf.tanh(c_d)
+        if step_feature_major:
+            h_d = tf.transpose(tf.matmul(w_proj[d], gated))  # (n, P)
             c_d = tf.transpose(c_d)
         else:
-            h_d = matmul(tf.sigmoid(o) * tf.tanh(c_d), w_proj[d])
+            gated = tf.cast(gated, h_dtype)
+            h_d = tf.matmul(gated, w_proj[d], transpose_b=feature_major)  # (n, P)
         if proj_clip is not None:
+            # (exact in the matmul dtype too: a bound is a bfloat16/float16 number)
             h_d = tf.clip_by_value(h_d, -proj_clip, proj_clip)
         return c_d, h_d
 
@@ -228,7 +241,7 @@ def run_packed(
             span = slice(start - low, end - low)  # block b's part of `pre`
             new_c, new_h = [], []
             for d in range(n_dir):
-                pre_d = pre[d][:, span] if feature_major else pre[d][span]
+                pre_d = pre[d][:, span] if step_feature_major else pre[d][span]
                 c_d, h_d = step(d, pre_d, tf.gather_nd(h[d], rows), tf.gather_nd(c[d], rows))
                 new_c.append(c_d)
                 new_h.append(h_d)
@@ -248,14 +261,18 @@ def run_packed(
         (
             tf.constant(0),
             tuple(tf.unstack(c0, num=n_dir)),
-            tuple(tf.unstack(h0, num=n_dir)),
+            tuple(tf.unstack(tf.cast(h0, h_dtype), num=n_dir)),
             outputs,
         ),
         parallel_iterations=1,
     )
-    packed = outputs.concat()  # (N, n_dir, P)
+    packed = to_float(outputs.concat())  # (N, n_dir, P)
     dense = tf.scatter_nd(positions, packed, tf.stack([steps, batch, n_dir, d_proj]))
-    return tf.transpose(dense, [2, 1, 0, 3]), tf.stack(c), tf.stack(h)
+    h = tf.stack(h)
+    if low_precision:  # a row with no real step keeps its initial h exactly
+        ran = tf.reduce_any(mask, axis=1)[None, :, None]
+        h = tf.where(ran, to_float(h), h0)
+    return tf.transpose(dense, [2, 1, 0, 3]), tf.stack(c), h
 
 
 _run_packed_graph = tf.function(run_packed, reduce_retracing=True)

@@ -36,6 +36,9 @@ class CharCNNTokenEncoder(keras.layers.Layer):
     Args:
         options: dict. Model options in the published `options.json` layout;
             this layer uses `char_cnn` and `lstm.projection_dim`.
+        matmul_dtype: str. `"float32"`, `"bfloat16"` or `"float16"`: the
+            operand dtype of the convolutions and matmuls (see `ElmoLayer`'s
+            `matmul_dtype`). Defaults to `"float32"`.
         **kwargs: other `keras.layers.Layer` arguments (`name`, `dtype`,
             `trainable`).
 
@@ -69,9 +72,15 @@ class CharCNNTokenEncoder(keras.layers.Layer):
           "Character-Aware Neural Language Models", AAAI.
     """
 
-    def __init__(self, options, **kwargs):
+    def __init__(self, options, matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
+        if matmul_dtype not in options_lib.MATMUL_DTYPES:
+            raise ValueError(
+                f"CharCNNTokenEncoder: matmul_dtype must be one of {options_lib.MATMUL_DTYPES}, "
+                f"got {matmul_dtype!r}."
+            )
+        self.matmul_dtype = matmul_dtype
         cnn = self.options["char_cnn"]
         self.char_dim = cnn["embedding"]["dim"]
         self.filters = [tuple(f) for f in cnn["filters"]]
@@ -143,6 +152,19 @@ class CharCNNTokenEncoder(keras.layers.Layer):
             )
         self.built = True
 
+    def _product(self, op, x, weight):
+        """`op(x, weight)` with operands in `matmul_dtype`; the result in float32.
+
+        The lower-precision path rounds the operands only: the sums come
+        back as float32, and the bias, max, activations and gates that
+        follow stay float32.
+        """
+        weight = tf.convert_to_tensor(weight)
+        if self.matmul_dtype == "float32":
+            return op(x, weight)
+        low = self.matmul_dtype
+        return tf.cast(op(tf.cast(x, low), tf.cast(weight, low)), tf.float32)
+
     def _act(self, x):
         return tf.nn.relu(x) if self.activation == "relu" else tf.tanh(x)
 
@@ -167,18 +189,22 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         x = x[:, :, : tf.minimum(used + widest, self.max_chars)]
         pieces = []
         for kernel, bias in zip(self.conv_kernels, self.conv_biases):
-            conv = tf.nn.conv2d(x, tf.convert_to_tensor(kernel), strides=1, padding="VALID")
+            conv = self._product(
+                lambda x, k: tf.nn.conv2d(x, k, strides=1, padding="VALID"), x, kernel
+            )
             pooled = tf.reduce_max(conv, axis=[1, 2])
             # max over char positions, then bias and activation, as bilm-tf does
             # (adding a per-channel constant commutes with the max exactly).
             pieces.append(self._act(pooled + bias))
         h = tf.concat(pieces, axis=-1)
         for hw in self.highway:
-            gate = tf.sigmoid(tf.matmul(h, hw["w_carry"]) + hw["b_carry"])
-            transform = tf.nn.relu(tf.matmul(h, hw["w_transform"]) + hw["b_transform"])
+            gate = tf.sigmoid(self._product(tf.matmul, h, hw["w_carry"]) + hw["b_carry"])
+            transform = tf.nn.relu(
+                self._product(tf.matmul, h, hw["w_transform"]) + hw["b_transform"]
+            )
             h = gate * transform + (1.0 - gate) * h
         if self.use_projection:
-            h = tf.matmul(h, self.w_proj) + self.b_proj
+            h = self._product(tf.matmul, h, self.w_proj) + self.b_proj
         return h
 
     def _encode_chunked(self, char_ids):
@@ -235,5 +261,5 @@ class CharCNNTokenEncoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"options": self.options})
+        config.update({"options": self.options, "matmul_dtype": self.matmul_dtype})
         return config

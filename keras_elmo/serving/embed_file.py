@@ -422,14 +422,14 @@ def embed_file(
     resume=False,
     flush_seconds=FLUSH_SECONDS,
     efml_dir=None,
-    lstm_matmul_dtype="float32",
+    matmul_dtype="float32",
 ):
     """Embed every line of `input_file` into `output_file`; see the module docstring.
 
     `progress`: show a progress bar (sentences done, rate, time left) on stderr.
     `efml_dir`: an ELMoForManyLangs model directory, read instead of
     `options_file` + `weight_file` (both then None).
-    `lstm_matmul_dtype`: ElmoLayer's operand dtype for the biLM matmuls
+    `matmul_dtype`: ElmoLayer's operand dtype for the biLM matmuls
     ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at ~0.3% relative
     error per layer; docs/performance.md).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
@@ -470,7 +470,7 @@ def embed_file(
         "layers": layers,
         "batch_size": batch_size,
         "stateful": bool(stateful),
-        "lstm_matmul_dtype": lstm_matmul_dtype,
+        "matmul_dtype": matmul_dtype,
     }
     parts = _Parts(partial_dir(output_file), job, resume, stateful)
 
@@ -482,7 +482,7 @@ def embed_file(
         "output_mode": "dict",
         "stateful": stateful,
         "max_batch_size": batch_size,
-        "lstm_matmul_dtype": lstm_matmul_dtype,
+        "matmul_dtype": matmul_dtype,
     }
     if efml_dir is not None:
         layer = ElmoLayer.from_elmoformanylangs(efml_dir, **settings)
