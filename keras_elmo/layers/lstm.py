@@ -156,7 +156,8 @@ def run_packed(
     if low_precision:  # cast each weight once per call, not per step
         kernel, w_rec, w_proj = (tf.cast(w, matmul_dtype) for w in (kernel, w_rec, w_proj))
         inputs = tf.cast(inputs, matmul_dtype)
-    to_float = (lambda t: tf.cast(t, tf.float32)) if low_precision else (lambda t: t)
+    # back from the matmul dtype to the state's (float32 inside ElmoLayer)
+    to_float = (lambda t: tf.cast(t, c0.dtype)) if low_precision else (lambda t: t)
     chunk_rows = chunk_rows or CHUNK_ROWS
     batch = tf.shape(inputs)[1]
     mask_tm = tf.transpose(mask)  # (T, B)

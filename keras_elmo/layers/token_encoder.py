@@ -152,18 +152,18 @@ class CharCNNTokenEncoder(keras.layers.Layer):
             )
         self.built = True
 
-    def _product(self, op, x, weight):
-        """`op(x, weight)` with operands in `matmul_dtype`; the result in float32.
+    def _low(self, t):
+        """`t` as an operand of the convolutions and matmuls (`matmul_dtype`).
 
-        The lower-precision path rounds the operands only: the sums come
-        back as float32, and the bias, max, activations and gates that
-        follow stay float32.
+        The lower-precision path rounds the operands only: each product's
+        result comes back to the compute dtype (`_back`, float32 inside
+        ElmoLayer) and the bias, activations and gates that follow stay there.
         """
-        weight = tf.convert_to_tensor(weight)
-        if self.matmul_dtype == "float32":
-            return op(x, weight)
-        low = self.matmul_dtype
-        return tf.cast(op(tf.cast(x, low), tf.cast(weight, low)), tf.float32)
+        t = tf.convert_to_tensor(t)
+        return t if self.matmul_dtype == "float32" else tf.cast(t, self.matmul_dtype)
+
+    def _back(self, t):
+        return tf.cast(t, self.compute_dtype)
 
     def _act(self, x):
         return tf.nn.relu(x) if self.activation == "relu" else tf.tanh(x)
@@ -171,7 +171,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
     def encode_unique(self, char_ids):
         """Encode a 2-D batch of token char ids (N, max_chars) -> (N, P); no dedupe."""
         char_ids = tf.convert_to_tensor(char_ids)
-        x = tf.gather(tf.convert_to_tensor(self.char_embed), char_ids)  # (N, C, d)
+        x = tf.gather(self._low(self.char_embed), char_ids)  # (N, C, d)
         x = tf.expand_dims(x, 1)  # (N, 1, C, d): the conv2d layout of the weights
         # Tokens are short and the rest of each row is the padding char, so
         # most conv windows see padding only and all give the same vector.
@@ -189,22 +189,22 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         x = x[:, :, : tf.minimum(used + widest, self.max_chars)]
         pieces = []
         for kernel, bias in zip(self.conv_kernels, self.conv_biases):
-            conv = self._product(
-                lambda x, k: tf.nn.conv2d(x, k, strides=1, padding="VALID"), x, kernel
-            )
-            pooled = tf.reduce_max(conv, axis=[1, 2])
+            conv = tf.nn.conv2d(x, self._low(kernel), strides=1, padding="VALID")
+            # (the max before the cast back: the cast is exact and monotonic)
+            pooled = self._back(tf.reduce_max(conv, axis=[1, 2]))
             # max over char positions, then bias and activation, as bilm-tf does
             # (adding a per-channel constant commutes with the max exactly).
             pieces.append(self._act(pooled + bias))
         h = tf.concat(pieces, axis=-1)
         for hw in self.highway:
-            gate = tf.sigmoid(self._product(tf.matmul, h, hw["w_carry"]) + hw["b_carry"])
-            transform = tf.nn.relu(
-                self._product(tf.matmul, h, hw["w_transform"]) + hw["b_transform"]
-            )
+            h_low = self._low(h)
+            carry = self._back(tf.matmul(h_low, self._low(hw["w_carry"])))
+            transform = self._back(tf.matmul(h_low, self._low(hw["w_transform"])))
+            gate = tf.sigmoid(carry + hw["b_carry"])
+            transform = tf.nn.relu(transform + hw["b_transform"])
             h = gate * transform + (1.0 - gate) * h
         if self.use_projection:
-            h = self._product(tf.matmul, h, self.w_proj) + self.b_proj
+            h = self._back(tf.matmul(self._low(h), self._low(self.w_proj))) + self.b_proj
         return h
 
     def _encode_chunked(self, char_ids):
