@@ -124,3 +124,17 @@ def test_matmul_dtype_flag(fixture_dir, tmp_path):
     assert np.allclose(got["float32"], want, atol=1e-6)
     rel = np.linalg.norm(got["bfloat16"] - want) / np.linalg.norm(want)
     assert 2.0**-16 < rel < 2.0**-5, rel
+
+
+@pytest.mark.parametrize("command", ["embed", "beam-embed"])
+def test_old_matmul_dtype_flag_is_an_alias(command):
+    from keras_elmo.cli import build_parser
+
+    parser = build_parser()
+    if command == "embed":
+        base = ["in.txt", "out.hdf5"]
+    else:
+        base = ["--input", "in*.txt", "--output-dir", "out"]
+    for flag in ("--matmul-dtype", "--lstm-matmul-dtype"):
+        args = parser.parse_args([command, *base, flag, "bfloat16"])
+        assert args.matmul_dtype == "bfloat16", flag

@@ -429,9 +429,9 @@ def embed_file(
     `progress`: show a progress bar (sentences done, rate, time left) on stderr.
     `efml_dir`: an ELMoForManyLangs model directory, read instead of
     `options_file` + `weight_file` (both then None).
-    `matmul_dtype`: ElmoLayer's operand dtype for the biLM matmuls
-    ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at ~0.3% relative
-    error per layer; docs/performance.md).
+    `matmul_dtype`: ElmoLayer's operand dtype for the model's matmuls and
+    convolutions ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at
+    ~0.2-0.4% relative error; docs/performance.md).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """
