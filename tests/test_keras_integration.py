@@ -344,8 +344,9 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
     layer = fixture_layer(fixture_dir, output_mode="dict")
     expected = [layer(x) for x in batches]
     assert layer.cache_vocabulary(vocab) is layer
-    assert layer.token_cache.size == len(set(vocab) - {""})
-    assert layer.get_config()["token_cache_size"] == layer.token_cache.size
+    assert len(layer.token_cache.vocabulary) == len(set(vocab) - {""})
+    # The config holds the constructor's arguments; the cache travels apart.
+    assert layer.get_config()["token_cache_size"] == 0
     for x, want in zip(batches, expected):
         got = layer(x)
         for key in want:
@@ -353,7 +354,7 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
                 got[key].numpy(), want[key].numpy(), atol=1e-6, rtol=0, err_msg=key
             )
 
-    # Saved with the model: vectors as a weight, vocabulary as an asset.
+    # Saved with the model: vectors in the weights file, vocabulary as an asset.
     inputs = keras.Input(shape=(), dtype="string")
     model = keras.Model(inputs, layer(ElmoTokenizer()(inputs))["elmo"])
     sentences = tf.constant([" ".join(in_vocab[:5]), "Zyzzyva and unseen words"])
@@ -379,9 +380,17 @@ def test_token_cache_errors(tiny_options):
     with pytest.raises(ValueError, match="UTF-8"):
         layer.cache_vocabulary([b"\xff"])
     layer.cache_vocabulary(["a", "b", "a"])
-    assert layer.token_cache.size == 2
+    assert layer.token_cache.vocabulary == ["a", "b"]
+    # Another vocabulary replaces the cache; the config does not change.
+    layer.cache_vocabulary(["a", "b", "c"])
+    assert layer.token_cache.vocabulary == ["a", "b", "c"]
+    assert layer.get_config()["token_cache_size"] == 0
+    # A layer made for a fixed size refuses another.
+    sized = ElmoLayer(tiny_options, token_cache_size=2)
     with pytest.raises(ValueError, match="new layer"):
-        layer.cache_vocabulary(["a", "b", "c"])
+        sized.cache_vocabulary(["a", "b", "c"])
+    sized.cache_vocabulary(["b", "c"])
+    assert sized.get_config()["token_cache_size"] == 2
     # Same size again: a refresh (e.g. after new encoder weights) is fine.
     layer.cache_vocabulary(["b", "c"])
     np.testing.assert_allclose(

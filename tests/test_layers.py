@@ -12,6 +12,7 @@ from support.layer_checks import FLOAT32_ATOL, run_layer_test
 from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.lstm import ProjectedLSTM
+from keras_elmo.layers.token_cache import TokenCache
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 
 SENTENCES = [["The", "cat", "sat", "."], ["Hello", "!"], ["a"]]
@@ -133,6 +134,72 @@ def test_elmo_layer_layer_checks(tmp_path, output_mode):
         expected_mask_shape=(3, 4) if output_mode == "elmo" else None,
         tmp_path=tmp_path,
     )
+
+
+# A vocabulary and its vectors written here, and tokens with the rows they hit.
+CACHE_VOCABULARY = ["the", "cat", "sat", "\u00e9t\u00e9"]
+CACHE_VECTORS = np.arange(4 * 3, dtype="float32").reshape(4, 3) / 8.0 - 0.5
+CACHE_TOKENS = [["cat", "dog", "the", ""], ["\u00e9t\u00e9", "sat", "Cat", "cat"]]
+
+
+def filled_token_cache(**kwargs):
+    cache = TokenCache(3, name="token_cache", **kwargs)
+    cache.set_vocabulary(CACHE_VOCABULARY, CACHE_VECTORS)
+    return cache
+
+
+def copy_cache(source, target):
+    target.set_vocabulary(source.vocabulary, source.vectors.numpy())
+
+
+def test_token_cache_layer_checks(tmp_path):
+    tokens = tf.constant(CACHE_TOKENS)
+    layer, out = run_layer_test(
+        filled_token_cache,
+        tokens,
+        expected_output_shape=(2, 4, 3),
+        tmp_path=tmp_path,
+        copy_state=copy_cache,
+    )
+    rows = {token: k for k, token in enumerate(CACHE_VOCABULARY)}
+    want = np.zeros((2, 4, 3), "float32")
+    for b, sentence in enumerate(CACHE_TOKENS):
+        for t, token in enumerate(sentence):
+            if token in rows:
+                want[b, t] = CACHE_VECTORS[rows[token]]
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(layer.lookup(tokens).numpy(), [[1, -1, 0, -1], [3, 2, -1, 1]])
+    # The config is the constructor's: a layer made from it is empty (zeros).
+    assert layer.get_config()["size"] == 0
+    empty = TokenCache.from_config(layer.get_config())
+    np.testing.assert_array_equal(empty(tokens).numpy(), np.zeros((2, 4, 3)))
+    assert empty.weights == [] and layer.weights == []
+
+
+def test_token_cache_keras_file_carries_the_cache(tmp_path):
+    inputs = keras.Input(shape=(4,), dtype="string")
+    model = keras.Model(inputs, filled_token_cache()(inputs))
+    model.save(tmp_path / "cache.keras")
+    loaded = keras.models.load_model(tmp_path / "cache.keras").get_layer("token_cache")
+    assert loaded.vocabulary == CACHE_VOCABULARY and loaded.get_config()["size"] == 0
+    np.testing.assert_array_equal(loaded.vectors.numpy(), CACHE_VECTORS)
+    # An empty cache saves and loads as empty.
+    model = keras.Model(inputs, TokenCache(3, name="token_cache")(inputs))
+    model.save(tmp_path / "empty.keras")
+    loaded = keras.models.load_model(tmp_path / "empty.keras").get_layer("token_cache")
+    assert not loaded.active and loaded.vectors is None
+
+
+def test_token_cache_checks():
+    with pytest.raises(ValueError, match="non-negative integer"):
+        TokenCache(3, size=-1)
+    with pytest.raises(ValueError, match="shape"):
+        TokenCache(3).set_vocabulary(["a", "b"], np.zeros((2, 4)))
+    sized = TokenCache(3, size=2)
+    with pytest.raises(ValueError, match="new layer"):
+        sized.set_vocabulary(["a"], np.zeros((1, 3)))
+    sized.set_vocabulary(["a", "b"], np.ones((2, 3)))
+    assert sized.vocabulary == ["a", "b"]
 
 
 def test_elmo_layer_mixed_precision_keeps_the_bilm_float32():

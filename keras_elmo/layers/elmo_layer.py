@@ -66,9 +66,11 @@ class ElmoLayer(keras.layers.Layer):
             state (128 when `None`). Defaults to `None`.
         output_mode: str. `"elmo"` (the ELMo vectors) or `"dict"` (every
             layer, with TF Hub's names; see Returns). Defaults to `"elmo"`.
-        token_cache_size: int. Size of the token-vector cache (`0`: none).
-            Set by `cache_vocabulary` and stored in the config, so that a
-            saved layer comes back with its cache. Defaults to `0`.
+        token_cache_size: int. `0` lets `cache_vocabulary` cache a
+            vocabulary of any size; `N > 0` makes it require `N` distinct
+            tokens. The cache itself (vocabulary and vectors) is saved with
+            the layer in a `.keras` file, not in the config (`TokenCache`).
+            Defaults to `0`.
         matmul_dtype: str. `"float32"` (the original numbers), `"bfloat16"`
             or `"float16"`: the optional lower-precision path. The operands
             of the model's matmuls and convolutions (char CNN convolutions,
@@ -253,6 +255,7 @@ class ElmoLayer(keras.layers.Layer):
             raise ValueError(
                 "A token cache needs a frozen token encoder: use fine_tune='mix' or 'top'."
             )
+        self.token_cache_size = token_cache_size
         self.token_cache = token_cache_lib.TokenCache(
             self.projection_dim, size=token_cache_size, name="token_cache", dtype="float32"
         )
@@ -284,6 +287,7 @@ class ElmoLayer(keras.layers.Layer):
         for mix in self.mixes:
             mix.build()
         self.dropout_layer.build(None)
+        self.token_cache.build()
         self.built = True
 
     @classmethod
@@ -364,10 +368,11 @@ class ElmoLayer(keras.layers.Layer):
 
         Afterwards string-token inputs look their in-vocabulary tokens up and
         run the char CNN only on the others; outputs are unchanged (up to
-        float rounding). Char-id inputs always use the CNN. The cache is a
-        non-trainable weight saved with the model; call this again after the
-        token encoder's weights change (same vocabulary size), or make a new
-        layer for another size. Returns self.
+        float rounding). Char-id inputs always use the CNN. The cache is
+        saved with the model (`TokenCache`); call this again after the token
+        encoder's weights change. A call with another vocabulary replaces the
+        cache (functions traced before, e.g. `model.predict`'s, keep the old
+        vocabulary: call it before compiling). Returns self.
         """
         if self.fine_tune == "all":
             raise ValueError(
@@ -672,7 +677,7 @@ class ElmoLayer(keras.layers.Layer):
                 "stateful": self.stateful,
                 "max_batch_size": self.max_batch_size,
                 "output_mode": self.output_mode,
-                "token_cache_size": self.token_cache.size,
+                "token_cache_size": self.token_cache_size,
                 "matmul_dtype": self.matmul_dtype,
                 "max_tokens_per_sentence": self.max_tokens_per_sentence,
                 "max_tokens_per_request": self.max_tokens_per_request,

@@ -8,7 +8,8 @@ outside the vocabulary still go through the CNN.
 
 `TokenCache` holds the vocabulary (a string -> row hash table, saved as a
 JSON asset of a `.keras` file) and the vectors (a non-trainable (V, P)
-weight). `ElmoLayer.cache_vocabulary` fills it; `ElmoLayer` reads it.
+variable, saved in the `.keras` weights file; not a Keras weight, see the
+class). `ElmoLayer.cache_vocabulary` fills it; `ElmoLayer` reads it.
 """
 
 import json
@@ -47,100 +48,138 @@ def clean_vocabulary(tokens):
 class TokenCache(keras.layers.Layer):
     """Vocabulary -> precomputed token vectors (V, output_dim).
 
-    Not called as a layer: `ElmoLayer` uses `lookup` and `gather`. `size` is
-    the vocabulary size (0: empty cache); the weight is created at once so a
-    model rebuilt from its config can load the saved vectors.
+    Called on string tokens (any shape), it returns their cached vectors
+    (shape + (output_dim,)), zeros for tokens not in the vocabulary; an
+    empty cache returns zeros. `ElmoLayer` uses the two halves, `lookup`
+    (tokens -> rows, -1 where not cached) and `gather` (rows -> vectors), to
+    send only the uncached tokens through the char CNN.
+
+    The cache is not a Keras weight, by design: its row count is the size of
+    the vocabulary given to `set_vocabulary`, which comes after the layer is
+    built (`ElmoLayer.cache_vocabulary` on a loaded model), while Keras
+    creates weights once, in `build()`, with fixed shapes. So, as Keras's own
+    `StringLookup` keeps its vocabulary and `TextVectorization` its IDF
+    weights, the cache is state kept beside the weights: a string -> row hash
+    table and a non-trainable float32 `tf.Variable` (V, output_dim). A
+    `.keras` file carries both (the vectors through `save_own_variables`, the
+    vocabulary as a JSON asset), so a model loaded from its config gets its
+    cache back; the config itself holds only the constructor's arguments.
+
+    Args:
+        output_dim: the width of the cached vectors (the token encoder's
+            projection size).
+        size: 0 (default: a vocabulary of any size), or the number of tokens
+            the cache must hold; `set_vocabulary` refuses another count.
+            Configs written by keras_elmo before this rule record the size of
+            the cache saved with them here.
     """
 
     def __init__(self, output_dim, size=0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"TokenCache: size must be a non-negative integer, got {size!r}.")
+        for name, value in (("output_dim", output_dim), ("size", size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"TokenCache: {name} must be a non-negative integer, got {value!r}."
+                )
         self.output_dim = output_dim
-        self.size = 0
+        self.size = size
         self.vocabulary = []
         self.vectors = None
         self._table = None
-        if size:
-            self._allocate(size)
-        self.built = True
+        # Pieces of a cache read back from a `.keras` file: Keras loads the
+        # vectors (`load_own_variables`) and then the vocabulary (`load_assets`).
+        self._loaded_vectors = None
 
     def build(self, input_shape=None):
-        # Overridden (and never called) so that Keras does not lock the state
-        # at __init__: `set_vocabulary` may create the weight later.
-        pass
-
-    def _allocate(self, size):
-        self.size = size
-        # autocast=False: read as float32 even inside a mixed-precision layer.
-        self.vectors = self.add_weight(
-            name="vectors",
-            shape=(size, self.output_dim),
-            initializer="zeros",
-            trainable=False,
-            autocast=False,
-        )
+        self.built = True
 
     @property
     def active(self):
-        return self.size > 0 and self._table is not None
-
-    def _set_table(self, vocabulary):
-        if len(vocabulary) != self.size:
-            raise ValueError(
-                f"TokenCache: the vocabulary has {len(vocabulary)} tokens, the cache {self.size}."
-            )
-        self.vocabulary = list(vocabulary)
-        self._table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(self.vocabulary, tf.string), tf.range(self.size, dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
+        return self._table is not None
 
     def set_vocabulary(self, vocabulary, vectors):
         """Store `vocabulary` (clean token list) and its vectors (V, output_dim)."""
+        vocabulary = list(vocabulary)
         vectors = np.asarray(vectors, dtype="float32")
         if vectors.shape != (len(vocabulary), self.output_dim):
             raise ValueError(
                 f"TokenCache: vectors must have shape {(len(vocabulary), self.output_dim)}, "
                 f"got {vectors.shape}."
             )
-        if self.size == 0:
-            self._allocate(len(vocabulary))
-        elif self.size != len(vocabulary):
+        if self.size and self.size != len(vocabulary):
             raise ValueError(
-                f"TokenCache: this layer already has a cache of {self.size} tokens; a vocabulary "
-                f"of {len(vocabulary)} needs a new layer (ElmoLayer(..., token_cache_size="
-                f"{len(vocabulary)}))."
+                f"TokenCache: this layer holds a cache of {self.size} tokens; a vocabulary "
+                f"of {len(vocabulary)} needs a new layer (ElmoLayer(..., token_cache_size=0) "
+                f"takes any size)."
             )
-        self._set_table(vocabulary)
-        self.vectors.assign(vectors)
+        if self.vectors is not None and tuple(self.vectors.shape) == vectors.shape:
+            # In place: functions traced before (model.predict) see the new
+            # vectors, e.g. after new token encoder weights.
+            self.vectors.assign(vectors)
+        else:
+            self.vectors = tf.Variable(vectors, trainable=False, name="token_cache_vectors")
+        if vocabulary != self.vocabulary or self._table is None:
+            self.vocabulary = vocabulary
+            self._table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(vocabulary, tf.string),
+                    tf.range(len(vocabulary), dtype=tf.int64),
+                ),
+                default_value=-1,
+            )
 
     def lookup(self, tokens):
         """String tokens (any shape) -> int32 rows, -1 where not cached."""
+        if self._table is None:
+            return tf.fill(tf.shape(tokens), -1)
         return tf.cast(self._table.lookup(tokens), tf.int32)
 
     def gather(self, rows):
-        """Rows (any shape, -1 allowed) -> vectors, zeros at -1."""
+        """Rows (any shape, -1 allowed) -> float32 vectors, zeros at -1."""
+        if self.vectors is None:
+            return tf.zeros(tf.concat([tf.shape(rows), [self.output_dim]], 0), tf.float32)
         found = tf.gather(tf.convert_to_tensor(self.vectors), tf.maximum(rows, 0))
         return tf.where((rows >= 0)[..., None], found, tf.zeros_like(found))
 
-    # The vocabulary travels as an asset of the `.keras` file.
+    def call(self, tokens):
+        return tf.cast(self.gather(self.lookup(tokens)), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    # Saved in a `.keras` file: the vectors in the weights file, the
+    # vocabulary as an asset.
+    def save_own_variables(self, store):
+        if self.vectors is not None:
+            store["vectors"] = self.vectors.numpy()
+
+    def load_own_variables(self, store):
+        # "0": the key of files saved when the vectors were a Keras weight.
+        for key in ("vectors", "0"):
+            if key in store:
+                self._loaded_vectors = store[key]
+                return
+
     def save_assets(self, dir_path):
         with open(os.path.join(dir_path, VOCABULARY_ASSET), "w", encoding="utf-8") as f:
             json.dump(self.vocabulary, f, ensure_ascii=False)
 
     def load_assets(self, dir_path):
         path = os.path.join(dir_path, VOCABULARY_ASSET)
-        if not os.path.isfile(path):
-            if self.size:
-                raise ValueError(f"TokenCache: the saved model has no vocabulary asset ({path}).")
+        vocabulary = []
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                vocabulary = json.load(f)
+        vectors, self._loaded_vectors = self._loaded_vectors, None
+        if not vocabulary and vectors is None:
             return
-        with open(path, encoding="utf-8") as f:
-            vocabulary = json.load(f)
-        if vocabulary:
-            self._set_table(vocabulary)
+        if not vocabulary or vectors is None:
+            raise ValueError(
+                f"TokenCache: the saved model has the cache's "
+                f"{'vectors' if vectors is not None else 'vocabulary'} but not its "
+                f"{'vocabulary' if vectors is not None else 'vectors'}."
+            )
+        self.set_vocabulary(vocabulary, vectors)
 
     def get_config(self):
         config = super().get_config()

@@ -68,6 +68,10 @@ def _call(layer, inputs, call_kwargs):
     return layer(inputs, **call_kwargs)
 
 
+def copy_weights(source, target):
+    target.set_weights(source.get_weights())
+
+
 def run_layer_test(
     make,
     inputs,
@@ -77,13 +81,16 @@ def run_layer_test(
     run_saving=True,
     run_mixed_precision=True,
     tmp_path=None,
+    copy_state=copy_weights,
 ):
     """Run the shared checks on the layer that `make(**extra)` builds.
 
     `make` takes optional keyword arguments forwarded to the layer (used for
     `dtype`); `expected_output_shape` is a shape tuple or the same nested
-    structure as the outputs (list / dict of shape tuples). Returns the layer
-    and its float32 outputs.
+    structure as the outputs (list / dict of shape tuples). `copy_state(source,
+    target)` gives a layer made from the config the first layer's state (its
+    weights by default; a layer with state beside its weights passes its own).
+    Returns the layer and its float32 outputs.
     """
     call_kwargs = call_kwargs or {}
     layer = make()
@@ -104,7 +111,7 @@ def run_layer_test(
     clone = layer.__class__.from_config(config)
     assert clone.get_config() == config
     _call(clone, inputs, call_kwargs)
-    clone.set_weights(layer.get_weights())
+    copy_state(layer, clone)
     assert_all_close(_call(clone, inputs, call_kwargs), outputs, what="from_config clone")
 
     # Keras serialization.
@@ -126,7 +133,7 @@ def run_layer_test(
     if run_mixed_precision:
         mixed = make(dtype="mixed_float16")
         mixed_out = _call(mixed, inputs, call_kwargs)
-        mixed.set_weights(layer.get_weights())
+        copy_state(layer, mixed)
         mixed_out = _call(mixed, inputs, call_kwargs)
         for weight in mixed.weights:
             assert weight.dtype in ("float32", "int32", "int64", "string", "bool"), (
