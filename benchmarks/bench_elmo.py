@@ -60,6 +60,8 @@ import sys
 import tempfile
 import time
 
+from _results import write_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("small", "medium", "original")
 LATENCY_TOKENS = 20
@@ -477,15 +479,11 @@ def main(argv=None):
         lines += [
             f"| {r['model']} | {r['latency_ms']:.0f} ms | {r['matmul_gflops']:.0f} |" for r in lat
         ]
-    text = "\n".join(lines) + "\n"
-    print(text)
     suffix = "" if args.matmul_dtype == "float32" else "_" + args.matmul_dtype
     output = args.output or os.path.join(
         HERE, "results", "bench_elmo_" + ("gpu" if device != "CPU" else "cpu") + suffix + ".md"
     )
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_table(lines, output)
     with open(os.path.splitext(output)[0] + ".json", "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
     return 0

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from _results import write_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench_elmo  # noqa: E402
@@ -194,11 +196,7 @@ def main(argv=None):
             f"{r['tokens'] / r['wall_s']:.0f} | {r['lines'] / r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} MB | "
             f"{r['output_mb']:.0f} MB | {r['matmul_gflops']:.0f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_table(lines, args.output)
     return 0
 
 

@@ -31,6 +31,7 @@ import time
 
 import h5py
 import numpy as np
+from _results import write_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -234,11 +235,7 @@ def main(argv=None):
     else:
         lines += ["| kill at | output path after the kill |", "|---:|---|"]
         lines += [f"| {r['kill_s']:.1f} s | {r['target']} |" for r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_table(lines, args.output)
 
 
 if __name__ == "__main__":

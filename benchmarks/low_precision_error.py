@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 import numpy as np
+from _results import write_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -125,11 +126,7 @@ def main(argv=None):
                 f"| {row['min_cos']:.5f} |"
             )
             print(lines[-1], file=sys.stderr, flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "low_precision_error.md"), "w", encoding="utf-8") as f:
-        f.write(text)
+    write_table(lines, os.path.join(HERE, "results", "low_precision_error.md"))
     return 0
 
 

@@ -32,6 +32,8 @@ import subprocess
 import sys
 import time
 
+from _results import write_table
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
@@ -172,11 +174,7 @@ def main(argv=None):
             f"{r['tensor_bytes_per_token'] / 1024:.1f} KB | {r['working_mb']:.0f} MB | "
             f"{r['bytes_per_token'] / 1024:.1f} KB | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_table(lines, args.output)
     return 0
 
 

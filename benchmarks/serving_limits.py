@@ -36,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 
+from _results import write_table
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -175,11 +177,7 @@ def main(argv=None):
             f"| {r['request']} | {r['outcome']} | {r['seconds']:.2f} | "
             f"{r['rss_before'] / mib:.0f} | {r['peak_rss'] / mib:.0f} |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".md", "w") as f:
-        f.write(table)
+    write_table(lines, args.out + ".md")
     with open(args.out + ".json", "w") as f:
         json.dump({"size": args.size, "limits": bounds, "results": results}, f, indent=1)
     ok = all(
