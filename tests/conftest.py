@@ -44,6 +44,17 @@ def fixture_dir():
     return FIXTURES
 
 
+@pytest.fixture
+def download_cache(tmp_path, monkeypatch):
+    """An empty model-download cache under tmp_path, with downloads allowed."""
+    from keras_elmo.checkpoints import download
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv(download.CACHE_ENV, str(root))
+    monkeypatch.delenv(download.OFFLINE_ENV, raising=False)
+    return root
+
+
 import sys  # noqa: E402
 
 # Test helpers (the numpy reference) live next to the tests.

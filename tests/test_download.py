@@ -20,11 +20,8 @@ SHA = hashlib.sha256(DATA).hexdigest()
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    monkeypatch.setenv(download.CACHE_ENV, str(root))
-    monkeypatch.delenv(download.OFFLINE_ENV, raising=False)
-    return root
+def cache(download_cache):
+    return download_cache
 
 
 def leftovers(directory):

@@ -198,7 +198,7 @@ def test_every_efml_language_is_a_preset():
         assert preset.downloads[0].extract
 
 
-def test_an_efml_preset_downloads_unpacks_and_loads(tmp_path, monkeypatch):
+def test_an_efml_preset_downloads_unpacks_and_loads(download_cache, monkeypatch):
     import io
     import zipfile
 
@@ -206,8 +206,6 @@ def test_an_efml_preset_downloads_unpacks_and_loads(tmp_path, monkeypatch):
 
     from keras_elmo.checkpoints import download, efml, presets
 
-    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(download.OFFLINE_ENV, raising=False)
     # The zip holds the model in a subdirectory, as an unpacked archive may.
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -222,4 +220,4 @@ def test_an_efml_preset_downloads_unpacks_and_loads(tmp_path, monkeypatch):
     monkeypatch.setenv(download.OFFLINE_ENV, "1")
     again = ElmoLayer.from_preset("elmo-efml-xx", output_mode="dict")
     assert_matches_efml(all_layers(again, padded(SENTENCES)), "model_zip")
-    assert efml.is_model_dir(tmp_path / "cache" / "presets" / "elmo-efml-xx" / "model" / "xx.model")
+    assert efml.is_model_dir(download_cache / "presets" / "elmo-efml-xx" / "model" / "xx.model")

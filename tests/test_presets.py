@@ -28,11 +28,8 @@ SHIPPED = REPO / "saved_models" / "elmo-small-en"
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    root = tmp_path / "cache"
-    monkeypatch.setenv(download.CACHE_ENV, str(root))
-    monkeypatch.delenv(download.OFFLINE_ENV, raising=False)
-    return root
+def cache(download_cache):
+    return download_cache
 
 
 @pytest.fixture

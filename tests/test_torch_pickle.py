@@ -160,26 +160,32 @@ def _global(module, name):
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"  # GLOBAL
 
 
-def test_a_tensor_past_its_storage_is_refused(tmp_path):
-    # Hand-written opcodes (no torch here): {"w": _rebuild_tensor_v2(storage,
-    # 0, (10,), (1,))} where the storage holds only 2 floats.
-    pid = (
-        (b"(" + _text("storage") + _global("torch", "FloatStorage") + _text("0") + _text("cpu"))
-        + b"K\x02Nt"
-        + b"Q"
-    )  # MARK ... BININT1 2, NONE, TUPLE, BINPERSID
+def _one_tensor_file(path, pid, tensor_args, storage_key, storage):
+    """A legacy file of {"w": _rebuild_tensor_v2(<pid>, <tensor_args>)}, hand-written
+    opcodes (no torch here), and the float32 `storage` under `storage_key`."""
     payload = (
         b"\x80\x02}"
         + _text("w")
         + _global("torch._utils", "_rebuild_tensor_v2")
         + b"("
         + pid
-        + b"K\x00K\x0a\x85K\x01\x85tRs."
+        + tensor_args
     )
-    path = tmp_path / "past.pkl"
-    _legacy_file(path, payload, keys=["0"])
+    _legacy_file(path, payload, keys=[storage_key])
     with open(path, "ab") as f:
-        f.write(struct.pack("<q", 2) + np.float32([1, 2]).tobytes())
+        f.write(struct.pack("<q", len(storage)) + np.float32(storage).tobytes())
+
+
+def test_a_tensor_past_its_storage_is_refused(tmp_path):
+    # {"w": _rebuild_tensor_v2(storage, 0, (10,), (1,))} where the storage
+    # holds only 2 floats.
+    pid = (
+        (b"(" + _text("storage") + _global("torch", "FloatStorage") + _text("0") + _text("cpu"))
+        + b"K\x02Nt"
+        + b"Q"
+    )  # MARK ... BININT1 2, NONE, TUPLE, BINPERSID
+    path = tmp_path / "past.pkl"
+    _one_tensor_file(path, pid, b"K\x00K\x0a\x85K\x01\x85tRs.", "0", [1, 2])
     with pytest.raises(torch_pickle.UnsafeCheckpointError, match="past the end"):
         torch_pickle.load_state_dict(path)
     # The same file with a 2-element tensor reads fine: the opcodes are right.
@@ -202,16 +208,7 @@ def test_a_2018_gpu_save_with_a_storage_view(tmp_path):
         + view
         + b"tQ"
     )
-    payload = (
-        b"\x80\x02}"
-        + _text("w")
-        + _global("torch._utils", "_rebuild_tensor_v2")
-        + b"("
-        + pid
-        + b"K\x00K\x03\x85K\x01\x85\x89}tRs."  # offset 0, size (3,), stride (1,), False, {}
-    )
     path = tmp_path / "gpu.pkl"
-    _legacy_file(path, payload, keys=["140"])
-    with open(path, "ab") as f:
-        f.write(struct.pack("<q", 6) + np.float32([0, 1, 2, 3, 4, 5]).tobytes())
+    # offset 0, size (3,), stride (1,), False, {}
+    _one_tensor_file(path, pid, b"K\x00K\x03\x85K\x01\x85\x89}tRs.", "140", [0, 1, 2, 3, 4, 5])
     np.testing.assert_array_equal(torch_pickle.load_state_dict(path)["w"], [2.0, 3.0, 4.0])
