@@ -103,6 +103,15 @@ def worker(args):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def table_row(r):
+    """One measured case as a row of the results table."""
+    return (
+        f"| {r['code']} | {r['case']} | {r['tokens']} | {r['tensor_peak_mb']:.0f} MB | "
+        f"{r['tensor_bytes_per_token'] / 1024:.1f} KB | {r['working_mb']:.0f} MB | "
+        f"{r['bytes_per_token'] / 1024:.1f} KB | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} |"
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="long:2000,long:8000,words:4000")
@@ -168,12 +177,7 @@ def main(argv=None):
         "| seconds | tokens/s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['code']} | {r['case']} | {r['tokens']} | {r['tensor_peak_mb']:.0f} MB | "
-            f"{r['tensor_bytes_per_token'] / 1024:.1f} KB | {r['working_mb']:.0f} MB | "
-            f"{r['bytes_per_token'] / 1024:.1f} KB | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} |"
-        )
+    lines += [table_row(r) for r in rows]
     write_table(lines, args.output)
     return 0
 

@@ -1,14 +1,12 @@
 """ELMoForManyLangs models served: SavedModel export (TensorFlow only) and `keras-elmo embed`."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from support.efml_fixture import EFML, MODELS, SENTENCES, all_layers, expected, padded
-from support.tf_only import SAVED_MODEL_OPS, tf_only_env
+from support.tf_only import run_tf_only
 
 from keras_elmo.layers.elmo_layer import ElmoLayer
 from keras_elmo.serving import export
@@ -72,15 +70,7 @@ def test_exported_saved_model_matches_efml_with_tensorflow_only(tmp_path):
         json.dumps([" ".join(SENTENCES[k]) for k in TEXT_ROWS], ensure_ascii=False)
     )
     (work / "tokens.json").write_text(json.dumps(SENTENCES, ensure_ascii=False))
-    proc = subprocess.run(
-        [sys.executable, "-c", SAVED_MODEL_OPS + LOADER.format(work=str(work))],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=work,
-        env=tf_only_env(str(work)),
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_tf_only(LOADER.format(work=str(work)), work)
     report = json.loads((work / "report.json").read_text())
     assert report["modules"] == {"keras": False, "keras_elmo": False}
     for model in MODELS:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from support.tf_only import SAVED_MODEL_OPS, tf_only_env
+from support.tf_only import run_tf_only
 from tensorflow.core.protobuf import saved_model_pb2
 
 import keras_elmo
@@ -108,16 +108,9 @@ def _run_loader(work, jobs, use_tf_text=False):
     np.save(os.path.join(work, "sequence_len.npy"), np.array(SEQUENCE_LEN, dtype=np.int32))
     with open(os.path.join(work, "jobs.json"), "w") as f:
         json.dump(jobs, f)
-    code = SAVED_MODEL_OPS + LOADER.format(work=str(work), use_tf_text=use_tf_text)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=work,
-        env=tf_only_env(work, block_keras=not use_tf_text),
+    run_tf_only(
+        LOADER.format(work=str(work), use_tf_text=use_tf_text), work, block_keras=not use_tf_text
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
     with open(os.path.join(work, "report.json")) as f:
         report = json.load(f)
     outputs = {name: dict(np.load(os.path.join(work, name + ".npz"))) for name in jobs}
@@ -514,7 +507,7 @@ def test_tf_text_tokenizer_export(tmp_path):
     assert report["modules"]["tensorflow_text"] is True
     _assert_matches(outputs["tt"], *_reference(layer, "tf_text"))
     # Op check in a process that has NOT imported tensorflow_text.
-    code = SAVED_MODEL_OPS + textwrap.dedent(f"""
+    code = textwrap.dedent(f"""
         import json, sys
         from tensorflow.python.framework import op_def_registry
         ops = saved_model_ops({os.path.join(path, "saved_model.pb")!r})
@@ -522,16 +515,7 @@ def test_tf_text_tokenizer_export(tmp_path):
         unregistered = sorted(o for o in ops if op_def_registry.get(o) is None)
         print(json.dumps({{"ops": sorted(ops), "unregistered": unregistered}}))
     """)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,
-        env=tf_only_env(tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = json.loads(run_tf_only(code, tmp_path, timeout=180).strip().splitlines()[-1])
     assert not DENYLIST & set(info["ops"])
     assert info["unregistered"], "expected the tf-text tokenizer op in the graph"
     assert set(info["unregistered"]) <= TF_TEXT_2_12_OPS, info["unregistered"]

@@ -75,7 +75,7 @@ def test_projected_lstm_layer_checks(feature_major):
         x,
         call_kwargs={"mask": mask, "initial_state": state},
         expected_output_shape=[(2, 3, 5, P), [(2, 3, UNITS), (2, 3, P)]],
-        run_saving=False,  # a multi-input building block, saved inside ElmoLayer
+        # No tmp_path, no .keras check: a multi-input building block, saved inside ElmoLayer.
         run_mixed_precision=False,  # always run float32 (ElmoLayer forces it)
     )
 
@@ -88,7 +88,6 @@ def test_bidirectional_lm_layer_checks():
         x,
         call_kwargs={"mask": mask},
         expected_output_shape=[[(3, 5, 2 * P)] * 2, [(2, 2, 3, UNITS), (2, 2, 3, P)]],
-        run_saving=False,
         run_mixed_precision=False,
     )
 
@@ -101,7 +100,6 @@ def test_scalar_mix_layer_checks():
         layers,
         call_kwargs={"mask": mask},
         expected_output_shape=(2, 3, 4),
-        run_saving=False,
     )
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import torch_pickle
+from keras_elmo.checkpoints.original import SlotWriter
 from keras_elmo.errors import InputError, MissingFileError
 
 # EFML's batcher (frontend.create_one_batch) reads these entries. It unpacks
@@ -152,14 +153,16 @@ UNSUPPORTED = (
 class EfmlModel:
     """Everything read from one EFML directory."""
 
+    # As read from the directory:
     model_dir: str
     config: dict  # the model config (encoder, token_embedder, ...)
     config_source: str  # where it was found
+    token_embedder: dict  # state dict name -> numpy array
+    encoder: dict
+    # Derived from it and checked against the weights:
     options: dict  # keras_elmo options (kind "efml"), validated
     char_lexicon: dict  # str -> int
     word_lexicon: dict  # str -> int, {} without a word embedding
-    token_embedder: dict  # state dict name -> numpy array
-    encoder: dict
 
 
 def is_model_dir(path):
@@ -337,11 +340,11 @@ def read_model(model_dir):
         model_dir=model_dir,
         config=config,
         config_source=config_source,
+        token_embedder=states["token_embedder"],
+        encoder=states["encoder"],
         options=options,
         char_lexicon=char_lexicon,
         word_lexicon=word_lexicon,
-        token_embedder=token_state,
-        encoder=states["encoder"],
     )
 
 
@@ -476,7 +479,7 @@ def assign_weights(model, token_encoder, bilm):
     table = weight_table(model, token_encoder, bilm)
     states = {"token_embedder": model.token_embedder, "encoder": model.encoder}
     used = {"token_embedder": set(), "encoder": set()}
-    pending = {}
+    writer = SlotWriter()
     for file, name, shape, var, index, transform in table:
         where = os.path.join(model.model_dir, f"{file}.pkl")
         if name not in states[file]:
@@ -487,15 +490,7 @@ def assign_weights(model, token_encoder, bilm):
                 f"{where}: {name!r} has shape {tuple(array.shape)}, the config gives {shape}."
             )
         used[file].add(name)
-        value = np.asarray(transform(array.astype(np.float32)), dtype=np.float32)
-        key = id(var)
-        if key not in pending:
-            pending[key] = (var, np.array(var.numpy()))
-        target = pending[key][1]
-        if index is None:
-            target[...] = value
-        else:
-            target[index] = value
+        writer.put(var, index, np.asarray(transform(array.astype(np.float32)), dtype=np.float32))
     for file, state in states.items():
         extra = sorted(set(state) - used[file])
         if extra:
@@ -503,5 +498,4 @@ def assign_weights(model, token_encoder, bilm):
                 f"{os.path.join(model.model_dir, file + '.pkl')}: unexpected entries {extra[:5]} "
                 "for this config."
             )
-    for var, value in pending.values():
-        var.assign(value)
+    writer.assign_all()

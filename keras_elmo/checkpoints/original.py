@@ -195,25 +195,44 @@ def _read(node, weight_file, name):
     return array
 
 
+class SlotWriter:
+    """Variables filled slot by slot from a checkpoint, assigned all at once.
+
+    A checkpoint tensor fills a whole variable (index None) or one leading
+    slice of it (e.g. one direction of a stacked LSTM weight). The values are
+    gathered in numpy copies, and `assign_all` writes them into the variables
+    only once every tensor has been read and checked, so a bad file leaves
+    the model as it was.
+    """
+
+    def __init__(self):
+        self._pending = {}  # id(variable) -> (variable, numpy value being assembled)
+
+    def put(self, var, index, value):
+        if id(var) not in self._pending:
+            self._pending[id(var)] = (var, np.array(var.numpy()))
+        target = self._pending[id(var)][1]
+        if index is None:
+            target[...] = value
+        else:
+            target[index] = value
+
+    def assign_all(self):
+        for var, value in self._pending.values():
+            var.assign(value)
+
+
 def load_original_weights(weight_file, encoder, bilm):
     """Fill the (built) encoder and biLM from a published weights.hdf5."""
     table = weight_table(encoder, bilm)
-    pending = {}  # id(variable) -> (variable, numpy value being assembled)
+    writer = SlotWriter()
     with _open(weight_file) as handle:
         for port in table:
             node = _dataset(handle, weight_file, port.dataset, port.shape)
             array = _read(node, weight_file, port.dataset)
             for (var, index), part in zip(port.slots, port.to_keras(array)):
-                key = id(var)
-                if key not in pending:
-                    pending[key] = (var, np.array(var.numpy()))
-                target = pending[key][1]
-                if index is None:
-                    target[...] = part
-                else:
-                    target[index] = part
-    for var, value in pending.values():
-        var.assign(value)
+                writer.put(var, index, part)
+    writer.assign_all()
 
 
 def save_original_weights(weight_file, encoder, bilm):

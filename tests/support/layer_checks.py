@@ -6,8 +6,8 @@ and checks, each against the first call's outputs:
 - the config round trip (`from_config(get_config())` gives the same config,
   and, given the same weights, the same outputs);
 - Keras serialization (`serialize_keras_object` / `deserialize_keras_object`);
-- `.keras` saving inside a functional model, loaded back (single-tensor
-  inputs only);
+- `.keras` saving inside a functional model, loaded back (when a `tmp_path`
+  is given; single-tensor inputs only);
 - mixed precision: under "mixed_float16" the outputs come in float16 and the
   weights stay float32, and the values agree with the float32 ones within
   float16 rounding.
@@ -78,7 +78,6 @@ def run_layer_test(
     expected_output_shape,
     call_kwargs=None,
     expected_mask_shape=None,
-    run_saving=True,
     run_mixed_precision=True,
     tmp_path=None,
     copy_state=copy_weights,
@@ -120,7 +119,7 @@ def run_layer_test(
     assert restored.get_config() == config
 
     # `.keras` saving inside a functional model.
-    if run_saving and tmp_path is not None and not isinstance(inputs, (list, tuple, dict)):
+    if tmp_path is not None and not isinstance(inputs, (list, tuple, dict)):
         x = tf.convert_to_tensor(inputs)
         model_input = keras.Input(shape=x.shape[1:], dtype=x.dtype.name)
         model = keras.Model(model_input, _call(layer, model_input, call_kwargs))

@@ -4,6 +4,8 @@ Used by the export tests (English and ELMoForManyLangs models).
 """
 
 import os
+import subprocess
+import sys
 import textwrap
 
 # Runs in a fresh interpreter: TensorFlow only (tensorflow_text when asked).
@@ -41,3 +43,18 @@ def tf_only_env(work, block_keras=True):
         with open(os.path.join(shadow, name, "__init__.py"), "w") as f:
             f.write(f"raise ImportError('{name} is not available in this process')\n")
     return {**os.environ, "PYTHONPATH": shadow, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def run_tf_only(code, work, timeout=300, block_keras=True):
+    """Run `code` after SAVED_MODEL_OPS in a fresh interpreter, in `work`, with
+    the environment of `tf_only_env`; assert it succeeded and return its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_OPS + code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=work,
+        env=tf_only_env(str(work), block_keras=block_keras),
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
