@@ -47,10 +47,13 @@ def _model_source(args):
 
     `--model` (a preset name or a model directory; default: the shipped
     elmo-small-en) or the explicit pair `--options-file` + `--weight-file`.
-    Resolving a preset imports no TensorFlow; it may download the model.
+    Resolving a preset imports no TensorFlow; it may download the model (or
+    the files, when they are URLs), with a progress bar unless `--quiet`.
     """
-    from keras_elmo.checkpoints import presets
+    from keras_elmo.checkpoints import download, presets
     from keras_elmo.errors import InputError
+
+    progress = not getattr(args, "quiet", False)
 
     options_file, weight_file = args.options_file, args.weight_file
     if options_file is not None or weight_file is not None:
@@ -61,10 +64,11 @@ def _model_source(args):
                 "give both --options-file and --weight-file, or neither (then --model, "
                 f"default {DEFAULT_MODEL_NAME})."
             )
-        return {"options_file": options_file, "weight_file": weight_file}
-    model = presets.resolve_model(
-        args.model or DEFAULT_MODEL_NAME, progress=not getattr(args, "quiet", False)
-    )
+        return {
+            name: download.cached_url(path, progress=progress) if download.is_url(path) else path
+            for name, path in (("options_file", options_file), ("weight_file", weight_file))
+        }
+    model = presets.resolve_model(args.model or DEFAULT_MODEL_NAME, progress=progress)
     if model.format == "efml":
         return {"options_file": None, "weight_file": None, "efml_dir": model.files["model_dir"]}
     return {"options_file": model.files["options"], "weight_file": model.files["weights"]}

@@ -4,7 +4,9 @@ On a terminal: one bar redrawn in place, with the rate and the time left.
 Into a file or a pipe (a log, CI): plain ASCII lines, one when the job
 starts, then at most one every 30 s, and one when it ends, instead of tqdm's
 carriage-return redraws, which a log would keep as one endless line.
-Only the command line turns them on; library calls show nothing by default.
+The rule: the `keras-elmo` command line shows them (unless `--quiet`);
+library calls (`embed_file`, downloads, `ElmoLayer.from_preset`, ...) show
+nothing unless given `progress=True`.
 """
 
 import contextlib

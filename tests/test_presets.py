@@ -349,3 +349,45 @@ def test_cli_model_elmoformanylangs_directory(tmp_path, fixture_dir):
     embed_file(tmp_path / "in.txt", direct, None, None, efml_dir=model_dir)
     with h5py.File(direct, "r") as f:
         assert_same_vectors(by_flag, {i: f[str(i)][...] for i in range(3)})
+
+
+def test_progress_bars_on_in_the_cli_off_in_library_calls(
+    monkeypatch, tmp_path, capsys, fixture_files
+):
+    """One rule (keras_elmo.progress): `keras-elmo` shows download bars unless
+    --quiet; library calls show none unless progress=True."""
+    from keras_elmo.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("Hello !\n", encoding="utf-8")
+
+    def fresh_cache(name):
+        monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / name))
+
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files)
+        urls = server.url("/m/options.json"), server.url("/m/weights.hdf5")
+        capsys.readouterr()
+        # Library calls, defaults: no bar.
+        fresh_cache("library")
+        presets.fetch_preset("test-fixture")
+        download.cached_url(urls[1])
+        assert capsys.readouterr().err == ""
+        # ... and a bar when asked for.
+        fresh_cache("library-asked")
+        presets.fetch_preset("test-fixture", progress=True)
+        assert "weights.hdf5:" in capsys.readouterr().err
+        # The command line: a bar for the preset and for URL files ...
+        for name, flags in (
+            ("cli-preset", ["--model", "test-fixture"]),
+            ("cli-urls", ["--options-file", urls[0], "--weight-file", urls[1]]),
+        ):
+            fresh_cache(name)
+            assert main(["embed", str(src), str(tmp_path / f"{name}.hdf5"), *flags]) == 0
+            err = capsys.readouterr().err
+            assert "weights.hdf5:" in err and "options.json:" in err, err
+        # ... none with --quiet.
+        fresh_cache("cli-quiet")
+        out = str(tmp_path / "quiet.hdf5")
+        assert main(["embed", str(src), out, "--quiet", "--model", "test-fixture"]) == 0
+        assert capsys.readouterr().err == ""

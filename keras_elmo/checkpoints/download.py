@@ -81,14 +81,14 @@ def url_cache_path(url):
     return cache_dir() / "urls" / digest / name
 
 
-def cached_url(url, *, size=None, sha256=None, progress=True, offline=None):
+def cached_url(url, *, size=None, sha256=None, progress=False, offline=None):
     """The local path of `url`, downloading it into the cache on first use."""
     return fetch(
         url, url_cache_path(url), size=size, sha256=sha256, progress=progress, offline=offline
     )
 
 
-def fetch(url, target, *, size=None, sha256=None, progress=True, offline=None):
+def fetch(url, target, *, size=None, sha256=None, progress=False, offline=None):
     """Download `url` to `target` unless it is already there; returns the Path.
 
     Args:
@@ -97,7 +97,9 @@ def fetch(url, target, *, size=None, sha256=None, progress=True, offline=None):
         size: the expected size in bytes, if known (otherwise the server's
             Content-Length is checked).
         sha256: the expected hex digest, if known.
-        progress: show a tqdm progress bar on stderr.
+        progress: show a tqdm progress bar on stderr (`keras_elmo.progress`);
+            off by default, as in every library call (the command line turns
+            it on unless `--quiet`).
         offline: never use the network (default: $KERAS_ELMO_OFFLINE).
     """
     target = Path(target)
@@ -145,7 +147,7 @@ def fetch(url, target, *, size=None, sha256=None, progress=True, offline=None):
     return target
 
 
-def fetch_archive(url, target_dir, *, size=None, sha256=None, progress=True, offline=None):
+def fetch_archive(url, target_dir, *, size=None, sha256=None, progress=False, offline=None):
     """Download the zip archive at `url` and unpack it as directory `target_dir`.
 
     The archive itself is removed once unpacked: the directory is what is

@@ -214,7 +214,7 @@ def shipped_model_dir(dirname):
     )
 
 
-def fetch_preset(name, *, progress=True, offline=None):
+def fetch_preset(name, *, progress=False, offline=None):
     """The local files of preset `name`, downloading them on first use: {role: Path}."""
     preset = get_preset(name)
     directory = preset_dir(name)
@@ -243,7 +243,7 @@ class ModelFiles:
     files: dict
 
 
-def resolve_model(spec, *, progress=True, offline=None):
+def resolve_model(spec, *, progress=False, offline=None):
     """A preset name or a model directory -> `ModelFiles`, downloading a preset if needed.
 
     A directory is recognised by its contents: `options.json` + `weights.hdf5`

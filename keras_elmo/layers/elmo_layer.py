@@ -291,13 +291,13 @@ class ElmoLayer(keras.layers.Layer):
         self.built = True
 
     @classmethod
-    def from_original(cls, options_file, weight_file, *, progress=True, **kwargs):
+    def from_original(cls, options_file, weight_file, *, progress=False, **kwargs):
         """Build from the published `options.json` + `weights.hdf5` pair.
 
         Either file may be an `http(s)://` URL, as AllenNLP accepted: it is
         downloaded once into the cache (`keras_elmo.checkpoints.download`)
-        and read from there afterwards, also offline. `progress=False` hides
-        the download progress bar.
+        and read from there afterwards, also offline. `progress=True` shows
+        a download progress bar on stderr (off by default in library calls).
         """
         if download.is_url(options_file):
             options_file = download.cached_url(options_file, progress=progress)
@@ -333,13 +333,14 @@ class ElmoLayer(keras.layers.Layer):
         return layer
 
     @classmethod
-    def from_preset(cls, preset, *, progress=True, **kwargs):
+    def from_preset(cls, preset, *, progress=False, **kwargs):
         """Build from a preset name (`keras_elmo.list_presets()`) or a model directory.
 
         "elmo-small-en" is shipped with the package; the published AllenNLP
         models are downloaded on first use into the cache and read from
-        there afterwards, also offline. `kwargs` go to the constructor
-        (e.g. `output_mode="dict"`, `fine_tune="top"`).
+        there afterwards, also offline. `progress=True` shows a download
+        progress bar on stderr (off by default in library calls). `kwargs`
+        go to the constructor (e.g. `output_mode="dict"`, `fine_tune="top"`).
         """
         model = presets.resolve_model(preset, progress=progress)
         if model.format == "original":

@@ -426,7 +426,9 @@ def embed_file(
 ):
     """Embed every line of `input_file` into `output_file`; see the module docstring.
 
-    `progress`: show a progress bar (sentences done, rate, time left) on stderr.
+    `progress`: show a progress bar (sentences done, rate, time left) on
+    stderr, and one for the download when the files are URLs (default off;
+    `keras-elmo embed` shows it unless `--quiet`).
     `efml_dir`: an ELMoForManyLangs model directory, read instead of
     `options_file` + `weight_file` (both then None).
     `matmul_dtype`: ElmoLayer's operand dtype for the model's matmuls and
@@ -487,7 +489,9 @@ def embed_file(
     if efml_dir is not None:
         layer = ElmoLayer.from_elmoformanylangs(efml_dir, **settings)
     else:
-        layer = ElmoLayer.from_original(options_file, weight_file, **settings)
+        layer = ElmoLayer.from_original(
+            options_file, weight_file, progress=bool(progress), **settings
+        )
     run = layer_output_fn(layer, layers)
 
     def plan():
