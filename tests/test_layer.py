@@ -13,6 +13,7 @@ from numpy_reference import NumpyElmo
 from support.bilm_fixture import load_fixture
 
 from keras_elmo import ElmoLayer, batch_to_ids, published_options
+from keras_elmo.errors import InputError
 from keras_elmo.layers import lstm as lstm_lib
 
 SENTENCES = [
@@ -147,6 +148,38 @@ def test_matches_numpy_reference(random_model, skip, activation, lstm_layout):
         for key in ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo"):
             assert (out[key].numpy()[i, n:] == 0).all()
     np.testing.assert_array_equal(out["sequence_len"], [len(s) for s in SENTENCES])
+
+
+def test_an_empty_token_inside_a_row(random_model):
+    opt, w, ref = random_model()
+    layer = ElmoLayer.from_original(opt, w, output_mode="dict")
+    sentence = ["a", "", "b"]
+    # Char ids keep "" as a real token ([bow, eow], AllenNLP's batch_to_ids):
+    # the numpy reference's numbers for the three tokens.
+    out = layer(batch_to_ids([sentence]))
+    want, _ = ref.layers(sentence)
+    assert out["sequence_len"].numpy().tolist() == [3]
+    np.testing.assert_allclose(out["lstm_outputs1"][0], want[1], atol=1e-5)
+    np.testing.assert_allclose(out["lstm_outputs2"][0], want[2], atol=1e-5)
+    # String tokens: "" is the padding, so one before a real token is refused,
+    # naming the row and the position (eagerly an InputError) ...
+    for tokens in (
+        [["x"], sentence],
+        tf.constant([["x", "", ""], sentence]),
+        tf.ragged.constant([["x"], sentence]),
+    ):
+        with pytest.raises(InputError, match="row 1 has an empty string before .* position 2"):
+            layer(tokens)
+    # ... in a graph an InvalidArgumentError with the same message.
+    traced = tf.function(layer.__call__, input_signature=[tf.TensorSpec([None, None], tf.string)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="row 0 .* position 2"):
+        traced(tf.constant([sentence]))
+    # Trailing "" is padding: ["a", "b", ""] is the sentence ["a", "b"].
+    want, _ = ref.layers(["a", "b"])
+    for out in (layer([["a", "b", ""]]), traced(tf.constant([["a", "b", ""]]))):
+        assert out["sequence_len"].numpy().tolist() == [2]
+        np.testing.assert_allclose(out["lstm_outputs2"][0, :2], want[2], atol=1e-5)
+        assert (out["lstm_outputs2"].numpy()[0, 2] == 0).all()
 
 
 def test_stateless_is_batch_invariant(fixture_dir):

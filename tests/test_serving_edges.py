@@ -139,6 +139,21 @@ def test_over_a_limit(served, name, sentences, message):
         tokens(served, [r + [""] * (width - len(r)) for r in rows], [len(r) for r in rows])
 
 
+def test_tokens_signature_refuses_an_empty_token_inside_a_sentence(served):
+    # "" is padding: inside sequence_len it may only end the row.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="row 1 .* position 2"):
+        tokens(served, [["a", "b", ""], ["c", "", "d"]], [2, 3])
+    # Beyond sequence_len the positions are padding whatever they hold; a
+    # trailing "" inside it is padding too (sequence_len comes back as 1).
+    want = served["layer"](tf.constant([["c"]]))
+    for lengths in ([1], [2]):
+        out = tokens(served, [["c", "", "d"]], lengths)
+        assert out["sequence_len"].numpy().tolist() == [1]
+        np.testing.assert_allclose(
+            out["elmo"].numpy()[:, :1], want["elmo"].numpy(), atol=ATOL, rtol=0
+        )
+
+
 def test_tokens_signature_counts_the_padded_width(served):
     # One real token, padded to T=5: the outputs would hold 5 positions.
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_tokens_per_sentence=4"):

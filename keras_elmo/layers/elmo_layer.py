@@ -96,7 +96,9 @@ class ElmoLayer(keras.layers.Layer):
         inputs: the sentences, in any of these forms:
             - int char ids `(batch, T, max_chars)`, as made by
               `keras_elmo.batch_to_ids`;
-            - string tokens `(batch, T)` with `""` as padding, or a ragged
+            - string tokens `(batch, T)` with `""` as padding, only at the
+              end of a row (a `""` before a real token raises `InputError`,
+              in a graph `tf.errors.InvalidArgumentError`), or a ragged
               `(batch, None)` string tensor;
             - raw sentences, strings `(batch,)`, split on whitespace in the
               graph (`keras_elmo.ElmoTokenizer` offers other tokenizers);
@@ -423,7 +425,7 @@ class ElmoLayer(keras.layers.Layer):
                 f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
                 f"got rank {rank}."
             )
-        return inputs
+        return tokenization.check_trailing_padding(inputs, "ElmoLayer")
 
     def _to_char_ids(self, inputs):
         """Any supported input -> int32 char ids (batch, T, max_chars)."""

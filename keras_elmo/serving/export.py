@@ -12,7 +12,9 @@ Signatures, named as in TF Hub's ELMo module (google/elmo/2):
 - `serving_default` (and the same function as `default`): input `default`,
   string [batch] of untokenized sentences, tokenized in the graph;
 - `tokens`: inputs `tokens`, string [batch, max_len] ("" padding), and
-  `sequence_len`, int32 [batch]; positions >= `sequence_len` are padding.
+  `sequence_len`, int32 [batch]; positions >= `sequence_len` are padding,
+  and a "" before `sequence_len` may only end its row (one before a real
+  token is an InvalidArgumentError naming the row, as in `ElmoLayer`).
 
 Outputs of both: `word_emb` [batch, T, P], `lstm_outputs1`.. [batch, T, 2P],
 `elmo` [batch, T, 2P] (then `elmo_1`, ... for further scalar mixes),

@@ -9,7 +9,8 @@ shifted by +1 so that an all-zero row means "no token here" (batch padding).
 The empty string: in a Python token list (`batch_to_ids`) "" is a real
 token, `[bow, eow, pad, ...]`, as in AllenNLP's `batch_to_ids`; in a dense
 string tensor (`tokens_to_char_ids`, `ElmoLayer`) "" is the padding value and
-maps to all zeros, since a dense tensor has no other way to mark padding.
+maps to all zeros, since a dense tensor has no other way to mark padding;
+`ElmoLayer` therefore refuses a "" before a real token in a row.
 A token that is not valid UTF-8 is an error, never silently altered.
 """
 

@@ -27,6 +27,8 @@ also available in Python (`tokenize_python`) for data preparation.
 
 import re
 
+from keras_elmo.errors import InputError
+
 TOKENIZERS = ("whitespace", "punctuation", "tf_text")
 # The tokenizers that need no op outside core TensorFlow (and have Python rules).
 CORE_TOKENIZERS = ("whitespace", "punctuation")
@@ -193,3 +195,48 @@ def python_strings_to_tensor(inputs, who):
     longest = max((len(row) for row in rows), default=0)
     padded = [list(row) + [""] * (longest - len(row)) for row in rows]
     return tf.constant(padded, dtype=tf.string, shape=(len(rows), longest))
+
+
+# (No quotes in the message: a graph-mode Assert prints them escaped.)
+PADDING_RULE = (
+    "the empty string is the padding of string tokens and may only come at the end of a row "
+    "(drop empty tokens; for the English models, char ids from keras_elmo.batch_to_ids keep "
+    "an empty token as a real one, as AllenNLP does)"
+)
+
+
+def check_trailing_padding(tokens, who):
+    """Dense string tokens (batch, T) whose "" (padding) comes only at the end of each row.
+
+    A real token after a "" would otherwise be read at the wrong position:
+    the sentence's length is its count of non-empty tokens. Eagerly a bad
+    row raises `InputError` naming it; in a graph (a `tf.function`, an
+    export) an `InvalidArgumentError` with the same message. Returns
+    `tokens` (in a graph, made to depend on the check).
+    """
+    import tensorflow as tf
+
+    empty = tf.cast(tf.equal(tokens, ""), tf.int32)
+    # A real token with an empty one anywhere before it in its row.
+    misplaced = tf.logical_and(empty == 0, tf.cumsum(empty, axis=1, exclusive=True) > 0)
+    bad_rows = tf.reduce_any(misplaced, axis=1)
+    # The first bad row and its first misplaced position; reductions that
+    # stay defined for B = 0 and T = 0 (a trailing sentinel row, reduce_min).
+    row = tf.argmax(tf.concat([tf.cast(bad_rows, tf.int32), [1]], 0), output_type=tf.int32)
+    steps = tf.range(tf.shape(tokens)[1])[None, :]
+    first = tf.reduce_min(tf.where(misplaced, steps, tf.shape(tokens)[1]), axis=1)
+    position = tf.gather(tf.concat([first, [0]], 0), row)
+    template = f"keras_elmo: {who}: row {{}} has an empty string before the real token at "
+    template += f"position {{}}; {PADDING_RULE}."
+    if tf.executing_eagerly():
+        if bool(tf.reduce_any(bad_rows)):
+            raise InputError(template.format(int(row), int(position)))
+        return tokens
+    # Integers only in the message: TensorFlow must never have to decode token bytes.
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad_rows)),
+        [tf.strings.format(template, (row, position))],
+        name="check_trailing_padding",
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(tokens)
