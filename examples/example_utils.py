@@ -39,6 +39,17 @@ def add_model_args(parser):
     )
 
 
+def add_training_args(parser, *, train_sentences, test_sentences, epochs, learning_rate):
+    """The flags of the supervised examples: data sizes, epochs, learning rate,
+    seed (default 0), and the model (`add_model_args`)."""
+    parser.add_argument("--train-sentences", type=int, default=train_sentences)
+    parser.add_argument("--test-sentences", type=int, default=test_sentences)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    parser.add_argument("--seed", type=int, default=0)
+    add_model_args(parser)
+
+
 def load_elmo(args, **kwargs):
     from keras_elmo import ElmoLayer
 

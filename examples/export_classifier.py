@@ -50,12 +50,9 @@ def main():
     parser.add_argument(
         "--export-dir", default=os.path.join(tempfile.gettempdir(), "elmo_sentiment")
     )
-    parser.add_argument("--train-sentences", type=int, default=400)
-    parser.add_argument("--test-sentences", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    eu.add_model_args(parser)
+    eu.add_training_args(
+        parser, train_sentences=400, test_sentences=200, epochs=2, learning_rate=3e-3
+    )
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
 

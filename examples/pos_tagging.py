@@ -52,14 +52,11 @@ def batches(sentences, tag_ids, batch_size):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(eu.BROWN), help="default: %(default)s")
-    parser.add_argument("--train-sentences", type=int, default=1000)
-    parser.add_argument("--test-sentences", type=int, default=300)
     parser.add_argument("--max-len", type=int, default=40)
-    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=3e-2)
-    parser.add_argument("--seed", type=int, default=0)
-    eu.add_model_args(parser)
+    eu.add_training_args(
+        parser, train_sentences=1000, test_sentences=300, epochs=4, learning_rate=3e-2
+    )
     args = parser.parse_args()
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)

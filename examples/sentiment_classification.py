@@ -292,38 +292,25 @@ def main():
         pooled = MeanMaxPooling()(tokens, mask=keras.ops.not_equal(ids, 0))
         return keras.Model([ids, layers], head(pooled))
 
+    def splits(x_train, x_test):
+        """(fit, validation, test) pairs of inputs and labels."""
+        fit = (x_train[fit_idx], train_y[fit_idx])
+        return fit, (x_train[val_idx], train_y[val_idx]), (x_test, test_y)
+
     results = {name: [] for name in ("elmo", "embedding", "both")}
     for seed in seeds:
-        results["elmo"].append(
-            fit_and_score(
-                elmo_alone,
-                (feats_train[fit_idx], train_y[fit_idx]),
-                (feats_train[val_idx], train_y[val_idx]),
-                (feats_test, test_y),
-                args,
-                seed,
-            )
-        )
-        results["embedding"].append(
-            fit_and_score(
-                embedding_alone,
-                (ids_train[fit_idx], train_y[fit_idx]),
-                (ids_train[val_idx], train_y[val_idx]),
-                (ids_test, test_y),
-                args,
-                seed,
-            )
-        )
-        results["both"].append(
-            fit_and_score(
+        runs = {
+            "elmo": (elmo_alone, *splits(feats_train, feats_test)),
+            "embedding": (embedding_alone, *splits(ids_train, ids_test)),
+            "both": (
                 embedding_plus_elmo,
                 token_dataset(ragged_train, layers_train, train_y, fit_idx, seed=seed),
                 val_tokens,
                 test_tokens,
-                args,
-                seed,
-            )
-        )
+            ),
+        }
+        for name, (build, fit_data, val_data, test_data) in runs.items():
+            results[name].append(fit_and_score(build, fit_data, val_data, test_data, args, seed))
         print(
             f"seed {seed}: test accuracy: ELMo alone {results['elmo'][-1][0]:.4f}, "
             f"embedding {results['embedding'][-1][0]:.4f}, "
