@@ -168,7 +168,7 @@ def test_an_empty_token_inside_a_row(random_model):
         tf.constant([["x", "", ""], sentence]),
         tf.ragged.constant([["x"], sentence]),
     ):
-        with pytest.raises(InputError, match="row 1 has an empty string before .* position 2"):
+        with pytest.raises(InputError, match=r"row 1 has an empty string .* position 2"):
             layer(tokens)
     # ... in a graph an InvalidArgumentError with the same message.
     traced = tf.function(layer.__call__, input_signature=[tf.TensorSpec([None, None], tf.string)])

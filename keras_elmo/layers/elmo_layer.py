@@ -408,8 +408,12 @@ class ElmoLayer(keras.layers.Layer):
         return vectors, mask
 
     # ------------------------------------------------------------------ inputs
-    def _string_tokens(self, inputs):
-        """String inputs -> dense tokens (batch, T); None for other inputs."""
+    def _string_tokens(self, inputs, check_padding=True):
+        """String inputs -> dense tokens (batch, T); None for other inputs.
+
+        `check_padding`: refuse a "" before a real token (call() checks once;
+        the mask, computed from the same inputs, need not check again).
+        """
         if isinstance(inputs, tf.RaggedTensor):
             if inputs.dtype != tf.string:
                 raise ValueError("ElmoLayer: ragged inputs must be string tokens.")
@@ -425,6 +429,8 @@ class ElmoLayer(keras.layers.Layer):
                 f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
                 f"got rank {rank}."
             )
+        if not check_padding:
+            return inputs
         return tokenization.check_trailing_padding(inputs, "ElmoLayer")
 
     def _to_char_ids(self, inputs):
@@ -589,7 +595,7 @@ class ElmoLayer(keras.layers.Layer):
                 # in front to get a mask in a functional model.
                 return keras.ops.not_equal(inputs, "") if len(inputs.shape) == 2 else None
             return keras.ops.any(keras.ops.greater(inputs, 0), axis=-1)
-        tokens = self._string_tokens(inputs)
+        tokens = self._string_tokens(inputs, check_padding=False)
         if tokens is not None:
             return tf.not_equal(tokens, "")
         return tf.reduce_any(tf.convert_to_tensor(inputs) > 0, axis=-1)

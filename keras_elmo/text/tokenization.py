@@ -197,11 +197,11 @@ def python_strings_to_tensor(inputs, who):
     return tf.constant(padded, dtype=tf.string, shape=(len(rows), longest))
 
 
-# (No quotes in the message: a graph-mode Assert prints them escaped.)
+# Short (exports carry it as a constant) and without quotes (a graph-mode
+# Assert prints them escaped).
 PADDING_RULE = (
-    "the empty string is the padding of string tokens and may only come at the end of a row "
-    "(drop empty tokens; for the English models, char ids from keras_elmo.batch_to_ids keep "
-    "an empty token as a real one, as AllenNLP does)"
+    "padding may only end a row (drop empty tokens, or pass char ids from batch_to_ids, "
+    "where an empty token is real)"
 )
 
 
@@ -226,8 +226,8 @@ def check_trailing_padding(tokens, who):
     steps = tf.range(tf.shape(tokens)[1])[None, :]
     first = tf.reduce_min(tf.where(misplaced, steps, tf.shape(tokens)[1]), axis=1)
     position = tf.gather(tf.concat([first, [0]], 0), row)
-    template = f"keras_elmo: {who}: row {{}} has an empty string before the real token at "
-    template += f"position {{}}; {PADDING_RULE}."
+    template = f"keras_elmo: {who}: row {{}} has an empty string (padding) before the real "
+    template += f"token at position {{}}; {PADDING_RULE}."
     if tf.executing_eagerly():
         if bool(tf.reduce_any(bad_rows)):
             raise InputError(template.format(int(row), int(position)))
