@@ -109,6 +109,14 @@ def _synthetic_words(rng, n=5000):
     return words
 
 
+def add_workload_args(parser, model="original", batch_size=32):
+    """The flags of a one-model benchmark: --model, --batch-size, --seed, --data."""
+    parser.add_argument("--model", default=model, help="a published size (small, medium, original)")
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--seed", type=int, default=0, help="weights and sentence sample")
+    parser.add_argument("--data", default=None, help="Brown corpus folder (make_sentences)")
+
+
 def make_sentences(n, seed=0, data_dir=None, replace=False):
     """n seeded sentences (token lists) of 10-40 tokens, and where they came from.
 

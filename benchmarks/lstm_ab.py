@@ -37,7 +37,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
-from bench_elmo import hardware, make_sentences  # noqa: E402
+from bench_elmo import add_workload_args, hardware, make_sentences  # noqa: E402
 
 STEP_ROWS = (1, 8, 19, 32)
 DTYPES = ("float32", "bfloat16")
@@ -104,16 +104,13 @@ def matmul_rates(tf, units, proj):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="original")
+    add_workload_args(parser)
     parser.add_argument("--variants", default="float32,bfloat16")
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sentences", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--long", type=int, default=0, help="instead: one sentence of this many tokens (batch 1)"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None, help="Brown corpus folder")
     parser.add_argument(
         "--output", default=None, help="markdown file (default results/lstm_ab_<model>.md)"
     )

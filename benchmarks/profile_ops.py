@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from bench_elmo import hardware, make_sentences  # noqa: E402
+from bench_elmo import add_workload_args, hardware, make_sentences  # noqa: E402
 
 # Ops whose events span the ops of the functions they run (counted there).
 CONTAINERS = {
@@ -63,10 +63,9 @@ def op_times(logdir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="original")
+    add_workload_args(parser)
     parser.add_argument("--matmul-dtype", default="float32")
     parser.add_argument("--batches", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--logdir", default=None)
     args = parser.parse_args(argv)
@@ -76,14 +75,14 @@ def main(argv=None):
 
     import keras_elmo
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     layer = keras_elmo.ElmoLayer(
         keras_elmo.published_options(args.model), matmul_dtype=args.matmul_dtype
     )
     call = tf.function(
         layer.__call__, input_signature=[tf.TensorSpec([None, None, layer.max_chars], tf.int32)]
     )
-    sents, source = make_sentences(args.batches * args.batch_size, 0)
+    sents, source = make_sentences(args.batches * args.batch_size, args.seed, args.data)
     ids = [
         tf.constant(keras_elmo.batch_to_ids(sents[i : i + args.batch_size], layer.max_chars))
         for i in range(0, len(sents), args.batch_size)

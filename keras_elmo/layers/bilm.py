@@ -85,6 +85,9 @@ class BidirectionalLM(keras.layers.Layer):
     0.0
 
     Reference:
+        - [Jozefowicz et al., 2016](https://arxiv.org/abs/1602.02410),
+          "Exploring the Limits of Language Modeling" (the projected-LSTM
+          language model ELMo's biLM follows).
         - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
           contextualized word representations", NAACL.
     """
