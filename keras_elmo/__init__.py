@@ -42,8 +42,14 @@ def __dir__():
 
 
 def _in_command_line():
-    """True in the `keras-elmo` console script (its commands import what they use)."""
-    return os.path.basename(sys.argv[0] if sys.argv else "") in ("keras-elmo", "keras-elmo.exe")
+    """True in the command line (its commands import what they use).
+
+    That is the `keras-elmo` console script, or `python -m keras_elmo.cli`:
+    while `-m` imports the package to find the module it runs,
+    `sys.argv[0]` is "-m".
+    """
+    program = sys.argv[0] if sys.argv else ""
+    return program == "-m" or os.path.basename(program) in ("keras-elmo", "keras-elmo.exe")
 
 
 if not _in_command_line():

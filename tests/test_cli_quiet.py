@@ -105,6 +105,22 @@ def test_console_script_help_imports_no_tensorflow(tmp_path):
     assert not {"tensorflow", "keras"} & imported
 
 
+def test_python_m_help_imports_no_tensorflow():
+    """`python -m keras_elmo.cli` is the command line too: no TensorFlow for --help."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_elmo.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "keras_elmo" in imported  # (cli itself runs as __main__)
+    assert not {"tensorflow", "keras"} & imported
+
+
 @pytest.fixture
 def three_lines(tmp_path, fixture_dir):
     text = tmp_path / "in.txt"
