@@ -367,6 +367,22 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
     np.testing.assert_array_equal(loaded(sentences).numpy(), want)
 
 
+def test_a_token_cache_saved_by_0_2_still_loads(fixture_dir):
+    """tests/fixtures/keras-elmo-0.2 (see its SOURCE.md): 0.2 kept the cache's
+    vectors as a Keras weight (key "0") and its mutated size in the config.
+    Loaded now, the cache is active, holds the token encoder's own vectors, and
+    the model gives what a fresh uncached layer from the same weights gives."""
+    path = REPO / "tests" / "fixtures" / "keras-elmo-0.2" / "token_cache_model.keras"
+    loaded = elmo_of(keras.models.load_model(path))
+    vocab = ["The", "cat", "sat", "on", "the", "mat", "."]
+    assert loaded.token_cache.active and sorted(loaded.token_cache.vocabulary) == sorted(vocab)
+    fresh = fixture_layer(fixture_dir)
+    encoded = fresh.token_encoder(batch_to_ids([vocab]))[0].numpy()
+    np.testing.assert_allclose(loaded.token_cache(tf.constant(vocab)).numpy(), encoded, atol=1e-6)
+    x = tf.constant([vocab, ["a", "dog", "sat", "", "", "", ""]])
+    np.testing.assert_allclose(loaded(x).numpy(), fresh(x).numpy(), atol=1e-6, rtol=0)
+
+
 def test_token_cache_errors(tiny_options):
     with pytest.raises(ValueError, match="frozen token encoder"):
         ElmoLayer(tiny_options, fine_tune="all").cache_vocabulary(["a"])
