@@ -165,6 +165,22 @@ class CharCNNTokenEncoder(keras.layers.Layer):
     def _back(self, t):
         return tf.cast(t, self.compute_dtype)
 
+    def _max_over_positions(self, conv):
+        """(N, 1, positions, filters) -> (N, filters), in the conv's own dtype.
+
+        In the lower-precision dtypes a max pool over all positions, which
+        ran 2x faster than `reduce_max` (Eigen reduces bfloat16 through
+        float32 element by element); the same numbers, a max is exact. The
+        max comes before the cast back (exact too: the cast is monotonic).
+        """
+        if self.matmul_dtype == "float32":
+            return tf.reduce_max(conv, axis=[1, 2])
+        window = tf.stack([1, 1, tf.shape(conv)[2], 1])
+        pooled = tf.raw_ops.MaxPoolV2(
+            input=conv, ksize=window, strides=[1, 1, 1, 1], padding="VALID"
+        )
+        return pooled[:, 0, 0]
+
     def _act(self, x):
         return tf.nn.relu(x) if self.activation == "relu" else tf.tanh(x)
 
@@ -190,8 +206,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         pieces = []
         for kernel, bias in zip(self.conv_kernels, self.conv_biases):
             conv = tf.nn.conv2d(x, self._low(kernel), strides=1, padding="VALID")
-            # (the max before the cast back: the cast is exact and monotonic)
-            pooled = self._back(tf.reduce_max(conv, axis=[1, 2]))
+            pooled = self._back(self._max_over_positions(conv))
             # max over char positions, then bias and activation, as bilm-tf does
             # (adding a per-channel constant commutes with the max exactly).
             pieces.append(self._act(pooled + bias))
