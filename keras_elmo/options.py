@@ -17,6 +17,14 @@ ACTIVATIONS = ("relu", "tanh")
 # lower-precision path (sums, gates, state and outputs stay float32).
 MATMUL_DTYPES = ("float32", "bfloat16", "float16")
 
+
+def validate_matmul_dtype(value, who):
+    """A `matmul_dtype` argument: one of MATMUL_DTYPES; ValueError naming `who` otherwise."""
+    if value not in MATMUL_DTYPES:
+        raise ValueError(f"{who}: matmul_dtype must be one of {MATMUL_DTYPES}, got {value!r}.")
+    return value
+
+
 _CHAR_CNN_DEFAULTS = {
     "embedding": {"dim": 16},
     "n_characters": 262,

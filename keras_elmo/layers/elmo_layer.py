@@ -190,10 +190,6 @@ class ElmoLayer(keras.layers.Layer):
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        if matmul_dtype not in options_lib.MATMUL_DTYPES:
-            raise ValueError(
-                f"matmul_dtype must be one of {options_lib.MATMUL_DTYPES}, got {matmul_dtype!r}."
-            )
         self.num_output_representations = num_output_representations
         self.do_layer_norm = bool(do_layer_norm)
         self.l2_coef = float(l2_coef)
@@ -210,7 +206,7 @@ class ElmoLayer(keras.layers.Layer):
             "max_tokens_per_request", max_tokens_per_request, who
         )
         self.output_mode = output_mode
-        self.matmul_dtype = matmul_dtype
+        self.matmul_dtype = options_lib.validate_matmul_dtype(matmul_dtype, "ElmoLayer")
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
         # jit_compile="auto" from compiling this layer on GPU.
         self.supports_jit = False

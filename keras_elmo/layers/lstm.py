@@ -22,16 +22,16 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_elmo.options import MATMUL_DTYPES
+from keras_elmo.options import validate_matmul_dtype
 
 # TF1's LSTMCell adds this to the forget gate at run time; it is not in B.
 FORGET_BIAS = 1.0
 # Layers whose recurrent weight (4D x P) has at least this many entries store
-# their weights feature-major (see `run_packed`). Measured with oneDNN on a
-# 2-core AVX2 CPU, old and new layout alternating: the published 4096/512
-# size (2**23) gains 1.2-1.45x at batch 32-128 and loses ~1.2x at batch 1;
-# the 2048/256 size (2**21) only loses at batch 1 (-35%), the 1024/128 size
-# loses at batch 1 and 32. Either layout gives the same numbers.
+# their weights feature-major (see `run_packed`): with oneDNN the published
+# 4096/512 size (2**23) gains at batch 32-128 and loses a little at batch 1,
+# while the 2048/256 and 1024/128 sizes only lose (docs/performance.md, "What
+# was optimized", item 5, has the measurements). Either layout gives the
+# same numbers.
 FEATURE_MAJOR_MIN_RECURRENT = 2**22
 # The input-side gate pre-activations (x W_x + B) are computed for this many
 # packed positions at a time (a chunk holds < 2 * CHUNK_ROWS), not for the
@@ -128,14 +128,15 @@ def run_packed(
     ~40% of all positions).
 
     Feature-major computes W^T @ x^T -> (4D, n) instead of x @ W: with oneDNN
-    on CPU that ran ~2x faster for the published full size (2 cores: input
-    side 800 x 512 @ 512 x 16384: 129 vs 56 GFLOP/s; recurrence 16 x 512 @
-    512 x 16384: 60 vs 34) but slower for one row and for small weights (see
-    FEATURE_MAJOR_MIN_RECURRENT). The gates are then row blocks of a (4D, n)
-    tile; the state stays (B, .) so that rows can be gathered and scattered,
-    and only the per-step c tiles and h outputs are transposed.
+    on CPU that ran about twice as fast for the published full size's input
+    side and recurrence, but slower for one row and for small weights (see
+    FEATURE_MAJOR_MIN_RECURRENT; docs/performance.md has the rates). The
+    gates are then row blocks of a (4D, n) tile; the state stays (B, .) so
+    that rows can be gathered and scattered, and only the per-step c tiles
+    and h outputs are transposed.
     The directions are unrolled into plain 2-D matmuls: a BatchMatMul over a
-    batch axis of 2 ran ~2.5x slower than two MatMuls of the same shapes.
+    batch axis of 2 ran much slower than two MatMuls of the same shapes
+    (docs/performance.md, item 3).
     """
 
     low_precision = matmul_dtype is not None
@@ -143,10 +144,8 @@ def run_packed(
     # feature-major (see above). The lower-precision path runs batch-major
     # whatever the stored layout, reading stored W^T through `transpose_b`:
     # with oneDNN's bfloat16 kernels (AVX512_BF16) that was the fastest form
-    # of the recurrent step (x @ W^T^T 73 GFLOP/s vs W^T @ x^T 54 at 19 rows)
-    # and it needs no per-step transposes; published size, one layer, both
-    # directions, alternating: 1.93x float32 against 1.65x feature-major
-    # (benchmarks/lstm_ab.py has the whole-model numbers).
+    # of the recurrent step, and it needs no per-step transposes
+    # (docs/performance.md, "Lower precision", has the measurements).
     step_feature_major = feature_major and not low_precision
     # h (state and outputs) is held in the matmul dtype: it is the output of
     # the projection matmul, so it is exactly representable there, and the
@@ -394,14 +393,10 @@ class ProjectedLSTM(keras.layers.Layer):
         for name, value in (("cell_clip", cell_clip), ("proj_clip", proj_clip)):
             if value is not None and not value > 0:
                 raise ValueError(f"ProjectedLSTM: {name} must be positive or None, got {value!r}.")
-        if matmul_dtype not in MATMUL_DTYPES:
-            raise ValueError(
-                f"ProjectedLSTM: matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}."
-            )
         self.units = units
         self.projection_dim = projection_dim
         self.input_dim = input_dim
-        self.matmul_dtype = matmul_dtype
+        self.matmul_dtype = validate_matmul_dtype(matmul_dtype, "ProjectedLSTM")
         if feature_major is None:
             feature_major = 4 * units * projection_dim >= FEATURE_MAJOR_MIN_RECURRENT
         self.feature_major = bool(feature_major)

@@ -75,12 +75,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
     def __init__(self, options, matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
-        if matmul_dtype not in options_lib.MATMUL_DTYPES:
-            raise ValueError(
-                f"CharCNNTokenEncoder: matmul_dtype must be one of {options_lib.MATMUL_DTYPES}, "
-                f"got {matmul_dtype!r}."
-            )
-        self.matmul_dtype = matmul_dtype
+        self.matmul_dtype = options_lib.validate_matmul_dtype(matmul_dtype, "CharCNNTokenEncoder")
         cnn = self.options["char_cnn"]
         self.char_dim = cnn["embedding"]["dim"]
         self.filters = [tuple(f) for f in cnn["filters"]]
@@ -168,10 +163,10 @@ class CharCNNTokenEncoder(keras.layers.Layer):
     def _max_over_positions(self, conv):
         """(N, 1, positions, filters) -> (N, filters), in the conv's own dtype.
 
-        In the lower-precision dtypes a max pool over all positions, which
-        ran 2x faster than `reduce_max` (Eigen reduces bfloat16 through
-        float32 element by element); the same numbers, a max is exact. The
-        max comes before the cast back (exact too: the cast is monotonic).
+        In the lower-precision dtypes a max pool over all positions: Eigen's
+        `reduce_max` converts bfloat16 element by element and was the slower
+        (docs/performance.md); the same numbers, a max is exact. The max
+        comes before the cast back (exact too: the cast is monotonic).
         """
         if self.matmul_dtype == "float32":
             return tf.reduce_max(conv, axis=[1, 2])
