@@ -48,7 +48,6 @@ machine comparable.
 
 import argparse
 import datetime
-import glob
 import json
 import os
 import platform
@@ -121,31 +120,16 @@ def make_sentences(n, seed=0, data_dir=None, replace=False):
     """n seeded sentences (token lists) of 10-40 tokens, and where they came from.
 
     replace=True draws with replacement (for more sentences than the corpus has)."""
+    from keras_elmo.training import corpora
+
     rng = random.Random(seed)
-    candidates = (
-        [data_dir]
-        if data_dir
-        else [
-            os.path.join(os.environ["KERAS_ELMO_DATA"], "brown")
-            if os.environ.get("KERAS_ELMO_DATA")
-            else None,
-            os.path.join(os.path.dirname(HERE), "..", "shared", "data", "brown"),
-        ]
-    )
-    files = []
-    for data_dir in filter(None, candidates):
-        files = sorted(glob.glob(os.path.join(data_dir, "c[a-r][0-9][0-9]")))
-        if files:
-            data_dir = os.path.normpath(data_dir)
-            break
-    if files:
-        pool = []
-        for path in files:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    toks = [t.rsplit("/", 1)[0] for t in line.split()]
-                    if 10 <= len(toks) <= 40:
-                        pool.append(toks)
+    if data_dir is None:
+        data_dir = corpora.data_root(must_exist=False) / "brown"
+    data_dir = os.path.normpath(data_dir)
+    if os.path.isdir(data_dir):
+        # All 500 files (the training and held-out parts), as corpora reads them.
+        files = sorted(path for part in corpora.brown_files(data_dir) for path in part)
+        pool = [s for path in files for s in corpora.read_brown(path) if 10 <= len(s) <= 40]
         source = f"Brown corpus sentences of 10-40 tokens ({data_dir}), seed {seed}"
         if replace and pool:
             return rng.choices(pool, k=n), source + ", drawn with replacement"

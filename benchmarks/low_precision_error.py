@@ -27,8 +27,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from bench_elmo import hardware, make_sentences  # noqa: E402
+from support.bilm_fixture import OPTIONS_FILE, WEIGHT_FILE  # noqa: E402
 
 from keras_elmo.options import MATMUL_DTYPES as DTYPES  # noqa: E402  (float32 first)
 
@@ -82,13 +84,7 @@ def main(argv=None):
 
     sentences, source = make_sentences(args.sentences, args.seed)
     models = []
-    fixture = os.path.join(REPO, "tests", "fixtures", "bilm-tf")
-    models.append(
-        (
-            "bilm-tf fixture",
-            (os.path.join(fixture, "options.json"), os.path.join(fixture, "lm_weights.hdf5")),
-        )
-    )
+    models.append(("bilm-tf fixture", (str(OPTIONS_FILE), str(WEIGHT_FILE))))
     shipped = os.path.join(REPO, "saved_models", "elmo-small-en")
     models.append(
         (

@@ -24,6 +24,8 @@ sys.path.insert(0, HERE)
 
 from bench_elmo import add_workload_args, hardware, make_sentences  # noqa: E402
 
+from keras_elmo.options import MATMUL_DTYPES  # noqa: E402
+
 # Ops whose events span the ops of the functions they run (counted there).
 CONTAINERS = {
     "While",
@@ -64,7 +66,7 @@ def op_times(logdir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_workload_args(parser)
-    parser.add_argument("--matmul-dtype", default="float32")
+    parser.add_argument("--matmul-dtype", default="float32", choices=MATMUL_DTYPES)
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--logdir", default=None)

@@ -103,3 +103,30 @@ def test_no_private_keras_imports_or_prints():
                 if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print"
             ]
             assert not calls, f"print() in library module {module_name(path)}"
+
+
+def test_tests_do_not_import_each_other():
+    """Shared test code lives in conftest.py and tests/support/, not in a test module
+    (subprocess scripts written inside a test are read too)."""
+    tests = pathlib.Path(__file__).parent
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        text = path.read_text()
+        sources = [text] + [
+            node.value
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        for source in sources:
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError):  # not code (prose, bytes, surrogates)
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_"):
+                    offenders.append((path.name, node.module))
+                elif isinstance(node, ast.Import):
+                    offenders += [
+                        (path.name, a.name) for a in node.names if a.name.startswith("test_")
+                    ]
+    assert offenders == []

@@ -223,6 +223,35 @@ def test_a_failed_run_leaves_no_shard_and_an_incomplete_manifest(corpus, tmp_pat
         kbeam.embed_corpus(pattern, out, source)
 
 
+def test_embed_corpus_checks_its_embedding_options_before_any_io(tmp_path):
+    """embed_corpus takes EmbedSentences' options: the same checks, before a file is touched."""
+    from keras_elmo.errors import InputError
+
+    out = tmp_path / "out"
+    pattern = str(tmp_path / "none-*.txt")  # matches nothing: would fail later if reached
+    with pytest.raises(InputError, match="layers must be one of"):
+        kbeam.embed_corpus(pattern, out, "elmo-small-en", layers="middle")
+    with pytest.raises(InputError, match="tokenizer must be one of"):
+        kbeam.embed_corpus(pattern, out, "elmo-small-en", tokenizer="spacy")
+    with pytest.raises(InputError, match="batch_size must be"):
+        kbeam.embed_corpus(pattern, out, "elmo-small-en", batch_size=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stateful'"):
+        kbeam.embed_corpus(pattern, out, "elmo-small-en", stateful=True)
+    # Options are keywords only: a fourth positional argument is refused, not misread.
+    with pytest.raises(TypeError, match="positional"):
+        kbeam.embed_corpus(pattern, out, "elmo-small-en", "top")
+    assert not out.exists()
+
+
+def test_a_bytes_element_that_is_not_utf8_is_named():
+    from keras_elmo.errors import InputError
+
+    tokenize = kbeam.EmbedSentences("elmo-small-en").tokenizer
+    assert tokenize(("k", b"caf\xc3\xa9 b")) == ("k", ["café", "b"])
+    with pytest.raises(InputError, match=r"element 'doc-7' is not valid UTF-8 \(byte 2"):
+        tokenize(("doc-7", b"ok\xff"))
+
+
 def test_read_embeddings_checks_counts_against_the_manifest(corpus, tmp_path):
     out = tmp_path / "out"
     _beam_embed(corpus, out, "--top")

@@ -298,3 +298,23 @@ def test_resume_without_a_partial_run_starts_from_the_beginning(tiny_model, tmp_
     assert main(embed_args(tiny_model, src, tmp_path / "b.hdf5", "--resume")) == 0
     assert_same_output(tmp_path / "b.hdf5", tmp_path / "a.hdf5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.hdf5", "b.hdf5", "in.txt"]
+
+
+def test_library_call_takes_its_options_as_keywords(tiny_model, tmp_path):
+    """embed_file's options are keyword-only: a positional one is refused, not misread
+    (0.3 reordered them to match beam.embed_corpus)."""
+    options_file, weight_file = tiny_model
+    src = tmp_path / "in.txt"
+    lines = write_sentences(src, 3)
+    with pytest.raises(TypeError, match="positional"):
+        embed_lib.embed_file(src, tmp_path / "x.hdf5", options_file, weight_file, "top")
+    assert not (tmp_path / "x.hdf5").exists()
+    n = embed_lib.embed_file(
+        src, tmp_path / "top.hdf5", options_file, weight_file, layers="top", batch_size=2
+    )
+    assert n == len(lines)
+    _, data, _ = read_output(tmp_path / "top.hdf5")
+    # --top: one (T, 2P) array per sentence, T = its token count.
+    assert [data[str(k)].shape for k in range(3)] == [
+        (len(line.split()), 2 * TINY_OPTIONS["lstm"]["projection_dim"]) for line in lines
+    ]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO, TINY_OPTIONS
+from support.bilm_fixture import fixture_layer
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, batch_to_ids
 
@@ -285,12 +286,6 @@ def restore_policy():
     keras.mixed_precision.set_dtype_policy("float32")
 
 
-def fixture_layer(fixture_dir, **kwargs):
-    return ElmoLayer.from_original(
-        fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5", **kwargs
-    )
-
-
 # The biLM computes in float32 under any policy; the outputs are the float32
 # values rounded once to the policy's dtype, so the error is at most half an
 # ulp: relative 2**-11 for float16 and 2**-8 for bfloat16.
@@ -424,9 +419,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 import keras, numpy as np
-sys.path.insert(0, "tests")
 from keras_elmo import ElmoLayer, ElmoTokenizer, tokens_to_char_ids
-from test_keras_integration import SENTENCES, LABELS, TINY_OPTIONS
+DATA = json.loads(sys.argv[1])  # the test's sentences, labels and options
+SENTENCES, LABELS, TINY_OPTIONS = DATA["sentences"], DATA["labels"], DATA["options"]
 
 def train(strategy):
     keras.utils.set_random_seed(4)
@@ -455,7 +450,16 @@ print(json.dumps({"one": one, "two": two}))
 @pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
     out = subprocess.run(
-        [sys.executable, "-c", DISTRIBUTED], capture_output=True, text=True, cwd=REPO, timeout=400
+        [
+            sys.executable,
+            "-c",
+            DISTRIBUTED,
+            json.dumps({"sentences": SENTENCES, "labels": LABELS, "options": TINY_OPTIONS}),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=400,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from numpy_reference import NumpyElmo
-from support.bilm_fixture import load_fixture
+from support.bilm_fixture import allclose, fixture_layer, load_fixture
 
 from keras_elmo import ElmoLayer, batch_to_ids, published_options
 from keras_elmo.errors import InputError
@@ -25,17 +25,6 @@ SENTENCES = [
         "others , to make the padding matter ."
     ).split(),
 ]
-
-
-def allclose(actual, expected):
-    """The check the original projects use."""
-    return np.allclose(actual, expected, atol=1e-6)
-
-
-def fixture_layer(fixture_dir, **kwargs):
-    return ElmoLayer.from_original(
-        fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5", **kwargs
-    )
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from support.bilm_fixture import allclose, load_fixture
 from support.http_server import serve
-from test_layer import allclose, load_fixture
 
 from keras_elmo import ElmoLayer, batch_to_ids, list_presets, published_options
 from keras_elmo.checkpoints import download, presets

@@ -70,3 +70,13 @@ def test_bad_arguments_are_clear(layers):
         ScalarMix(3)(layers[:2])
     with pytest.raises(ValueError, match="needs a mask"):
         ScalarMix(3, do_layer_norm=True)(layers)
+
+
+def test_symbolic_call_gives_the_layers_shape():
+    import keras
+
+    inputs = [keras.Input((None, 5)) for _ in range(3)]
+    assert tuple(ScalarMix(3)(inputs).shape) == (None, None, 5)
+    # The layer count is checked when a functional model is built, not first at run time.
+    with pytest.raises(ValueError, match="expects 3 layers, got 2"):
+        ScalarMix(3)(inputs[:2])

@@ -31,6 +31,7 @@ from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import torch_pickle
 from keras_elmo.checkpoints.original import SlotWriter
 from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.text import characters
 
 # EFML's batcher (frontend.create_one_batch) reads these entries. It unpacks
 # the ids of ('<eow>', '<bow>', '<oov>', '<pad>') into (bow, eow, oov, pad),
@@ -212,10 +213,7 @@ def read_lexicon(path, specials):
     """
     with open(path, "rb") as f:
         raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not valid UTF-8 (byte {err.start}: {err.reason}).") from None
+    text = characters.decode_utf8(raw, str(path))
     lexicon = {}
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.strip().split("\t")

@@ -54,7 +54,7 @@ except ImportError as err:  # pragma: no cover - depends on the installation
 
 from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.serving import embed_file
-from keras_elmo.text import tokenization
+from keras_elmo.text import characters, tokenization
 
 LAYER_CHOICES = embed_file.LAYER_CHOICES
 FORMATS = ("hdf5", "tfrecord")
@@ -344,7 +344,7 @@ class _Tokenizer:
     def __call__(self, element):
         key, value = element
         if isinstance(value, bytes):
-            value = value.decode("utf-8")
+            value = characters.decode_utf8(value, f"element {key!r}")
         if isinstance(value, str):
             return key, self.split(value)
         tokens = list(value)
@@ -613,14 +613,11 @@ def embed_corpus(
     inputs,
     output_dir,
     source,
-    layers="all",
-    tokenizer="whitespace",
+    *,
     file_format="hdf5",
-    batch_size=64,
-    max_batch_tokens=None,
-    matmul_dtype=None,
     pipeline_options=None,
     wait=True,
+    **embed_options,
 ):
     """Embed every line of the files matched by `inputs` into `output_dir`.
 
@@ -628,17 +625,19 @@ def embed_corpus(
     `manifest.json` (first with `"complete": false`, rewritten complete by
     the pipeline's last step) and the shards `embeddings-SSSSS-of-NNNNN.hdf5`
     or `.tfrecord`. `pipeline_options` are Beam's (`PipelineOptions` or a
-    list of command-line flags). Returns the manifest (as written at the
-    start when `wait` is False).
+    list of command-line flags). `embed_options` are `EmbedSentences`'
+    (`layers`, `tokenizer`, `batch_size`, `max_batch_tokens`,
+    `matmul_dtype`): one definition of what is computed, for this job and
+    for your own pipelines. Returns the manifest (as written at the start
+    when `wait` is False).
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    if layers not in LAYER_CHOICES:
-        raise InputError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
     if file_format not in FORMATS:
         raise InputError(f"format must be one of {FORMATS}, got {file_format!r}.")
-    if isinstance(source, str):
-        source = ModelSource(preset=source)
+    # Checks the embedding options (and resolves a preset name) before any I/O.
+    transform = EmbedSentences(source, **embed_options)
+    handler = transform.handler
     output_dir = os.fspath(output_dir)
     manifest_path = FileSystems.join(output_dir, MANIFEST)
     if FileSystems.exists(manifest_path):
@@ -647,18 +646,18 @@ def embed_corpus(
             "choose another output directory or delete that one."
         )
     paths = match_inputs(inputs)
-    transform = EmbedSentences(
-        source,
-        layers=layers,
-        tokenizer=tokenizer,
-        batch_size=batch_size,
-        max_batch_tokens=max_batch_tokens,
-        matmul_dtype=matmul_dtype,
-    )
     # Loaded here once too: a bad model fails before any worker starts, and
     # the manifest records the options and a hash of the weights used.
-    layer = load_layer(source, matmul_dtype)
-    manifest = build_manifest(paths, source, layer, layers, tokenizer, file_format, batch_size)
+    layer = load_layer(handler.source, handler.matmul_dtype)
+    manifest = build_manifest(
+        paths,
+        handler.source,
+        layer,
+        handler.layers,
+        transform.tokenizer.mode,
+        file_format,
+        handler.batch_size,
+    )
     del layer
     if not FileSystems.exists(output_dir):
         FileSystems.mkdirs(output_dir)

@@ -85,11 +85,11 @@ class BidirectionalLM(keras.layers.Layer):
     0.0
 
     Reference:
+        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
+          contextualized word representations", NAACL (the biLM of ELMo).
         - [Jozefowicz et al., 2016](https://arxiv.org/abs/1602.02410),
           "Exploring the Limits of Language Modeling" (the projected-LSTM
           language model ELMo's biLM follows).
-        - [Peters et al., 2018](https://arxiv.org/abs/1802.05365), "Deep
-          contextualized word representations", NAACL.
     """
 
     def __init__(

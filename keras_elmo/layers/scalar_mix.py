@@ -108,9 +108,12 @@ class ScalarMix(keras.layers.Layer):
         self.gamma = self.add_weight(name="gamma", shape=(1,), initializer="ones")
         self.built = True
 
-    def call(self, layers, mask=None):
+    def _check_count(self, layers):
         if len(layers) != self.n_layers:
             raise ValueError(f"ScalarMix expects {self.n_layers} layers, got {len(layers)}.")
+
+    def call(self, layers, mask=None):
+        self._check_count(layers)
         mask = _shared_mask(mask)
         if self.do_layer_norm and mask is None:
             raise ValueError("ScalarMix(do_layer_norm=True) needs a mask.")
@@ -126,6 +129,11 @@ class ScalarMix(keras.layers.Layer):
 
     def compute_mask(self, layers, mask=None):
         return _shared_mask(mask)
+
+    def compute_output_shape(self, input_shape):
+        # One shape per mixed layer; they are equal, and so is the mix's.
+        self._check_count(input_shape)
+        return tuple(input_shape[-1])
 
     def get_config(self):
         config = super().get_config()

@@ -415,14 +415,17 @@ def embed_file(
     output_file,
     options_file,
     weight_file,
+    *,
+    # What is computed (layers, batch_size, matmul_dtype: beam.embed_corpus's order).
     layers="all",
     batch_size=64,
+    matmul_dtype="float32",
     stateful=False,
+    efml_dir=None,
+    # How the job runs.
     progress=False,
     resume=False,
     flush_seconds=FLUSH_SECONDS,
-    efml_dir=None,
-    matmul_dtype="float32",
 ):
     """Embed every line of `input_file` into `output_file`; see the module docstring.
 

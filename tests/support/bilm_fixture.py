@@ -11,6 +11,15 @@ FIXTURE_DIR = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "bil
 OPTIONS_FILE = FIXTURE_DIR / "options.json"
 WEIGHT_FILE = FIXTURE_DIR / "lm_weights.hdf5"
 N_BATCHES = 10  # batch i is [s[0][i], s[1][i], s[2][i]], run in order, stateful
+# The check the original projects use against this fixture: np.allclose, atol 1e-6.
+ATOL = 1e-6
+
+
+def allclose(actual, expected):
+    """The check the original projects use (np.allclose with atol 1e-6)."""
+    import numpy as np
+
+    return np.allclose(actual, expected, atol=ATOL)
 
 
 def load_fixture(fixture_dir=FIXTURE_DIR):
@@ -27,3 +36,13 @@ def load_fixture(fixture_dir=FIXTURE_DIR):
         with h5py.File(fixture_dir / f"lm_embeddings_{k}.hdf5", "r") as f:
             expected.append([np.concatenate(list(f[str(i)][...]), -1) for i in range(N_BATCHES)])
     return sentences, expected
+
+
+def fixture_layer(fixture_dir=FIXTURE_DIR, **kwargs):
+    """An ElmoLayer with the fixture's weights (`kwargs` go to `from_original`)."""
+    from keras_elmo import ElmoLayer
+
+    fixture_dir = pathlib.Path(fixture_dir)
+    return ElmoLayer.from_original(
+        fixture_dir / "options.json", fixture_dir / "lm_weights.hdf5", **kwargs
+    )
