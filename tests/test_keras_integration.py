@@ -3,7 +3,6 @@ the token cache and tf.distribute. Tiny models only: these run on CPU."""
 
 import json
 import re
-import subprocess
 import sys
 import textwrap
 
@@ -13,6 +12,7 @@ import pytest
 import tensorflow as tf
 from conftest import REPO, TINY_OPTIONS
 from support.bilm_fixture import fixture_layer
+from support.processes import run_python_json
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, batch_to_ids
 
@@ -142,11 +142,7 @@ def test_raw_text_model_fits_and_reloads_in_fresh_process(tmp_path):
         model = keras.models.load_model({str(path)!r})
         print(json.dumps(model.predict(tf.constant({SENTENCES!r}), verbose=0).tolist()))
     """)
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    got = np.array(json.loads(out.stdout.strip().splitlines()[-1]), dtype="float32")
+    got = np.array(run_python_json(["-c", script]), dtype="float32")
     # Another process may pick other kernels (oneDNN, thread split): float32 tolerance.
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
@@ -449,20 +445,8 @@ print(json.dumps({"one": one, "two": two}))
 
 @pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            DISTRIBUTED,
-            json.dumps({"sentences": SENTENCES, "labels": LABELS, "options": TINY_OPTIONS}),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=400,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    data = {"sentences": SENTENCES, "labels": LABELS, "options": TINY_OPTIONS}
+    result = run_python_json(["-c", DISTRIBUTED, json.dumps(data)], timeout=400)
     (loss_1, weights_1), (loss_2, weights_2) = result["one"], result["two"]
     np.testing.assert_allclose(loss_2, loss_1, rtol=1e-5)
     assert loss_1[-1] < loss_1[0]

@@ -3,8 +3,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -12,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO, TINY_OPTIONS
+from support.processes import run_python_json
 
 from keras_elmo import ElmoLayer, batch_to_ids
 from keras_elmo.cli import main
@@ -253,15 +252,7 @@ def test_mirrored_strategy_two_logical_cpus_matches_one_device(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT, encoding="utf-8")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [sys.executable, str(script), str(REPO / "tests"), path],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_python_json([script, REPO / "tests", path], env=env)
     (loss1, tok1), (loss2, tok2) = result["one"], result["two"]
     assert tok1 == tok2 > 0 and len(loss1) == len(loss2) == 3
     # same batches, same negatives: the same global loss, also after two updates
