@@ -20,12 +20,18 @@ SOFTMAX_FILE = "softmax.npz"
 TRAINING_LOG_FILE = "training_log.json"
 
 
+def copy_bilm_weights(source, target):
+    """The token encoder's and biLM's weights from `source` to `target` (each an
+    `ElmoLayer` or a `BiLMTrainer`); Keras's `set_weights` checks every shape."""
+    target.token_encoder.set_weights(source.token_encoder.get_weights())
+    target.bilm.set_weights(source.bilm.get_weights())
+
+
 def to_elmo_layer(model, **kwargs):
     """An `ElmoLayer` holding copies of the trained encoder and biLM weights."""
     layer = ElmoLayer(model.options, **kwargs)
     layer.build()
-    layer.token_encoder.set_weights(model.token_encoder.get_weights())
-    layer.bilm.set_weights(model.bilm.get_weights())
+    copy_bilm_weights(model, layer)
     return layer
 
 
@@ -71,8 +77,7 @@ def load_trained(model_dir, n_negative=0):
     layer = ElmoLayer.from_original(options_file, weight_file)
     soft = np.load(softmax_file)
     model = BiLMTrainer(layer.options, int(soft["w"].shape[0]), n_negative=n_negative, dropout=0.0)
-    model.token_encoder.set_weights(layer.token_encoder.get_weights())
-    model.bilm.set_weights(layer.bilm.get_weights())
+    copy_bilm_weights(layer, model)
     model.softmax.set_weights([soft["w"], soft["b"]])
     return model
 
