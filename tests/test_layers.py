@@ -7,10 +7,16 @@ import pytest
 import tensorflow as tf
 from conftest import TINY_OPTIONS
 from numpy_reference import NumpyElmo
+from support.efml_fixture import ATOL as EFML_ATOL
+from support.efml_fixture import EFML
+from support.efml_fixture import SENTENCES as EFML_SENTENCES
+from support.efml_fixture import expected as efml_expected
 from support.layer_checks import FLOAT32_ATOL, run_layer_test
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
+from keras_elmo.checkpoints import efml
 from keras_elmo.layers.bilm import BidirectionalLM
+from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
 from keras_elmo.layers.lstm import ProjectedLSTM
 from keras_elmo.layers.token_cache import TokenCache
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
@@ -172,6 +178,43 @@ def test_token_cache_layer_checks(tmp_path):
     empty = TokenCache.from_config(layer.get_config())
     np.testing.assert_array_equal(empty(tokens).numpy(), np.zeros((2, 4, 3)))
     assert empty.weights == [] and layer.weights == []
+
+
+def efml_encoder(**kwargs):
+    """The EFML fixture's token encoder on its own: weights and lexicons from the files."""
+    model = efml.read_model(EFML / "model_zip")
+    layer = ElmoLayer.from_elmoformanylangs(EFML / "model_zip")
+    encoder = EfmlTokenEncoder(model.options, name="efml_token_encoder", **kwargs)
+    encoder.build()
+    encoder.set_lexicons(model.char_lexicon, model.word_lexicon)
+    encoder.set_weights(layer.token_encoder.get_weights())
+    return encoder
+
+
+def copy_encoder(source, target):
+    if not target.built:
+        target.build()
+    target.set_lexicons(source.char_lexicon, source.word_lexicon)
+    target.set_weights(source.get_weights())
+
+
+def test_efml_token_encoder_layer_checks(tmp_path):
+    sentence = EFML_SENTENCES[0]
+    tokens = tf.constant([sentence, sentence[:2] + [""] * (len(sentence) - 2)])
+    width = efml.read_model(EFML / "model_zip").options["lstm"]["projection_dim"]
+    layer, out = run_layer_test(
+        efml_encoder,
+        tokens,
+        expected_output_shape=(2, len(sentence), width),
+        tmp_path=tmp_path,
+        copy_state=copy_encoder,
+    )
+    # The same token gives the same vector wherever it stands; "" gives zeros.
+    np.testing.assert_allclose(out[1, :2], out[0, :2], atol=FLOAT32_ATOL, rtol=0)
+    np.testing.assert_array_equal(out[1, 2:], 0.0)
+    # EFML's word layer for these tokens (its first output layer, one half per direction).
+    want = efml_expected("model_zip")[0][0, :, :width]
+    np.testing.assert_allclose(out[0], want, atol=EFML_ATOL, rtol=0)
 
 
 def test_token_cache_keras_file_carries_the_cache(tmp_path):
@@ -356,3 +399,21 @@ def test_char_cnn_token_encoder_matches_numpy(tmp_path):
                 got[b, t], reference.token_vector(token), atol=1e-5, rtol=1e-5, err_msg=token
             )
         np.testing.assert_array_equal(got[b, len(sentence) :], 0.0)  # padding stays zero
+
+
+def test_shared_softmax_layer_checks(tmp_path):
+    from keras_elmo.training.trainer import SharedSoftmax
+
+    h = tf.random.stateless_normal((3, 4), seed=(5, 0))
+    layer, out = run_layer_test(
+        lambda **kw: SharedSoftmax(vocab_size=7, dim=4, **kw),
+        h,
+        expected_output_shape=(3, 7),
+        tmp_path=tmp_path,
+    )
+    # Logits of every word: h @ W^T + b, numpy in float64.
+    layer.b.assign(tf.random.stateless_normal((7,), seed=(6, 0)))
+    w, b = (v.numpy().astype("float64") for v in (layer.w, layer.b))
+    want = h.numpy().astype("float64") @ w.T + b
+    np.testing.assert_allclose(layer(h).numpy(), want, atol=FLOAT32_ATOL, rtol=1e-6)
+    np.testing.assert_allclose(out, want - b, atol=FLOAT32_ATOL, rtol=1e-6)  # b starts at 0

@@ -88,7 +88,9 @@ def run_layer_test(
     `dtype`); `expected_output_shape` is a shape tuple or the same nested
     structure as the outputs (list / dict of shape tuples). `copy_state(source,
     target)` gives a layer made from the config the first layer's state (its
-    weights by default; a layer with state beside its weights passes its own).
+    weights by default, into the layer built by one call; a layer with state
+    beside its weights passes its own, which gets the layer as the config
+    made it, not yet called).
     Returns the layer and its float32 outputs.
     """
     call_kwargs = call_kwargs or {}
@@ -109,7 +111,8 @@ def run_layer_test(
     config = layer.get_config()
     clone = layer.__class__.from_config(config)
     assert clone.get_config() == config
-    _call(clone, inputs, call_kwargs)
+    if copy_state is copy_weights:
+        _call(clone, inputs, call_kwargs)  # builds it: weights go into a built layer
     copy_state(layer, clone)
     assert_all_close(_call(clone, inputs, call_kwargs), outputs, what="from_config clone")
 
