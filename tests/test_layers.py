@@ -1,6 +1,8 @@
 """Every public layer and every sublayer through the shared checks, plus
 direct numeric tests of the sublayers against numpy written here."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -14,7 +16,6 @@ from support.efml_fixture import expected as efml_expected
 from support.layer_checks import FLOAT32_ATOL, run_layer_test
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
-from keras_elmo.checkpoints import efml
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
 from keras_elmo.layers.lstm import ProjectedLSTM
@@ -180,15 +181,10 @@ def test_token_cache_layer_checks(tmp_path):
     assert empty.weights == [] and layer.weights == []
 
 
-def efml_encoder(**kwargs):
-    """The EFML fixture's token encoder on its own: weights and lexicons from the files."""
-    model = efml.read_model(EFML / "model_zip")
-    layer = ElmoLayer.from_elmoformanylangs(EFML / "model_zip")
-    encoder = EfmlTokenEncoder(model.options, name="efml_token_encoder", **kwargs)
-    encoder.build()
-    encoder.set_lexicons(model.char_lexicon, model.word_lexicon)
-    encoder.set_weights(layer.token_encoder.get_weights())
-    return encoder
+@functools.cache
+def efml_fixture_encoder():
+    """The EFML fixture model's token encoder, its files read once."""
+    return ElmoLayer.from_elmoformanylangs(EFML / "model_zip").token_encoder
 
 
 def copy_encoder(source, target):
@@ -198,10 +194,18 @@ def copy_encoder(source, target):
     target.set_weights(source.get_weights())
 
 
+def efml_encoder(**kwargs):
+    """A standalone EfmlTokenEncoder holding the fixture's weights and lexicons."""
+    source = efml_fixture_encoder()
+    encoder = EfmlTokenEncoder(source.options, name="efml_token_encoder", **kwargs)
+    copy_encoder(source, encoder)
+    return encoder
+
+
 def test_efml_token_encoder_layer_checks(tmp_path):
     sentence = EFML_SENTENCES[0]
     tokens = tf.constant([sentence, sentence[:2] + [""] * (len(sentence) - 2)])
-    width = efml.read_model(EFML / "model_zip").options["lstm"]["projection_dim"]
+    width = efml_fixture_encoder().output_dim
     layer, out = run_layer_test(
         efml_encoder,
         tokens,
