@@ -198,19 +198,22 @@ def shipped_model_dir(dirname):
     """Where a model shipped with the package is, in every way of installing it.
 
     The repository keeps shipped models in its top-level `saved_models/`. A
-    wheel or `pip install .` carries them inside the package as
+    checkout on sys.path, or an editable install (whose modules are links to
+    the checkout's), reads them there, softmax included. A wheel or
+    `pip install .` carries the embedding files inside the package as
     `keras_elmo/saved_models/` (setup.py maps the one onto the other), read
-    here with importlib.resources. A checkout on sys.path or an editable
-    install imports keras_elmo from the repository, beside `saved_models/`.
+    with importlib.resources.
     """
+    # resolve(): an editable install's module is a link into the checkout.
+    root = Path(__file__).resolve().parents[2]
+    in_repo = root / "saved_models" / dirname
+    if (root / "pyproject.toml").is_file() and in_repo.is_dir():
+        return in_repo
     packaged = importlib.resources.files("keras_elmo").joinpath("saved_models", dirname)
     if isinstance(packaged, os.PathLike) and packaged.is_dir():
         return Path(packaged)
-    in_repo = Path(__file__).resolve().parents[2] / "saved_models" / dirname
-    if in_repo.is_dir():
-        return in_repo
     raise MissingFileError(
-        f"the shipped model {dirname!r} is not installed: looked in {packaged} and {in_repo}."
+        f"the shipped model {dirname!r} is not installed: looked in {in_repo} and {packaged}."
     )
 
 
