@@ -469,7 +469,10 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace", 
             raise MissingFileError(f"Keras file not found: {path}")
         import keras
 
-        import keras_elmo.layers.elmo_layer  # noqa: F401  (registers the custom objects)
+        from keras_elmo import registration
 
+        # Whatever keras_elmo objects the file holds (an ElmoTokenizer before
+        # the ElmoLayer, too), also where `import keras_elmo` registered none.
+        registration.register_keras_objects()
         layer = keras.saving.load_model(path, compile=False)
     return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer, **limits)
