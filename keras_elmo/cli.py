@@ -6,6 +6,7 @@
     keras-elmo train FILES... --vocab V --output-dir D [sizes | --options O] ...
     keras-elmo perplexity FILES... --model-dir D
     keras-elmo beam-embed --input PATTERN --output-dir DIR [model] [layers] ... [Beam options]
+    keras-elmo presets
 
 One argparse tree; each command is a function `_run_<name>(args)` set as
 the subparser's default, and most have a `_check_<name>(args)` that checks
