@@ -2,8 +2,11 @@
 
 The public API is the names in `__all__`. Importing the package registers
 its Keras layers, so `keras.models.load_model` reads `.keras` files that
-hold them. Inside the `keras-elmo` command line the layers are imported on
-first use instead (PEP 562), so that `--help` answers without TensorFlow.
+hold them, in every program however it was started. Inside the
+`keras-elmo` command itself the layers are imported on first use instead
+(PEP 562), so that `--help` answers without TensorFlow; each of its
+commands that loads a `.keras` file registers them itself
+(`keras_elmo.registration`).
 """
 
 import importlib
@@ -41,18 +44,40 @@ def __dir__():
     return sorted(set(globals()) | set(_PUBLIC))
 
 
-def _in_command_line():
-    """True in the command line (its commands import what they use).
+# How a program names the `keras-elmo` command when Python runs it:
+# the console script, or `python -m` with one of these modules.
+_COMMAND_SCRIPTS = ("keras-elmo", "keras-elmo.exe", "keras-elmo-script.py")
+_COMMAND_MODULES = ("keras_elmo", "keras_elmo.cli")
 
-    That is the `keras-elmo` console script, or `python -m keras_elmo.cli`:
-    while `-m` imports the package to find the module it runs,
-    `sys.argv[0]` is "-m".
+
+def _started_as_command_line():
+    """True when this process is the `keras-elmo` command (which imports what it uses).
+
+    That is the console script (`sys.argv[0]` is `keras-elmo`) or exactly
+    `python -m keras_elmo.cli` / `python -m keras_elmo`, read from the
+    interpreter's own command line (`sys.orig_argv`). Not `sys.argv[0] ==
+    "-m"`: that holds while Python imports the parent package of any module
+    run with `-m` (`python -m myapp.predict`), where the layers must be
+    registered.
     """
     program = sys.argv[0] if sys.argv else ""
-    return program == "-m" or os.path.basename(program) in ("keras-elmo", "keras-elmo.exe")
+    if os.path.basename(program) in _COMMAND_SCRIPTS:
+        return True
+    args = iter(getattr(sys, "orig_argv", [])[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, None) in _COMMAND_MODULES
+        if arg.startswith("-m"):
+            return arg[2:] in _COMMAND_MODULES
+        if arg in ("-X", "-W"):  # options with a separate value
+            next(args, None)
+        elif arg == "-" or arg == "-c" or not arg.startswith("-"):
+            return False  # a script, `-c` or stdin: not the command line
+    return False
 
 
-if not _in_command_line():
+if not _started_as_command_line():
     # Registers every keras_elmo Keras object with Keras's serialization.
-    for _name in ("ElmoLayer", "ElmoTokenizer"):
-        __getattr__(_name)
+    from keras_elmo import registration as _registration
+
+    _registration.register_keras_objects()

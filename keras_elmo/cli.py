@@ -6,12 +6,16 @@
     keras-elmo train FILES... --vocab V --output-dir D [sizes | --options O] ...
     keras-elmo perplexity FILES... --model-dir D
     keras-elmo beam-embed --input PATTERN --output-dir DIR [model] [layers] ... [Beam options]
+    keras-elmo presets
 
 One argparse tree; each command is a function `_run_<name>(args)` set as
-the subparser's default. Heavy imports (TensorFlow, Keras) happen inside
-the command functions, so `--help` and argument errors answer at once.
+the subparser's default, and most have a `_check_<name>(args)` that checks
+what needs no model (input and output files, model names) before TensorFlow
+is imported. Heavy imports (TensorFlow, Keras) happen inside the command
+functions, so `--help`, argument errors and those checks answer at once.
 Expected user errors (`keras_elmo.errors.ElmoError`) print one line and exit
-2; any other exception is a bug and keeps its traceback.
+2; Ctrl-C prints one line and exits 130; any other exception is a bug and
+keeps its traceback.
 """
 
 import argparse
@@ -29,6 +33,16 @@ def _positive_int(text):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
     return value
 
 
@@ -64,6 +78,7 @@ def _model_source(args):
                 "give both --options-file and --weight-file, or neither (then --model, "
                 f"default {DEFAULT_MODEL_NAME})."
             )
+        _check_model_files(options_file, weight_file)
         return {
             name: download.cached_url(path, progress=progress) if download.is_url(path) else path
             for name, path in (("options_file", options_file), ("weight_file", weight_file))
@@ -72,6 +87,25 @@ def _model_source(args):
     if model.format == "efml":
         return {"options_file": None, "weight_file": None, "efml_dir": model.files["model_dir"]}
     return {"options_file": model.files["options"], "weight_file": model.files["weights"]}
+
+
+def _check_model_files(options_file, weight_file):
+    """Local --options-file / --weight-file must exist (URLs are fetched later)."""
+    from keras_elmo.errors import MissingFileError
+
+    for path, what in ((options_file, "options file"), (weight_file, "weight file")):
+        if "://" not in path and not os.path.isfile(path):
+            raise MissingFileError(f"ELMo {what} not found: {path}")
+
+
+def _check_file(path, what):
+    """A local file the command reads: it exists and is a file."""
+    from keras_elmo.errors import InputError, MissingFileError
+
+    if not os.path.exists(path):
+        raise MissingFileError(f"{what} not found: {path}")
+    if not os.path.isfile(path):
+        raise InputError(f"{what} {path} is not a file.")
 
 
 def _expand(patterns):
@@ -92,6 +126,17 @@ def _expand(patterns):
 # ------------------------------------------------------------------ commands
 
 
+def _check_embed(args):
+    from keras_elmo.serving import embed_file
+
+    embed_file.check_input_file(args.input_file)
+    embed_file.check_output_path(args.output_file, [args.input_file])
+    embed_file.check_partial_dir(
+        embed_file.partial_dir(args.output_file), args.resume, args.stateful
+    )
+    args.model_files = _model_source(args)
+
+
 def _run_embed(args):
     from keras_elmo.serving import embed_file
 
@@ -99,7 +144,7 @@ def _run_embed(args):
         embed_file.embed_file(
             args.input_file,
             args.output_file,
-            **_model_source(args),
+            **args.model_files,
             layers=args.layers,
             batch_size=args.batch_size,
             stateful=args.stateful,
@@ -120,17 +165,30 @@ def _run_embed(args):
     return 0
 
 
-def _run_export(args):
+def _check_keras_file_or_model(args):
     from keras_elmo.errors import InputError
+
+    if args.keras_file and (args.model or args.options_file or args.weight_file):
+        raise InputError("give --keras-file or a model (--model, --options-file), not both.")
+
+
+def _check_export(args):
     from keras_elmo.serving import export
 
+    _check_keras_file_or_model(args)
+    export.check_export_dir(args.export_dir, args.version)
     if args.keras_file:
-        if args.model or args.options_file or args.weight_file:
-            raise InputError("give --keras-file or a model (--model, --options-file), not both.")
-        source = args.keras_file
+        export.check_keras_file(args.keras_file)
+        args.source = args.keras_file
     else:
         model = _model_source(args)
-        source = model.get("efml_dir") or (model["options_file"], model["weight_file"])
+        args.source = model.get("efml_dir") or (model["options_file"], model["weight_file"])
+
+
+def _run_export(args):
+    from keras_elmo.serving import export
+
+    source = args.source
     limits = {
         "max_batch_size": args.max_batch_size,
         "max_tokens_per_sentence": args.max_tokens_per_sentence,
@@ -143,17 +201,31 @@ def _run_export(args):
     return 0
 
 
-def _run_beam_embed(args):
+def _check_beam_embed(args):
+    from keras_elmo.checkpoints import presets
     from keras_elmo.errors import InputError
-    from keras_elmo.integrations import beam
+    from keras_elmo.serving import export
 
+    _check_keras_file_or_model(args)
     if args.keras_file:
-        if args.model or args.options_file or args.weight_file:
-            raise InputError("give --keras-file or a model (--model, --options-file), not both.")
-        source = beam.ModelSource(keras_file=args.keras_file)
+        if "://" not in args.keras_file:  # (other filesystems: Beam's, later)
+            export.check_keras_file(args.keras_file)
     elif args.options_file or args.weight_file:
         if args.model:
             raise InputError("give --model or --options-file + --weight-file, not both.")
+        if not (args.options_file and args.weight_file):
+            raise InputError("give both --options-file and --weight-file, or neither.")
+        _check_model_files(args.options_file, args.weight_file)
+    else:
+        presets.check_model_spec(args.model or DEFAULT_MODEL_NAME)
+
+
+def _run_beam_embed(args):
+    from keras_elmo.integrations import beam
+
+    if args.keras_file:
+        source = beam.ModelSource(keras_file=args.keras_file)
+    elif args.options_file or args.weight_file:
         source = beam.ModelSource(options_file=args.options_file, weight_file=args.weight_file)
     else:
         # Each worker resolves the name (or directory) itself: from_preset.
@@ -208,9 +280,20 @@ def _run_build_vocab(args):
     return 0
 
 
+def _check_train(args):
+    from keras_elmo.training import data
+
+    if args.options:
+        _check_file(args.options, "options file")
+    _check_file(args.vocab, "vocabulary file")
+    args.vocab_entries = data.load_vocab(args.vocab)
+    args.train_paths = _expand(args.train_files)
+    args.heldout_paths = _expand(args.heldout_files)
+
+
 def _run_train(args):
     from keras_elmo import options as options_lib
-    from keras_elmo.training import data, loop
+    from keras_elmo.training import loop
 
     if args.options:
         options = options_lib.load_options(args.options)
@@ -225,8 +308,8 @@ def _run_train(args):
         )
     info = loop.run_training(
         options,
-        _expand(args.train_files),
-        data.load_vocab(args.vocab),
+        args.train_paths,
+        args.vocab_entries,
         args.output_dir,
         checkpoint_dir=args.checkpoint_dir,
         batch_size=args.batch_size,
@@ -241,7 +324,7 @@ def _run_train(args):
         dropout=args.dropout,
         seed=args.seed,
         shuffle_buffer=args.shuffle_buffer,
-        heldout_files=_expand(args.heldout_files),
+        heldout_files=args.heldout_paths,
         log_every=args.log_every,
         log_stream=None if args.quiet else sys.stdout,
     )
@@ -249,12 +332,24 @@ def _run_train(args):
     return 0
 
 
+def _check_perplexity(args):
+    from keras_elmo.errors import InputError, MissingFileError
+
+    if not os.path.exists(args.model_dir):
+        raise MissingFileError(f"model directory not found: {args.model_dir}")
+    if not os.path.isdir(args.model_dir):
+        raise InputError(f"--model-dir {args.model_dir} is not a directory.")
+    if args.vocab:
+        _check_file(args.vocab, "vocabulary file")
+    args.paths = _expand(args.files)
+
+
 def _run_perplexity(args):
     from keras_elmo.training import model_dir
 
     results = model_dir.perplexity_of_files(
         args.model_dir,
-        _expand(args.files),
+        args.paths,
         vocab_file=args.vocab,
         batch_size=args.batch_size,
         max_len=args.max_len,
@@ -270,8 +365,9 @@ def _add_model_args(parser):
     parser.add_argument(
         "--model",
         metavar="NAME|DIR",
-        help=f"a preset name (default: {DEFAULT_MODEL_NAME}, shipped; published models are "
-        "downloaded once into the cache, see docs/models.md) or a model directory",
+        help=f"a preset name (default: {DEFAULT_MODEL_NAME}, shipped with the package; the "
+        "published ones are downloaded once into the cache; `keras-elmo presets` lists "
+        "them) or a model directory (options.json + weights.hdf5)",
     )
     parser.add_argument("--options-file", help="options.json, with --weight-file (not --model)")
     parser.add_argument("--weight-file", help="weights.hdf5, with --options-file")
@@ -286,24 +382,25 @@ nothing is lost:
   untouched and OUTPUT.partial/ holding every batch finished up to the last
   flush; rerun the same command with --resume to continue from there (the
   result equals an uninterrupted run), or delete OUTPUT.partial/ to start
-  over. A --stateful run cannot resume. OUTPUT may not be INPUT or a model file.
+  over. A --stateful run cannot resume. OUTPUT may not be INPUT or a model file,
+  and an existing OUTPUT that is not an HDF5 file is refused, not replaced.
 """
 
 
 def _add_embed(sub):
-    p = sub.add_parser(
+    p = _add_parser(
+        sub,
         "embed",
         help="embed a file of sentences into an hdf5 file",
         description="Embed a file of sentences (one per line; \\n, \\r\\n or \\r line ends, "
         "a UTF-8 BOM is dropped) into an hdf5 file.",
         epilog=EMBED_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
     _add_layer_choice(p)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
     p.add_argument(
         "--stateful",
         action="store_true",
@@ -332,9 +429,9 @@ def _add_embed(sub):
         default="float32",
         help="operand dtype of the model's matmuls and convolutions (default float32, exact). "
         "bfloat16: faster on CPUs with AVX512_BF16 or AMX, ~0.5%% relative error; slower "
-        "without them (docs/performance.md)",
+        "without them",
     )
-    p.set_defaults(func=_run_embed)
+    p.set_defaults(func=_run_embed, check=_check_embed)
 
 
 def _add_layer_choice(p):
@@ -351,7 +448,8 @@ def _add_layer_choice(p):
 def _add_beam_embed(sub):
     from keras_elmo.text.tokenization import TOKENIZERS
 
-    p = sub.add_parser(
+    p = _add_parser(
+        sub,
         "beam-embed",
         help="embed files on Apache Beam (needs keras_elmo[beam])",
         description="Embed every line of the input files on Apache Beam. Options this "
@@ -377,7 +475,9 @@ def _add_beam_embed(sub):
         choices=TOKENIZERS,
         help="how a line is split into tokens (default: whitespace, as embed)",
     )
-    p.add_argument("--format", default="hdf5", choices=("hdf5", "tfrecord"))
+    p.add_argument(
+        "--format", default="hdf5", choices=("hdf5", "tfrecord"), help="the shards' format"
+    )
     p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
     p.add_argument(
         "--max-batch-tokens",
@@ -399,22 +499,37 @@ def _add_beam_embed(sub):
         action="store_true",
         help="return once the job is submitted (remote runners); the manifest says when it is done",
     )
-    p.set_defaults(func=_run_beam_embed, pass_through=True)
+    p.set_defaults(func=_run_beam_embed, check=_check_beam_embed, pass_through=True)
 
 
 def _add_export(sub):
     from keras_elmo.text.tokenization import TOKENIZERS
 
-    p = sub.add_parser("export", help="write a SavedModel for TensorFlow Serving")
+    p = _add_parser(
+        sub,
+        "export",
+        help="write a SavedModel for TensorFlow Serving",
+        description="Write a SavedModel of an ELMo model for TensorFlow Serving: raw "
+        "sentences in, ELMo vectors out (signatures serving_default and tokens); loading it "
+        "needs TensorFlow only.",
+    )
     p.add_argument("export_dir", help="base directory; the model goes to EXPORT_DIR/<version>")
     _add_model_args(p)
     p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
-    p.add_argument("--version", type=int, default=None, help="default: next free integer")
+    p.add_argument(
+        "--version",
+        type=_non_negative_int,
+        default=None,
+        help="the version directory's number (default: 1 more than the highest there, or 1)",
+    )
     p.add_argument(
         "--tokenizer",
         default="whitespace",
         choices=TOKENIZERS,
-        help="in-graph tokenizer for raw sentences (see docs: tokenizers)",
+        help="in-graph tokenizer for raw sentences: whitespace (split on whitespace, "
+        "default), punctuation (PTB-like: punctuation and English clitics split off) or "
+        "tf_text (TensorFlow Text's UnicodeScriptTokenizer; needs tensorflow-text wherever "
+        "the export is loaded)",
     )
     from keras_elmo.limits import SERVING_DEFAULTS
 
@@ -431,7 +546,7 @@ def _add_export(sub):
             help=f"request limit: {what} (default %(default)s; none: unbounded); a request "
             "over it fails with InvalidArgumentError before any model work",
         )
-    p.set_defaults(func=_run_export)
+    p.set_defaults(func=_run_export, check=_check_export)
 
 
 def _limit(text):
@@ -447,15 +562,21 @@ def _limit(text):
 
 
 def _add_build_vocab(sub):
-    p = sub.add_parser(
+    p = _add_parser(
+        sub,
         "build-vocab",
         help="build an LM vocabulary from text files",
         description="Count tokens and write a biLM vocabulary file.",
     )
     p.add_argument("output", help="vocabulary file to write")
     p.add_argument("files", nargs="*", help="tokenized text, one sentence per line")
-    p.add_argument("--min-count", type=_positive_int, default=1)
-    p.add_argument("--max-size", type=int, default=None)
+    p.add_argument("--min-count", type=_positive_int, default=1, help="keep tokens seen this often")
+    p.add_argument(
+        "--max-size",
+        type=_positive_int,
+        default=None,
+        help="keep at most this many entries (the most frequent; default: all)",
+    )
     p.add_argument(
         "--split-shared-data",
         metavar="DATA_DIR",
@@ -463,50 +584,61 @@ def _add_build_vocab(sub):
         "(Brown, SOTU, Moby-Dick) to --split-dir and count the train split",
     )
     p.add_argument("--split-dir", help="where to write the splits")
-    p.set_defaults(func=_run_build_vocab)
+    p.set_defaults(func=_run_build_vocab, needs_tensorflow=False)
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train a biLM", description="Train a biLM.")
+    p = _add_parser(
+        sub,
+        "train",
+        help="train a biLM",
+        description="Train a biLM (the ELMo language model) on tokenized text.",
+    )
     p.add_argument(
         "train_files", nargs="+", help="tokenized text files / globs, one sentence per line"
     )
     p.add_argument("--vocab", required=True, help="vocabulary file (build-vocab)")
-    p.add_argument("--output-dir", required=True)
+    p.add_argument(
+        "--output-dir",
+        required=True,
+        help="the trained model goes here (options.json, weights.hdf5, vocab.txt, ...)",
+    )
     p.add_argument("--checkpoint-dir", help="BackupAndRestore directory; rerun to resume")
     p.add_argument("--options", help="options.json; otherwise the size flags below")
-    p.add_argument("--lstm-dim", type=_positive_int, default=1024)
-    p.add_argument("--projection-dim", type=_positive_int, default=128)
-    p.add_argument("--n-layers", type=_positive_int, default=2)
-    p.add_argument("--char-dim", type=_positive_int, default=16)
-    p.add_argument("--filters", default="[[1,32],[2,32],[3,64],[4,128],[5,256]]")
-    p.add_argument("--n-highway", type=int, default=1)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--max-len", type=_positive_int, default=50)
-    p.add_argument(
-        "--steps-per-epoch", type=_positive_int, default=500, help="also the checkpoint interval"
-    )
-    p.add_argument("--epochs", type=_positive_int, default=10)
+    for flag, kind, default, help_ in (
+        ("--lstm-dim", _positive_int, 1024, "LSTM cell size"),
+        ("--projection-dim", _positive_int, 128, "LSTM projection size (vectors are twice it)"),
+        ("--n-layers", _positive_int, 2, "LSTM layers"),
+        ("--char-dim", _positive_int, 16, "character embedding size"),
+        ("--filters", str, "[[1,32],[2,32],[3,64],[4,128],[5,256]]", "char CNN [width, count]s"),
+        ("--n-highway", int, 1, "highway layers after the char CNN"),
+        ("--batch-size", _positive_int, 32, "sentences per step"),
+        ("--max-len", _positive_int, 50, "longer sentences are cut into pieces of this length"),
+        ("--steps-per-epoch", _positive_int, 500, "steps per epoch, also the checkpoint interval"),
+        ("--epochs", _positive_int, 10, "epochs"),
+        ("--n-negative", int, 512, "negatives of the sampled softmax (0: full softmax)"),
+        ("--learning-rate", float, 1e-3, "the optimizer's learning rate"),
+        ("--clipnorm", float, 5.0, "gradient norm clip"),
+        ("--dropout", float, 0.1, "dropout rate"),
+        ("--seed", int, 0, "seeds the data order, negatives and dropout"),
+        ("--shuffle-buffer", int, 10000, "lines shuffled in blocks of this many (0: file order)"),
+        ("--log-every", int, 50, "log the loss every this many steps (0: never)"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=help_)
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
-    p.add_argument("--n-negative", type=int, default=512)
-    p.add_argument("--optimizer", default="adam", choices=("adam", "adagrad"))
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--clipnorm", type=float, default=5.0)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shuffle-buffer", type=int, default=10000)
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adagrad"), help="optimizer")
     p.add_argument(
         "--heldout-files",
         nargs="*",
         default=[],
         help="evaluate full-softmax perplexity on these after training",
     )
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=_run_train, check=_check_train)
 
 
 def _add_perplexity(sub):
-    p = sub.add_parser(
+    p = _add_parser(
+        sub,
         "perplexity",
         help="held-out perplexity of a biLM",
         description="Held-out perplexity with the full softmax.",
@@ -518,10 +650,15 @@ def _add_perplexity(sub):
         help="an output dir of `keras-elmo train` (options.json, weights.hdf5, "
         "softmax.npz, vocab.txt)",
     )
-    p.add_argument("--vocab", help="default: MODEL_DIR/vocab.txt")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--max-len", type=_positive_int, default=50)
-    p.set_defaults(func=_run_perplexity)
+    p.add_argument("--vocab", help="the vocabulary file (default: MODEL_DIR/vocab.txt)")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="sentences per model call")
+    p.add_argument(
+        "--max-len",
+        type=_positive_int,
+        default=50,
+        help="longer sentences are cut into pieces of this length",
+    )
+    p.set_defaults(func=_run_perplexity, check=_check_perplexity)
 
 
 def _add_output_args(parser):
@@ -537,9 +674,58 @@ def _add_output_args(parser):
     )
 
 
+def _run_presets(args):
+    from keras_elmo.checkpoints import presets
+
+    width = max(map(len, presets.PRESETS))
+    for name, preset in presets.PRESETS.items():
+        size = preset.approx_size or "download"
+        print(f"{name:<{width}}  {size}: {preset.description}")
+    return 0
+
+
+def _add_presets(sub):
+    p = _add_parser(
+        sub,
+        "presets",
+        help="list the models --model takes by name",
+        description="List the models --model (and ElmoLayer.from_preset) takes by name: the "
+        "shipped elmo-small-en, and the published models, downloaded once into the cache "
+        "($KERAS_ELMO_CACHE, else keras_elmo/ in Keras's cache directory) on first use.",
+    )
+    p.set_defaults(func=_run_presets, needs_tensorflow=False)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; each option's default after its help.
+
+    Unless the help already says it, or there is none to say (None, a flag).
+    The defaults of the commands are in their help, so that it stands on
+    its own.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.nargs == 0  # a flag (store_true, store_const)
+            or action.default in (None, [], argparse.SUPPRESS)
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _add_parser(sub, name, **kwargs):
+    return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+
 def build_parser():
     """The whole `keras-elmo` argument tree."""
+    from keras_elmo.version import __version__
+
     parser = argparse.ArgumentParser(prog="keras-elmo", description="ELMo vectors with Keras 3.")
+    parser.add_argument("--version", action="version", version=f"keras-elmo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_embed,
@@ -548,6 +734,7 @@ def build_parser():
         _add_train,
         _add_perplexity,
         _add_beam_embed,
+        _add_presets,
     ):
         add(sub)
     for command in sub.choices.values():
@@ -582,6 +769,8 @@ def _import_tensorflow_quietly():
                 os.dup2(caught.fileno(), 2)
                 try:
                     import tensorflow  # noqa: F401
+                except KeyboardInterrupt:
+                    raise  # Ctrl-C: what TensorFlow printed so far stays hidden
                 except BaseException:
                     os.dup2(saved, 2)
                     caught.seek(0)
@@ -597,8 +786,21 @@ def _import_tensorflow_quietly():
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+def _one_line_warnings(command):
+    """`warnings.showwarning` for the command line: "keras-elmo CMD: warning: ..."."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"keras-elmo {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv=None):
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status.
+
+    A user error prints one line and returns 2; Ctrl-C, at any moment
+    (also while TensorFlow loads), prints one line and returns 130.
+    """
     parser = build_parser()
     args, unknown = parser.parse_known_args(
         sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -607,15 +809,28 @@ def main(argv=None):
     if unknown and not getattr(args, "pass_through", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.beam_options = unknown
-    if not args.verbose:
-        _import_tensorflow_quietly()
+    import warnings
+
     from keras_elmo.errors import ElmoError
 
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            # Warnings meant for this run (bfloat16 on a CPU without bf16
+            # units) as one line, not a source location inside the library.
+            warnings.showwarning = _one_line_warnings(args.command)
+            # What needs no model (files, names) is checked before TensorFlow.
+            check = getattr(args, "check", None)
+            if check is not None:
+                check(args)
+            if getattr(args, "needs_tensorflow", True) and not args.verbose:
+                _import_tensorflow_quietly()
+            return args.func(args)
     except ElmoError as err:
         print(f"keras-elmo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nkeras-elmo {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

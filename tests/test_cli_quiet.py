@@ -105,11 +105,13 @@ def test_console_script_help_imports_no_tensorflow(tmp_path):
     assert not {"tensorflow", "keras"} & imported
 
 
-def test_python_m_help_imports_no_tensorflow():
-    """`python -m keras_elmo.cli` is the command line too: no TensorFlow for --help."""
+@pytest.mark.parametrize("module", ["keras_elmo.cli", "keras_elmo"])
+def test_python_m_help_imports_no_tensorflow(module):
+    """`python -m keras_elmo.cli` and `python -m keras_elmo` are the command line
+    too: no TensorFlow for --help."""
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "keras_elmo.cli", "--help"],
+        [sys.executable, "-m", module, "--help"],
         capture_output=True,
         text=True,
         env=env,

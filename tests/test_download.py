@@ -112,6 +112,55 @@ def test_404_names_the_url_and_the_cache_path(tmp_path):
     assert not target.exists()
 
 
+def test_a_failed_download_leaves_no_lock_file(tmp_path):
+    """Nothing answers on the port (the server is stopped): no `.lock` stays, in
+    fetch and in fetch_archive; a good download leaves none either."""
+    with serve({"/w": DATA}) as server:
+        url = server.url("/w")
+        download.fetch(url, tmp_path / "good" / "w.hdf5", progress=False)
+        server.stop()
+        for fetcher, target in (
+            (download.fetch, tmp_path / "preset" / "options.json"),
+            (download.fetch_archive, tmp_path / "efml" / "model"),
+        ):
+            with pytest.raises(download.DownloadError, match="could not download"):
+                fetcher(url, target, progress=False)
+            assert list(target.parent.iterdir()) == [], fetcher
+    assert [p.name for p in (tmp_path / "good").iterdir()] == ["w.hdf5"]
+
+
+@pytest.mark.slow
+def test_the_lock_is_exclusive_and_survives_its_removal_by_the_holder(tmp_path):
+    """A second holder waits for the first; after the first removed the file, the
+    next lock is a new file, held by one process at a time."""
+    import subprocess
+    import sys
+    import textwrap
+
+    lock = tmp_path / "x.lock"
+    log = tmp_path / "log"
+    script = textwrap.dedent(
+        f"""\
+        import sys, time
+        from keras_elmo.checkpoints import download
+        with download._exclusive({str(lock)!r}):
+            with open({str(log)!r}, "a") as f:
+                f.write("in " + sys.argv[1] + "\\n")
+            time.sleep(0.3)
+            with open({str(log)!r}, "a") as f:
+                f.write("out " + sys.argv[1] + "\\n")
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(n)]) for n in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    lines = log.read_text().splitlines()
+    # Never two inside at once: each "in" is followed by its own "out".
+    assert len(lines) == 6
+    for first, second in zip(lines[::2], lines[1::2]):
+        assert first.split()[0] == "in" and second == "out " + first.split()[1], lines
+    assert not lock.exists()
+
+
 def test_wrong_checksum_removes_the_download(tmp_path):
     target = tmp_path / "w.hdf5"
     wrong = hashlib.sha256(b"something else").hexdigest()
@@ -200,10 +249,8 @@ def test_archive_is_unpacked_atomically_and_cached(tmp_path):
     assert path == target
     assert (target / "model" / "config.json").read_bytes() == b"{}"
     assert (target / "model" / "char.dic").read_bytes() == b"a\t1\n"
-    # Only the unpacked directory stays (and the lock file), no zip, no staging dir.
-    assert sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")) == [
-        "model"
-    ]
+    # Only the unpacked directory stays: no zip, no staging dir, no lock file.
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model"]
     # Offline afterwards: the directory is the cache.
     assert download.fetch_archive(url, target, offline=True) == target
 
@@ -224,7 +271,7 @@ def test_archive_that_is_not_a_zip_is_refused_and_removed(tmp_path):
     with serve({"/a.zip": b"not a zip at all"}) as server:
         with pytest.raises(download.DownloadError, match="not a valid zip archive"):
             download.fetch_archive(server.url("/a.zip"), target, progress=False)
-    assert [p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")] == []
+    assert [p.name for p in target.parent.iterdir()] == []
 
 
 def test_progress_bar_reports_bytes_to_stderr(tmp_path, capsys):

@@ -295,15 +295,36 @@ def _unzip(archive, destination, url):
 
 @contextlib.contextmanager
 def _exclusive(lock_path):
-    """Hold an exclusive lock on `lock_path` (POSIX) so two processes never write one file."""
+    """Hold an exclusive lock on `lock_path` (POSIX) so two processes never write one file.
+
+    The lock file exists only while it is held: it is removed before the
+    lock is released, so a download (failed or not) leaves no `.lock`
+    behind. A process that waited on a lock file its holder has removed
+    meanwhile holds a lock nobody else sees: it checks that the path still
+    names the file it locked, and otherwise tries again with the new one.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: no lock; the rename keeps files whole.
         yield
         return
-    with open(lock_path, "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    while True:
+        lock = open(lock_path, "a+b")
         try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                current = None
+        except BaseException:
+            lock.close()
+            raise
+        if current is not None and os.path.samestat(current, os.fstat(lock.fileno())):
+            break
+        lock.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+        lock.close()  # releases the lock

@@ -15,6 +15,7 @@ a model name before it loads TensorFlow.
 """
 
 import dataclasses
+import difflib
 import importlib.resources
 import os
 from pathlib import Path
@@ -162,7 +163,8 @@ def list_presets():
     ("elmo-efml-<code>") are downloaded on first use into the cache
     (`$KERAS_ELMO_CACHE`, else `keras_elmo/` in Keras's cache directory) and
     read from there afterwards, also offline.
-    docs/models.md has the table with sizes and sources.
+    docs/models.md has the table with sizes and sources. This imports no
+    TensorFlow.
 
     Returns:
         A dict `{name: description}` of every preset, the shipped one first.
@@ -180,10 +182,35 @@ def list_presets():
     return {name: preset.description for name, preset in PRESETS.items()}
 
 
+def _closest_names(name):
+    """'did you mean ...?' for the preset names closest to `name`, and where the list is."""
+    close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.6)
+    names = [repr(name) for name in close]
+    said = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+    hint = f"did you mean {said}? " if close else ""
+    return (
+        f"{hint}`keras-elmo presets` (or keras_elmo.list_presets()) lists all {len(PRESETS)}; "
+        "elmo-small-en is shipped."
+    )
+
+
 def get_preset(name):
     if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; the presets are: {', '.join(PRESETS)}.")
+        raise InputError(f"unknown preset {name!r}; {_closest_names(name)}")
     return PRESETS[name]
+
+
+def check_model_spec(spec):
+    """Refuse a `--model` value that is neither a preset name nor a directory (no I/O else).
+
+    What `resolve_model` says about such a name, without resolving anything.
+    """
+    spec = os.fspath(spec)
+    if spec in PRESETS or Path(spec).is_dir():
+        return
+    if Path(spec).exists():
+        raise InputError(f"{spec} is a file, not a model directory or a preset name.")
+    raise InputError(f"{spec!r} is neither a preset nor a model directory; {_closest_names(spec)}")
 
 
 def preset_dir(name):
@@ -270,7 +297,4 @@ def resolve_model(spec, *, progress=False, offline=None):
             f"{' + '.join(ORIGINAL_FILES.values())} (or an ELMoForManyLangs config.json + "
             f"char.dic)."
         )
-    raise InputError(
-        f"{spec!r} is neither a preset nor a model directory; the presets are: "
-        f"{', '.join(PRESETS)}."
-    )
+    check_model_spec(spec)

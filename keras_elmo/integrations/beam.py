@@ -159,6 +159,7 @@ def load_layer(source, matmul_dtype=None):
             return ElmoLayer.from_original(options_file, weight_file, **overrides)
     import keras
 
+    from keras_elmo import registration
     from keras_elmo.serving import export
 
     path = os.fspath(source.keras_file)
@@ -167,6 +168,9 @@ def load_layer(source, matmul_dtype=None):
     with _local_copy(path, ".keras") as local:
         if not os.path.isfile(local):
             raise MissingFileError(f"Keras file not found: {path}")
+        # Every keras_elmo object the file may hold (an ElmoTokenizer too), also
+        # in a worker or the command line, where `import keras_elmo` registers none.
+        registration.register_keras_objects()
         loaded = keras.saving.load_model(local, compile=False)
     # The export's serving copy is exactly the twin wanted here: same weights,
     # dict outputs, stateless, no dropout, float32.

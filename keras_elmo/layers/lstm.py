@@ -16,7 +16,9 @@ each step only does the two small matmuls of the recurrence. Padding steps
 keep the previous state and emit zeros.
 """
 
+import os
 import platform
+import sys
 import warnings
 
 import keras
@@ -72,6 +74,22 @@ def cpu_bfloat16_units(cpuinfo="/proc/cpuinfo", machine=None):
 _BF16_WARNED = False
 
 
+def _caller_stacklevel():
+    """The `warnings.warn` stacklevel, from its caller, of the first frame outside
+    keras_elmo, Keras and TensorFlow: the user's line that asked for the work
+    (the layer is built inside Keras's `__call__`, or in a `from_*` constructor)."""
+    import keras_elmo
+
+    roots = tuple(
+        os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+        for module in (keras_elmo, keras, tf)
+    )
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _warn_if_no_bfloat16_units():
     """Once per process: the bfloat16 path was asked for on a CPU without bf16 units."""
     global _BF16_WARNED
@@ -85,7 +103,7 @@ def _warn_if_no_bfloat16_units():
             "will emulate bfloat16 and run slower than float32 (and lose precision). "
             "Use the default 'float32' on this machine.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
 
 

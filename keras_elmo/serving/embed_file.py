@@ -199,8 +199,38 @@ def _target(output_file):
     return os.path.realpath(os.fspath(output_file))
 
 
+def check_input_file(input_file):
+    """Refuse an input that is missing, a folder or unreadable (cheap: opens it only)."""
+    if not os.path.exists(input_file):
+        raise MissingFileError(f"input file not found: {input_file}")
+    if os.path.isdir(input_file):
+        raise InputError(f"input {input_file} is a directory; give a text file.")
+    try:
+        with open(input_file, "rb"):
+            pass
+    except OSError as err:
+        raise InputError(f"cannot read input {input_file}: {err.strerror}.") from None
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path):
+    """Whether `path` starts an HDF5 file: the signature at byte 0, 512, 1024, 2048, ..."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            f.seek(offset)
+            if f.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
 def check_output_path(output_file, inputs):
-    """Refuse an output that is a folder, is one of `inputs`, or cannot be created.
+    """Refuse an output that is a folder, is one of `inputs`, is an existing file
+    other than an HDF5 file (an empty file is fine), or cannot be created.
 
     Cheap and before any model loads. Returns the real path to write.
     """
@@ -220,6 +250,17 @@ def check_output_path(output_file, inputs):
                     f"output {output_file} is the input file {path}; "
                     "refusing to write over an input."
                 )
+        try:
+            replaceable = os.path.getsize(target) == 0 or _is_hdf5(target)
+        except OSError as err:
+            raise InputError(f"output {output_file}: cannot read it ({err.strerror}).") from None
+        if not replaceable:
+            # An earlier output is replaced by the new one; anything else is
+            # more likely a slip of the command line than a file to lose.
+            raise InputError(
+                f"output {output_file} exists and is not an HDF5 file; refusing to replace "
+                "it (delete it or give another output path)."
+            )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"output {output_file}: the folder {folder} is not writable.")
     return target
@@ -249,6 +290,37 @@ def _commit(tmp_path, final_path):
 
 
 # ------------------------------------------------------------ the partial folder
+
+
+def check_partial_dir(folder, resume, stateful):
+    """The job of an interrupted run kept in `folder` (OUTPUT.partial/), if it may go on.
+
+    Refuses a folder that is not a partial run, a stateful run (which cannot
+    resume) and a run without `resume`. Cheap: the job itself (same input,
+    model, ...) is compared once the input is read. None if there is no folder.
+    """
+    if not os.path.lexists(folder):
+        return None
+    try:
+        with open(os.path.join(folder, "job.json"), encoding="utf-8") as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        old = None
+    if old is None or not os.path.isdir(folder):
+        raise InputError(
+            f"{folder} exists but is not a keras-elmo partial run; move it away first."
+        )
+    if stateful:
+        raise InputError(
+            f"{folder} holds an interrupted run, but a --stateful run cannot resume "
+            "(the LSTM state passed between batches is not saved); delete it and rerun."
+        )
+    if not resume:
+        raise InputError(
+            f"{folder} holds an interrupted run; pass --resume to continue it, "
+            "or delete it to start over."
+        )
+    return old
 
 
 class _Parts:
@@ -285,25 +357,7 @@ class _Parts:
 
     def _reopen(self, resume, stateful):
         folder = self.folder
-        try:
-            with open(os.path.join(folder, "job.json"), encoding="utf-8") as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            old = None
-        if old is None or not os.path.isdir(folder):
-            raise InputError(
-                f"{folder} exists but is not a keras-elmo partial run; move it away first."
-            )
-        if stateful:
-            raise InputError(
-                f"{folder} holds an interrupted run, but a --stateful run cannot resume "
-                "(the LSTM state passed between batches is not saved); delete it and rerun."
-            )
-        if not resume:
-            raise InputError(
-                f"{folder} holds an interrupted run; pass --resume to continue it, "
-                "or delete it to start over."
-            )
+        old = check_partial_dir(folder, resume, stateful)
         for key, value in self.job.items():
             if old.get(key) != value:
                 raise InputError(
@@ -463,7 +517,8 @@ def embed_file(
             if not os.path.isfile(path):
                 raise MissingFileError(f"ELMo {what} not found: {path}")
         model_files = [options_file, weight_file]
-    # Everything about the output is checked before the model loads.
+    # Everything about the input and output is checked before the model loads.
+    check_input_file(input_file)
     target = check_output_path(output_file, [input_file, *model_files])
     total = _check_input(input_file)
     job = {

@@ -337,13 +337,39 @@ def batching_parameters(limits):
 
 
 # ---------------------------------------------------------------- writing
+def check_export_dir(export_dir, version=None):
+    """Refuse an export base that is not a directory, or a `version` already there.
+
+    Cheap, creates nothing: run before any model work (`export_saved_model`
+    does; the command line does before it loads TensorFlow). The checks are
+    made again when the version is written.
+    """
+    export_dir = os.fspath(export_dir)
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 0
+    ):
+        raise InputError(f"export: version must be a non-negative integer, got {version!r}.")
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise InputError(
+            f"export: {export_dir} exists and is not a directory; give the base directory "
+            "the versions go into."
+        )
+    if version is not None and os.path.exists(os.path.join(export_dir, str(version))):
+        raise InputError(
+            f"export: {os.path.join(export_dir, str(version))} already exists; "
+            "pick another --version."
+        )
+
+
 def _version_path(export_dir, version):
-    os.makedirs(export_dir, exist_ok=True)
+    check_export_dir(export_dir, version)
+    try:
+        os.makedirs(export_dir, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"export: cannot create {export_dir}: {err.strerror}.") from None
     if version is None:
         existing = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
         version = max(existing, default=0) + 1
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise InputError(f"export: version must be a non-negative integer, got {version!r}.")
     path = os.path.join(export_dir, str(version))
     if os.path.exists(path):
         raise InputError(f"export: {path} already exists; pick another --version.")
@@ -410,9 +436,10 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
 
     import keras_elmo
 
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    check_export_dir(export_dir, version)  # before the model work
     module, signatures = build_serving_module(layer_or_model, tokenizer, **limits)
     serving_layer_options = find_elmo_layer(layer_or_model).options
-    export_dir = os.path.abspath(os.fspath(export_dir))
     version, path = _version_path(export_dir, version)
     # Write beside the target and rename, so that a watching server never
     # sees a half-written version (it ignores non-numeric directory names).
@@ -448,9 +475,19 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     return path
 
 
+def check_keras_file(path):
+    """Refuse a `--keras-file` that is not a local `.keras` file (cheap, no Keras)."""
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise InputError(f"expected a .keras file, got {path!r}.")
+    if not os.path.isfile(path):
+        raise MissingFileError(f"Keras file not found: {path}")
+
+
 def export_from_files(source, export_dir, version=None, tokenizer="whitespace", **limits):
     """Export from `(options_file, weight_file)` (the original format), a `.keras` file or
     an ELMoForManyLangs model directory."""
+    check_export_dir(export_dir, version)  # before the model loads
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
             raise ValueError("export: source must be (options_file, weight_file) or a .keras path.")
@@ -463,13 +500,13 @@ def export_from_files(source, export_dir, version=None, tokenizer="whitespace", 
         layer = ElmoLayer.from_elmoformanylangs(source)
     else:
         path = os.fspath(source)
-        if not path.endswith(".keras"):
-            raise InputError(f"export: expected a .keras file, got {path!r}.")
-        if not os.path.isfile(path):
-            raise MissingFileError(f"Keras file not found: {path}")
+        check_keras_file(path)
         import keras
 
-        import keras_elmo.layers.elmo_layer  # noqa: F401  (registers the custom objects)
+        from keras_elmo import registration
 
+        # Whatever keras_elmo objects the file holds (an ElmoTokenizer before
+        # the ElmoLayer, too), also where `import keras_elmo` registered none.
+        registration.register_keras_objects()
         layer = keras.saving.load_model(path, compile=False)
     return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer, **limits)

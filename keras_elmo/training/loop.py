@@ -159,7 +159,14 @@ def train(
         cbs.append(ChiefBackupAndRestore(checkpoint_dir, chief=is_chief(strategy)))
     cbs += [log] + list(callbacks)
     model.fit(
-        dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=cbs,
+        verbose=verbose,
+        # The dataset shuffles itself (seeded blocks); Keras cannot shuffle
+        # a tf.data stream and warns when asked to (its default).
+        shuffle=False,
     )
     return log
 
