@@ -228,7 +228,12 @@ def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epoch
     stop = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
     if isinstance(train, tf.data.Dataset):  # batched and shuffled by the dataset
         history = model.fit(
-            train, validation_data=val, epochs=epochs or args.epochs, verbose=0, callbacks=[stop]
+            train,
+            validation_data=val,
+            epochs=epochs or args.epochs,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=0,
+            callbacks=[stop],
         )
         scored = model.evaluate(test, verbose=0)
     else:
