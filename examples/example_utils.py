@@ -9,7 +9,7 @@ their arguments and data first and stop with one line (exit 2) when
 something is missing.
 """
 
-import importlib.util
+import importlib
 import os
 import pathlib
 import sys
@@ -75,8 +75,10 @@ def find_data(name, path=None):
 
 
 def require_module(module, why, install):
-    """Exit 2 with one line unless `module` can be imported."""
-    if importlib.util.find_spec(module) is None:
+    """Exit 2 with one line unless `module` imports."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
         fail(f"{why} needs {module}, which is not installed: {install}")
 
 

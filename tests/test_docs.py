@@ -5,7 +5,9 @@ namespace per page, from a fresh directory that holds the repository's
 `saved_models/` and `examples/` (so files the code writes land there, not in
 the checkout). A block that must not run (it needs a server, say) is fenced
 ```python-no-run instead and says why in its first line, a comment the
-reader sees; it is still compiled, so it stays valid Python. Any other fence
+reader sees; it is still compiled, so it stays valid Python. Each block
+imports the modules and names it uses, so that a reader can copy one block
+(its variables may come from the blocks before it). Any other fence
 language must be one of KNOWN_FENCES, so that a block cannot drop out of the
 test by a typo such as ```py.
 
@@ -120,6 +122,17 @@ def with_checks(code, where):
     return ast.fix_missing_locations(tree), len(checked)
 
 
+def imported_names(tree):
+    """The names a block's import statements bind."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names |= {alias.asname or alias.name for alias in node.names}
+    return names
+
+
 def run_page(text, name):
     """Run the page's python blocks in order in one namespace; return it
     (its "__checks__": how many stated outputs were checked).
@@ -129,8 +142,19 @@ def run_page(text, name):
     """
     namespace = {"__name__": "__main__", CHECK: check_stated, "__checks__": 0}
     python = [(code, line) for lang, code, line in code_blocks(text) if lang == RUN]
+    imported = set()  # by the page's earlier blocks
     for number, (code, line) in enumerate(python, start=1):
         where = f"{name}, python block {number} (line {line})"
+        tree = ast.parse(code)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        own = imported_names(tree)
+        if (used & imported) - own:
+            # A reader may copy one block: it imports what it uses (its
+            # variables may come from the blocks before it).
+            raise AssertionError(
+                f"{where} uses {sorted((used & imported) - own)} without importing them"
+            )
+        imported |= own
         tree, checks = with_checks(code, where)
         namespace["__checks__"] += checks
         try:
@@ -349,3 +373,10 @@ def test_a_no_run_block_says_why():
     with pytest.raises(AssertionError, match="first line must be a comment"):
         run_page("```python-no-run\nimport grpc\n```\n", "p.md")
     run_page("```python-no-run\n# Needs a server.\nimport grpc\n```\n", "p.md")
+
+
+def test_a_block_imports_what_it_uses():
+    page = "```python\nimport json\n```\n```python\nx = json.dumps(1)\n```\n"
+    with pytest.raises(AssertionError, match=r"python block 2 \(line 4\) uses \['json'\]"):
+        run_page(page, "p.md")
+    run_page(page.replace("```python\nx =", "```python\nimport json\n\nx ="), "p.md")
