@@ -10,17 +10,17 @@ Prints, per layer, the mean relative distance ||a - b|| / ||b|| over tokens
 and the mean cosine similarity, for each pair. Usage:
 
     python examples/compare_initial_states.py [--options-file O --weight-file W]
-        [--data ../shared/data/brown] [--sentences 256]
+        [--data BROWN_DIR] [--sentences 256]
+
+Data: the held-out files of the Brown corpus, the full corpus when it is
+found (docs/examples.md, "Data"), else the sample in examples/data/brown.
 """
 
 import argparse
-import os
-import pathlib
 import sys
 
+import example_utils as eu
 import numpy as np
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def brown_sentences(files):
@@ -32,23 +32,16 @@ def brown_sentences(files):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    model_dir = REPO / "saved_models" / "elmo-small-en"
-    parser.add_argument("--options-file", default=str(model_dir / "options.json"))
-    parser.add_argument("--weight-file", default=str(model_dir / "weights.hdf5"))
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="the Brown corpus folder (default $KERAS_ELMO_DATA/brown or ../shared/data/brown)",
-    )
+    eu.add_model_args(parser)
+    eu.add_data_arg(parser, "brown")
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    args = parser.parse_args(argv)
+    args = eu.parse_checked(parser, argv, data="brown")  # before TensorFlow loads
+    brown = args.data
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_elmo import ElmoLayer, batch_to_ids
     from keras_elmo.training import corpora
 
-    brown = args.data or corpora.data_root() / "brown"
     train, held_out = corpora.brown_files(brown)  # the project's held-out rule
     evaluation = brown_sentences(held_out)[: args.sentences]
     warm_text = brown_sentences(train[:3])[:128]

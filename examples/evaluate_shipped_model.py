@@ -1,7 +1,11 @@
 """Evaluate a trained biLM: held-out perplexity vs a unigram model, and POS tagging.
 
     python examples/evaluate_shipped_model.py --model-dir OUT --splits-dir SPLITS \
-        --data-dir ../shared/data [--json results.json]
+        --data-dir DATA [--json results.json]
+
+examples/train_shipped_model.sh writes OUT and SPLITS and runs this; DATA is
+the folder of the full corpora (docs/examples.md, "Data"; the sample in
+examples/data is too small for it).
 
 MODEL_DIR needs options.json, weights.hdf5 and vocab.txt; the perplexity part
 also needs softmax.npz (written by `keras-elmo train` next to weights.hdf5; it
@@ -35,15 +39,47 @@ import os
 import sys
 import time
 
+import example_utils as eu
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+SPLITS = ("heldout_brown", "heldout_sotu")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from keras_elmo import ElmoLayer, batch_to_ids  # noqa: E402
+def parse_args(argv=None):
+    """The arguments, checked before TensorFlow loads (one line, exit 2)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--splits-dir", required=True)
+    p.add_argument("--data-dir", required=True, help="the full corpora (its brown/ is read)")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--pos-train", type=int, default=3000)
+    p.add_argument("--pos-test", type=int, default=1000)
+    p.add_argument("--skip-perplexity", action="store_true")
+    args = p.parse_args(argv)
+    model_files = ["options.json", "weights.hdf5", "vocab.txt"]
+    needed = [os.path.join(args.model_dir, name) for name in model_files]
+    if not args.skip_perplexity:
+        needed += [os.path.join(args.model_dir, "softmax.npz")]
+        needed += [os.path.join(args.splits_dir, f"{n}.txt") for n in SPLITS]
+    needed.append(os.path.join(args.data_dir, "brown"))
+    missing = [path for path in needed if not os.path.exists(path)]
+    if missing:
+        eu.fail(
+            f"{missing[0]}: not found (examples/train_shipped_model.sh writes the model "
+            f"and splits from the full corpora; {eu.HOW_TO_GET})"
+        )
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()  # before the slow imports
+
+import keras
+import tensorflow as tf
+
+from keras_elmo import ElmoLayer, batch_to_ids
 from keras_elmo.training import corpora, data, model_dir, trainer
 
 MAX_LEN = 50
@@ -122,22 +158,13 @@ def train_tagger(x_train, y_train, x_test, y_test, n_tags, seed=0, epochs=15):
     return float(acc)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model-dir", required=True)
-    p.add_argument("--splits-dir", required=True)
-    p.add_argument("--data-dir", required=True, help="shared/data (for the tagged Brown files)")
-    p.add_argument("--json", help="write the results here")
-    p.add_argument("--pos-train", type=int, default=3000)
-    p.add_argument("--pos-test", type=int, default=1000)
-    p.add_argument("--skip-perplexity", action="store_true")
-    args = p.parse_args(argv)
+def main(args):
     results = {}
     vocab = data.load_vocab(os.path.join(args.model_dir, "vocab.txt"))
     train_files = sorted(glob.glob(os.path.join(args.splits_dir, "train-*.txt")))
     if not args.skip_perplexity:
         model = model_dir.load_trained(args.model_dir)
-        for name in ("heldout_brown", "heldout_sotu"):
+        for name in SPLITS:
             path = os.path.join(args.splits_dir, f"{name}.txt")
             t = time.time()
             ds = data.make_dataset(path, vocab, 16, max_len=MAX_LEN)
@@ -201,4 +228,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(ARGS))

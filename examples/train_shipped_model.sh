@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Train the shipped model saved_models/elmo-small-en exactly as it was trained.
-# Usage: examples/train_shipped_model.sh [SHARED_DATA_DIR] [WORK_DIR]
-# Re-running the train command with the same WORK_DIR resumes from the last
-# checkpoint (keras.callbacks.BackupAndRestore in WORK_DIR/ckpt).
+# Usage: examples/train_shipped_model.sh [DATA_DIR] [WORK_DIR]
+# DATA_DIR: the full corpora (brown/, sotu/, moby-dick/; default
+# $KERAS_ELMO_DATA, else ../shared/data); docs/examples.md ("Data") says how
+# to get them. WORK_DIR (default ./train_run) receives the splits, the
+# vocabulary, the checkpoints and the trained model. Re-running the train
+# command with the same WORK_DIR resumes from the last checkpoint
+# (keras.callbacks.BackupAndRestore in WORK_DIR/ckpt).
 set -euo pipefail
-DATA=${1:-../shared/data}
-WORK=${2:-/work/train_run}
+DATA=${1:-${KERAS_ELMO_DATA:-../shared/data}}
+WORK=${2:-train_run}
+for corpus in brown sotu moby-dick; do
+    if [ ! -d "$DATA/$corpus" ]; then
+        echo "$(basename "$0"): $DATA/$corpus: not found (the full corpora: see 'Data' in docs/examples.md)" >&2
+        exit 2
+    fi
+done
 mkdir -p "$WORK"
 
 # 1. Fixed train / held-out splits (Brown: every 10th file held out; SOTU:

@@ -8,8 +8,9 @@ or one per line from --sentences-file, with the sense after a tab), this
     output, identical for every occurrence: chance level);
   - lists the nearest tokens to one occurrence among all tokens of all the
     sentences;
-  - saves a 2-D PCA projection (numpy SVD) of the occurrences as a PNG
-    (needs matplotlib: `pip install keras_elmo[examples]`).
+  - with --plot PATH, saves a 2-D PCA projection (numpy SVD) of the
+    occurrences as a PNG (needs matplotlib: `pip install matplotlib`, or
+    `pip install -e '.[examples]'` in the clone).
 
 No data download needed.
 
@@ -18,8 +19,38 @@ No data download needed.
 """
 
 import argparse
+import os
 
 import example_utils as eu
+
+
+def parse_args(argv=None):
+    """The arguments, checked before TensorFlow loads (one line, exit 2)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--word", default="bank")
+    parser.add_argument("--sentences-file", help="lines 'sentence<TAB>sense' (default: built in)")
+    parser.add_argument(
+        "--layer",
+        default="top",
+        help="'top' (the top biLM layer), 'elmo' (equal mix), word_emb, lstm_outputs1, ...",
+    )
+    parser.add_argument(
+        "--plot", default="", help="save a PCA plot as this PNG (needs matplotlib; default: none)"
+    )
+    eu.add_model_args(parser)
+    args = eu.parse_checked(parser, argv)
+    if args.sentences_file and not os.path.isfile(args.sentences_file):
+        eu.fail(f"--sentences-file {args.sentences_file}: not found")
+    if args.plot:
+        eu.require_module(
+            "matplotlib", "--plot", "pip install matplotlib (or -e '.[examples]' in the clone)"
+        )
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()  # before the slow imports
+
 import numpy as np
 import tensorflow as tf
 
@@ -71,19 +102,7 @@ def one_nn_accuracy(vectors, senses):
     return float(np.mean(rates)), sims
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--word", default="bank")
-    parser.add_argument("--sentences-file", help="lines 'sentence<TAB>sense' (default: built in)")
-    parser.add_argument(
-        "--layer",
-        default="top",
-        help="'top' (the top biLM layer), 'elmo' (equal mix), word_emb, lstm_outputs1, ...",
-    )
-    parser.add_argument("--plot", default="word_senses.png", help="PNG path ('' for none)")
-    eu.add_model_args(parser)
-    args = parser.parse_args()
-
+def main(args):
     data = read_sentences(args.sentences_file) if args.sentences_file else SENTENCES
     elmo = eu.load_elmo(args, output_mode="dict")
     layer = f"lstm_outputs{elmo.n_lstm_layers}" if args.layer == "top" else args.layer
@@ -146,4 +165,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)
