@@ -451,7 +451,7 @@ def _add_beam_embed(sub):
     p = _add_parser(
         sub,
         "beam-embed",
-        help="embed files on Apache Beam (needs keras_elmo[beam])",
+        help="embed files on Apache Beam (needs the beam extra: pip install -e '.[beam]')",
         description="Embed every line of the input files on Apache Beam. Options this "
         "command does not know go to Beam (--runner, --direct_num_workers, Dataflow/Flink/"
         "Spark options).",

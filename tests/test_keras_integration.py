@@ -65,7 +65,7 @@ def test_tokenizer_modes():
 
 
 def test_tf_text_tokenizer():
-    # Needs the keras_elmo[tf-text] extra (.ci/run installs it).
+    # Needs the tf-text extra (.ci/run installs it).
     pytest.importorskip("tensorflow_text")
     text = tf.constant(["Don't stop,  now!", "one"])
     # tensorflow_text's UnicodeScriptTokenizer splits where the script changes.
@@ -85,12 +85,12 @@ def test_tf_text_tokenizer_without_the_extra_names_it(monkeypatch):
     # None in sys.modules makes `import tensorflow_text` raise ImportError, as
     # when the package is absent (or installed but broken).
     monkeypatch.setitem(sys.modules, "tensorflow_text", None)
-    with pytest.raises(ImportError, match=re.escape("pip install 'keras_elmo[tf-text]'")):
+    with pytest.raises(ImportError, match=re.escape("pip install -e '.[tf-text]'")):
         ElmoTokenizer(mode="tf_text")
     config = ElmoTokenizer(mode="punctuation", name="tok").get_config()
     config["mode"] = "tf_text"
     # Keras's from_config re-raises as TypeError, keeping the message.
-    with pytest.raises((ImportError, TypeError), match=re.escape("keras_elmo[tf-text]")):
+    with pytest.raises((ImportError, TypeError), match=re.escape("'.[tf-text]'")):
         ElmoTokenizer.from_config(config)
     # The other modes never need it.
     assert as_text(ElmoTokenizer(mode="punctuation")(tf.constant(["a, b"]))) == [["a", ",", "b"]]

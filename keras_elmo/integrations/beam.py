@@ -1,6 +1,6 @@
 """ELMo on Apache Beam: embed a corpus with `RunInference`, read the results back.
 
-An optional extra (`pip install 'keras_elmo[beam]'`); nothing else in
+An optional extra (`pip install -e '.[beam]'` in the checkout); nothing else in
 keras_elmo imports this module. The pieces, from small to large:
 
 - `ElmoModelHandler`: a `RunInference` model handler. It loads the layer once
@@ -49,7 +49,8 @@ try:
     from apache_beam.utils.windowed_value import WindowedValue
 except ImportError as err:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "keras_elmo.integrations.beam needs Apache Beam: pip install 'keras_elmo[beam]'."
+        "keras_elmo.integrations.beam needs Apache Beam: pip install -e '.[beam]' in the "
+        "keras_elmo checkout."
     ) from err
 
 from keras_elmo.errors import InputError, MissingFileError

@@ -405,7 +405,7 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
             `"whitespace"` (as TF Hub's module), `"punctuation"` (PTB-like
             rules, core ops) or `"tf_text"` (TensorFlow Text's
             `UnicodeScriptTokenizer`, as in `ElmoTokenizer`; needs the
-            `keras_elmo[tf-text]` extra, and the server and every loader
+            tf-text extra, and the server and every loader
             then need the tensorflow-text ops). Defaults to `"whitespace"`.
         **limits: `max_batch_size`, `max_tokens_per_sentence`,
             `max_tokens_per_request`: the request limits (see

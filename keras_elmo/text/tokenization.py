@@ -8,7 +8,7 @@ all take their tokenizer by one of these names:
   published models were trained on, then split on whitespace;
 - "tf_text": TensorFlow Text's `UnicodeScriptTokenizer`, which splits on
   whitespace and wherever the Unicode script class changes ("don't" ->
-  don ' t). It needs the `keras_elmo[tf-text]` extra, and a graph that uses
+  don ' t). It needs the tf-text extra, and a graph that uses
   it needs `import tensorflow_text` wherever it is loaded.
 
 Whitespace has one definition everywhere in keras_elmo (the graph
@@ -116,8 +116,9 @@ def punctuation_tokenize(sentences):
     return tokenize_ragged(sentences, "punctuation").to_tensor(default_value="")
 
 
-# The optional extra that brings tensorflow-text (only the "tf_text" tokenizers need it).
-TF_TEXT_EXTRA = "keras_elmo[tf-text]"
+# The optional extra that brings tensorflow-text (only the "tf_text" tokenizers need it),
+# as installed from a keras_elmo checkout (the package is not on PyPI).
+TF_TEXT_EXTRA = "-e '.[tf-text]'"
 
 
 def import_tensorflow_text(feature):
@@ -132,8 +133,8 @@ def import_tensorflow_text(feature):
     except ImportError as error:
         raise ImportError(
             f"{feature} needs tensorflow-text, which could not be imported ({error}). "
-            f"Install the extra: pip install '{TF_TEXT_EXTRA}' (it picks the tensorflow-text "
-            "release that matches the installed TensorFlow)."
+            f"Install the extra: pip install {TF_TEXT_EXTRA} in the keras_elmo checkout "
+            "(it picks the tensorflow-text release that matches the installed TensorFlow)."
         ) from error
     return tensorflow_text
 

@@ -38,7 +38,7 @@ class ElmoTokenizer(keras.layers.Layer):
             whitespace, TF Hub's ELMo rule), `"punctuation"` (PTB-like:
             punctuation and English clitics split off; core TF ops only, so
             it runs on any TensorFlow Serving) or `"tf_text"` (TensorFlow
-            Text's `UnicodeScriptTokenizer`; needs the `keras_elmo[tf-text]`
+            Text's `UnicodeScriptTokenizer`; needs the tf-text
             extra, and a graph that uses it needs `import tensorflow_text`
             wherever it is loaded). Defaults to `"whitespace"`.
         max_tokens: int or `None`. Keep at most this many tokens of each
