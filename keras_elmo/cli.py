@@ -427,9 +427,10 @@ def _add_embed(sub):
         dest="matmul_dtype",
         choices=("float32", "bfloat16", "float16"),
         default="float32",
-        help="operand dtype of the model's matmuls and convolutions (default float32, exact). "
-        "bfloat16: faster on CPUs with AVX512_BF16 or AMX, ~0.5%% relative error; slower "
-        "without them",
+        help="operand dtype of the model's matmuls and convolutions (default float32: the "
+        "original numbers). bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within "
+        "a fraction of a percent of float32, slower without those units (measured: 'Lower "
+        "precision' in the keras_elmo docs, docs/performance.md)",
     )
     p.set_defaults(func=_run_embed, check=_check_embed)
 

@@ -488,9 +488,8 @@ def embed_file(
     `keras-elmo embed` shows it unless `--quiet`).
     `efml_dir`: an ELMoForManyLangs model directory, read instead of
     `options_file` + `weight_file` (both then None).
-    `matmul_dtype`: ElmoLayer's operand dtype for the model's matmuls and
-    convolutions ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at
-    ~0.2-0.4% relative error; docs/performance.md).
+    `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
+    in docs/performance.md).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """
