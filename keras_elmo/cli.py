@@ -374,16 +374,11 @@ def _add_model_args(parser):
 
 
 EMBED_EPILOG = """\
-nothing is lost:
-  OUTPUT is written only when complete: the work goes to OUTPUT.partial/
-  (beside OUTPUT), then the finished file is renamed over OUTPUT, so OUTPUT
-  is either its old self or the complete new file (root attribute
-  complete=True). An interrupted run (Ctrl-C, a kill, a crash) leaves OUTPUT
-  untouched and OUTPUT.partial/ holding every batch finished up to the last
-  flush; rerun the same command with --resume to continue from there (the
-  result equals an uninterrupted run), or delete OUTPUT.partial/ to start
-  over. A --stateful run cannot resume. OUTPUT may not be INPUT or a model file,
-  and an existing OUTPUT that is not an HDF5 file is refused, not replaced.
+if interrupted:
+  OUTPUT is replaced only by the complete file; an interrupted run keeps its
+  finished batches in OUTPUT.partial/: rerun the same command with --resume to
+  continue (not with --stateful), or delete OUTPUT.partial/ to start over.
+  More: 'An interrupted embed job' in the keras_elmo docs (docs/reliability.md).
 """
 
 
