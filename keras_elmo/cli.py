@@ -378,7 +378,7 @@ if interrupted:
   OUTPUT is replaced only by the complete file; an interrupted run keeps its
   finished batches in OUTPUT.partial/: rerun the same command with --resume to
   continue (not with --stateful), or delete OUTPUT.partial/ to start over.
-  More: 'An interrupted embed job' in the keras_elmo docs (docs/reliability.md).
+  More in the keras_elmo documentation, 'An interrupted embed job'.
 """
 
 
@@ -424,8 +424,8 @@ def _add_embed(sub):
         default="float32",
         help="operand dtype of the model's matmuls and convolutions (default float32: the "
         "original numbers). bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within "
-        "a fraction of a percent of float32, slower without those units (measured: 'Lower "
-        "precision' in the keras_elmo docs, docs/performance.md)",
+        "a fraction of a percent of float32, slower without those units (measured in the "
+        "keras_elmo documentation, 'Lower precision')",
     )
     p.set_defaults(func=_run_embed, check=_check_embed)
 
