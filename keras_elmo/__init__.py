@@ -1,8 +1,14 @@
 """keras_elmo: ELMo contextual word vectors as a Keras 3 layer.
 
-The public API is the names in `__all__`. Importing the package registers
-its Keras layers, so `keras.models.load_model` reads `.keras` files that
-hold them, in every program however it was started. Inside the
+The public API is the names in `__all__`; import them from here. Also
+stable: `keras_elmo.errors`, the Beam job (`keras_elmo.integrations.beam`'s
+`embed_corpus`, `read_embeddings`, ...), the `keras-elmo` commands and
+flags, and the file formats; the other modules are internal (docs/api.md
+says which is which).
+
+Importing the package registers its Keras layers, so
+`keras.models.load_model` reads `.keras` files that hold them, in every
+program however it was started. Inside the
 `keras-elmo` command itself the layers are imported on first use instead
 (PEP 562), so that `--help` answers without TensorFlow; each of its
 commands that loads a `.keras` file registers them itself

@@ -374,16 +374,11 @@ def _add_model_args(parser):
 
 
 EMBED_EPILOG = """\
-nothing is lost:
-  OUTPUT is written only when complete: the work goes to OUTPUT.partial/
-  (beside OUTPUT), then the finished file is renamed over OUTPUT, so OUTPUT
-  is either its old self or the complete new file (root attribute
-  complete=True). An interrupted run (Ctrl-C, a kill, a crash) leaves OUTPUT
-  untouched and OUTPUT.partial/ holding every batch finished up to the last
-  flush; rerun the same command with --resume to continue from there (the
-  result equals an uninterrupted run), or delete OUTPUT.partial/ to start
-  over. A --stateful run cannot resume. OUTPUT may not be INPUT or a model file,
-  and an existing OUTPUT that is not an HDF5 file is refused, not replaced.
+if interrupted:
+  OUTPUT is replaced only by the complete file; an interrupted run keeps its
+  finished batches in OUTPUT.partial/: rerun the same command with --resume to
+  continue (not with --stateful), or delete OUTPUT.partial/ to start over.
+  More in the keras_elmo documentation, 'An interrupted embed job'.
 """
 
 
@@ -427,9 +422,10 @@ def _add_embed(sub):
         dest="matmul_dtype",
         choices=("float32", "bfloat16", "float16"),
         default="float32",
-        help="operand dtype of the model's matmuls and convolutions (default float32, exact). "
-        "bfloat16: faster on CPUs with AVX512_BF16 or AMX, ~0.5%% relative error; slower "
-        "without them",
+        help="operand dtype of the model's matmuls and convolutions (default float32: the "
+        "original numbers). bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within "
+        "a fraction of a percent of float32, slower without those units (measured in the "
+        "keras_elmo documentation, 'Lower precision')",
     )
     p.set_defaults(func=_run_embed, check=_check_embed)
 

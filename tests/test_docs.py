@@ -307,22 +307,82 @@ def heading_anchors(text):
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
-def test_relative_links_resolve(page):
-    """Every relative link points at a file of the repository, and every
-    #anchor at a heading of its page."""
-    text = page.read_text(encoding="utf-8")
+def broken_links(page, text):
+    """The relative links of `text` (the page at path `page`) that do not
+    point at a file of the repository, or whose #anchor is no heading of
+    the page it names."""
     broken = []
     for target in re.findall(r"\]\(([^)\s]+)\)", FENCE.sub("", text)):
         if re.match(r"[a-z]+:", target):
             continue  # http(s), mailto: not checked (no network in tests)
         path, _, anchor = target.partition("#")
-        linked = (page.parent / path).resolve() if path else page
+        if not path:  # an anchor of this page
+            if anchor not in heading_anchors(text):
+                broken.append(target)
+            continue
+        linked = (page.parent / path).resolve()
         if not linked.exists():
             broken.append(target)
-        elif anchor and anchor not in heading_anchors(linked.read_text(encoding="utf-8")):
+        elif anchor and (
+            linked.suffix != ".md"
+            or anchor not in heading_anchors(linked.read_text(encoding="utf-8"))
+        ):
             broken.append(target)
+    return broken
+
+
+# The pages whose links are checked: the docs, and the benchmarks' log that
+# the docs link into.
+LINKED_PAGES = PAGES + [REPO / "benchmarks" / "README.md"]
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_relative_links_resolve(page):
+    """Every relative link points at a file of the repository, and every
+    #anchor at a heading of its page."""
+    broken = broken_links(page, page.read_text(encoding="utf-8"))
     assert not broken, f"{page.name}: links that do not resolve: {broken}"
+
+
+def test_a_broken_link_or_anchor_is_found():
+    page = REPO / "docs" / "p.md"
+    text = (
+        "[a](serving.md#signatures) [b](serving.md#no-such-heading) [c](missing.md) "
+        "[d](../README.md#what-is-where) [e](#here) [f](#not-here)\n"
+        "[g](https://example.com/x) [h](../pyproject.toml#x)\n\n## Here\n"
+    )
+    assert broken_links(page, text) == [
+        "serving.md#no-such-heading",
+        "missing.md",
+        "#not-here",
+        "../pyproject.toml#x",
+    ]
+
+
+# Facts with one home: a figure of the fact written anywhere else in the
+# README, the docs, the benchmarks' log or the package (docstrings, --help)
+# would drift from it. Elsewhere, one line that links the home.
+FACT_HOMES = {
+    # The lower-precision path's error (matmul_dtype): "~0.2-0.4% relative".
+    "the lower-precision error": (
+        re.compile(r"\d(?:\.\d+)?(?:-\d(?:\.\d+)?)?%%?\s+(?:relative|error)"),
+        "docs/performance.md",
+    ),
+}
+FACT_PLACES = LINKED_PAGES + sorted((REPO / "keras_elmo").rglob("*.py"))
+
+
+@pytest.mark.parametrize("fact", sorted(FACT_HOMES))
+def test_a_fact_is_written_on_its_home_page_only(fact):
+    pattern, home = FACT_HOMES[fact]
+    assert pattern.search((REPO / home).read_text(encoding="utf-8")), f"{home} lost {fact}"
+    elsewhere = [
+        f"{path.relative_to(REPO)}: {match[0]!r}"
+        for path in FACT_PLACES
+        if path != REPO / home
+        for match in pattern.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not elsewhere, f"{fact} is written outside {home} (link it instead): {elsewhere}"
 
 
 def test_layout_page_names_every_module():

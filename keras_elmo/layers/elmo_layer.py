@@ -72,16 +72,12 @@ class ElmoLayer(keras.layers.Layer):
             the layer in a `.keras` file, not in the config (`TokenCache`).
             Defaults to `0`.
         matmul_dtype: str. `"float32"` (the original numbers), `"bfloat16"`
-            or `"float16"`: the optional lower-precision path. The operands
-            of the model's matmuls and convolutions (char CNN convolutions,
-            highway, projection, LSTM: almost all of the arithmetic) are
-            rounded to this dtype; sums, embeddings, activations, LSTM gates,
-            cell state, clipping, outputs and the stored weights stay
-            float32. Faster only on hardware with fast low-precision matmuls
-            (docs/performance.md gives its speed and error); an
-            ELMoForManyLangs token encoder stays float32. The 0.2 name
-            `lstm_matmul_dtype` (then the LSTM only) is still accepted.
-            Defaults to `"float32"`.
+            or `"float16"`: the optional lower-precision path, which rounds
+            the operands of the model's matmuls and convolutions (sums,
+            state, outputs and weights stay float32); what it rounds, its
+            speed and error: "Lower precision" in docs/performance.md. The
+            0.2 name `lstm_matmul_dtype` is still accepted. Defaults to
+            `"float32"`.
         max_tokens_per_sentence: int or `None`. Request limit on the longest
             sentence's tokens (for dense tokens or char ids, the padded `T`).
             Defaults to `None` (unbounded).

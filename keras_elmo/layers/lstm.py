@@ -31,7 +31,7 @@ FORGET_BIAS = 1.0
 # Layers whose recurrent weight (4D x P) has at least this many entries store
 # their weights feature-major (see `run_packed`): with oneDNN the published
 # 4096/512 size (2**23) gains at batch 32-128 and loses a little at batch 1,
-# while the 2048/256 and 1024/128 sizes only lose (docs/performance.md, "What
+# while the 2048/256 and 1024/128 sizes only lose (benchmarks/README.md, "What
 # was optimized", item 5, has the measurements). Either layout gives the
 # same numbers.
 FEATURE_MAJOR_MIN_RECURRENT = 2**22
@@ -148,13 +148,13 @@ def run_packed(
     Feature-major computes W^T @ x^T -> (4D, n) instead of x @ W: with oneDNN
     on CPU that ran about twice as fast for the published full size's input
     side and recurrence, but slower for one row and for small weights (see
-    FEATURE_MAJOR_MIN_RECURRENT; docs/performance.md has the rates). The
+    FEATURE_MAJOR_MIN_RECURRENT; benchmarks/README.md has the rates). The
     gates are then row blocks of a (4D, n) tile; the state stays (B, .) so
     that rows can be gathered and scattered, and only the per-step c tiles
     and h outputs are transposed.
     The directions are unrolled into plain 2-D matmuls: a BatchMatMul over a
     batch axis of 2 ran much slower than two MatMuls of the same shapes
-    (docs/performance.md, item 3).
+    (benchmarks/README.md, "What was optimized", item 3).
     """
 
     low_precision = matmul_dtype is not None
@@ -163,7 +163,7 @@ def run_packed(
     # whatever the stored layout, reading stored W^T through `transpose_b`:
     # with oneDNN's bfloat16 kernels (AVX512_BF16) that was the fastest form
     # of the recurrent step, and it needs no per-step transposes
-    # (docs/performance.md, "Lower precision", has the measurements).
+    # (benchmarks/README.md, "Lower precision: how it got its speed").
     step_feature_major = feature_major and not low_precision
     # h (state and outputs) is held in the matmul dtype: it is the output of
     # the projection matmul, so it is exactly representable there, and the

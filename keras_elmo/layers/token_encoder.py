@@ -165,7 +165,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
 
         In the lower-precision dtypes a max pool over all positions: Eigen's
         `reduce_max` converts bfloat16 element by element and was the slower
-        (docs/performance.md); the same numbers, a max is exact. The max
+        (benchmarks/README.md); the same numbers, a max is exact. The max
         comes before the cast back (exact too: the cast is monotonic).
         """
         if self.matmul_dtype == "float32":

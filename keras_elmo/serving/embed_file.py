@@ -12,22 +12,11 @@ chunks, each chunk is sorted by length so batches carry little padding. With
 LSTM state carries over from one batch row to the same row of the next batch,
 like the original code.
 
-Nothing is lost (docs/reliability.md):
-- the output is never one of the inputs (same path, link or hard link);
-- the work goes to OUTPUT.partial/, a folder beside the output: finished
-  batches are committed there as small hdf5 files ("parts", each written
-  under a temporary name and renamed once complete and synced) at least every
-  `flush_seconds`, so a kill (even SIGKILL) loses at most that much work and
-  every part left behind is readable;
-- when every line is done the parts are copied, in the order an uninterrupted
-  run writes them, into one file that is renamed over the output: the output
-  path holds the old file or the complete new one, never a partial one;
-- `resume=True` continues from OUTPUT.partial/ after checking it belongs to
-  the same job (input, model files, layers, batch size): batches already in
-  a part are skipped, the others run exactly as before (same batches, same
-  padding), so the result equals an uninterrupted run.
-A stateful run cannot resume: the LSTM state a batch hands to the next is not
-saved, so it is refused with an error saying so.
+The output is never one of the inputs (same path, link or hard link). The
+work goes to OUTPUT.partial/ (`_Parts`) and the output is replaced only by
+the complete file, so a kill loses at most `flush_seconds` of work and
+`resume=True` continues it; the whole story is "An interrupted embed job"
+in docs/reliability.md.
 """
 
 import contextlib
@@ -488,9 +477,8 @@ def embed_file(
     `keras-elmo embed` shows it unless `--quiet`).
     `efml_dir`: an ELMoForManyLangs model directory, read instead of
     `options_file` + `weight_file` (both then None).
-    `matmul_dtype`: ElmoLayer's operand dtype for the model's matmuls and
-    convolutions ("bfloat16" is faster on CPUs with AVX512_BF16/AMX, at
-    ~0.2-0.4% relative error; docs/performance.md).
+    `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
+    in docs/performance.md).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """

@@ -7,20 +7,10 @@ one. The export is a plain `tf.Module`: loading it needs TensorFlow only (no
 Keras, no keras_elmo), and by default the graph uses core TensorFlow ops only
 (no `py_function`), so any stock `tensorflow_model_server` runs it.
 
-Signatures, named as in TF Hub's ELMo module (google/elmo/2):
-
-- `serving_default` (and the same function as `default`): input `default`,
-  string [batch] of untokenized sentences, tokenized in the graph;
-- `tokens`: inputs `tokens`, string [batch, max_len] ("" padding), and
-  `sequence_len`, int32 [batch]; positions >= `sequence_len` are padding,
-  and a "" before `sequence_len` may only end its row (one before a real
-  token is an InvalidArgumentError naming the row, as in `ElmoLayer`).
-
-Outputs of both: `word_emb` [batch, T, P], `lstm_outputs1`.. [batch, T, 2P],
-`elmo` [batch, T, 2P] (then `elmo_1`, ... for further scalar mixes),
-`default` [batch, 2P] (mean of `elmo` over the real tokens) and
-`sequence_len` int32 [batch]. Padding positions are exactly zero; an empty
-sentence gives `sequence_len` 0 and zero vectors.
+The signatures and outputs are those of TF Hub's ELMo module (google/elmo/2):
+`serving_default` (also `default`) for sentences, `tokens` for tokens plus
+`sequence_len` (`SIGNATURE_NAMES`); docs/serving.md, "Signatures", is their
+reference.
 
 The export always runs stateless (zero, or the `warm_up`, initial state per
 call) and without dropout, whatever the source layer's settings.
@@ -379,12 +369,10 @@ def _version_path(export_dir, version):
 def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace", **limits):
     """Writes a SavedModel of an ELMo layer that stock TensorFlow Serving serves.
 
-    The export is a plain `tf.Module` with TF Hub's ELMo signatures:
-    `serving_default` (also `default`) takes untokenized sentences and
-    tokenizes them in the graph; `tokens` takes string tokens `[batch,
-    max_len]` and `sequence_len` `[batch]`. Both return `word_emb`,
-    `lstm_outputs1`, ..., `elmo` (then `elmo_1`, ...), `default` (the mean
-    of `elmo` over real tokens) and `sequence_len`. Loading it needs
+    The export is a plain `tf.Module` with TF Hub's ELMo signatures,
+    `serving_default` (also `default`: sentences) and `tokens` (tokens and
+    `sequence_len`), inputs and outputs as in docs/serving.md,
+    "Signatures". Loading it needs
     TensorFlow only (no Keras, no keras_elmo), and unless
     `tokenizer="tf_text"` the graph uses core TensorFlow ops only. The
     export always runs stateless, without dropout and in float32, whatever
