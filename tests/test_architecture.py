@@ -29,9 +29,13 @@ ORDER = [
         ],
     ),
     ("training", ["corpora", "data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
+    # registration imports every module that registers a Keras object, by name
+    # (importlib); the export and Beam call it before loading a .keras file.
+    ("", ["registration"]),
     ("serving", ["embed_file", "export"]),
     ("integrations", ["beam"]),
-    ("", ["cli"]),
+    # __main__ is `python -m keras_elmo`, the command line.
+    ("", ["cli", "__main__"]),
 ]
 RANK = {}
 for _group, (_package, _modules) in enumerate(ORDER):
