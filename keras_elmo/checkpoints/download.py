@@ -334,13 +334,21 @@ def cache_entry_note(path):
 
 @contextlib.contextmanager
 def cache_entry_errors(*paths):
-    """Add `cache_entry_note` of the first cached one of `paths` to an ElmoError raised inside."""
+    """Add `cache_entry_note` to an ElmoError raised inside about one of `paths`.
+
+    The note names the path the message names (else the first of `paths`
+    in the cache); errors about files outside the cache pass unchanged.
+    """
     try:
         yield
     except ElmoError as err:
-        note = next((n for n in map(cache_entry_note, paths) if n), "")
-        if note and err.args and isinstance(err.args[0], str) and note not in err.args[0]:
-            err.args = (err.args[0].rstrip() + note, *err.args[1:])
+        message = err.args[0] if err.args and isinstance(err.args[0], str) else None
+        if message is None:
+            raise
+        named = sorted(paths, key=lambda p: os.fspath(p) not in message)
+        note = next((n for n in map(cache_entry_note, named) if n), "")
+        if note and note not in message:
+            err.args = (message.rstrip() + note, *err.args[1:])
         raise
 
 
