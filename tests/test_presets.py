@@ -508,3 +508,14 @@ def test_a_cache_entry_that_fails_to_load_is_named_with_how_to_refresh_it(
     code = main(["embed", str(src), str(src) + ".hdf5", "--quiet", "--model", "test-fixture"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1 and "is a cache entry" in err, err
+
+
+def test_refresh_is_an_option_of_every_command_that_takes_model():
+    from keras_elmo.cli import build_parser
+
+    parser = build_parser()
+    for command in (["embed", "in.txt", "out.hdf5"], ["export", "out"], ["beam-embed"]):
+        extra = ["--input", "x", "--output-dir", "y"] if command == ["beam-embed"] else []
+        args = parser.parse_args([*command, *extra, "--model", "elmo-small-en", "--refresh"])
+        assert args.refresh is True, command
+        assert parser.parse_args([*command, *extra]).refresh is False, command

@@ -116,9 +116,10 @@ EFML_PAGE = "https://github.com/HIT-SCIR/ELMoForManyLangs"
 
 
 def efml_preset(code, language, urls):
-    """An ELMoForManyLangs model: one zip (`urls`: its mirrors), unpacked as
-    `model/` (the loader finds the model files there or in its one
-    subdirectory)."""
+    """An ELMoForManyLangs model: one zip (`urls`: its URL, or its mirrors in
+    order), unpacked as `model/` (the loader finds the model files there or
+    in its one subdirectory)."""
+    urls = (urls,) if isinstance(urls, str) else tuple(urls)
     return Preset(
         name=f"elmo-efml-{code}",
         description=f"ELMoForManyLangs {language} (HIT-SCIR): LSTM 4096/512, Unicode "
