@@ -599,3 +599,12 @@ def test_the_cache_note_of_a_cache_entry(tmp_path, cache):
     note = download.cache_entry_note(path)
     assert "cache entry" in note and "refresh" in note and str(path.parent) in note
     assert download.cache_entry_note(tmp_path / "elsewhere.hdf5") == ""
+
+
+def test_only_http_and_https_urls_are_fetched(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the cache")
+    for url in (secret.as_uri(), "ftp://127.0.0.1/w", [], ["http://127.0.0.1/w", 3]):
+        with pytest.raises(download.DownloadError, match="http"):
+            download.fetch(url, tmp_path / "w", progress=False)
+    assert not (tmp_path / "w").exists()

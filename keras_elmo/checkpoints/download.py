@@ -443,8 +443,8 @@ def _cached_tree_ok(urls, target_dir):
 
 def _as_urls(url):
     urls = (url,) if isinstance(url, str) else tuple(url)
-    if not urls or not all(isinstance(u, str) for u in urls):
-        raise DownloadError(f"expected a URL or a sequence of URLs, got {url!r}.")
+    if not urls or not all(is_url(u) for u in urls):
+        raise DownloadError(f"expected an http(s) URL or a sequence of them, got {url!r}.")
     return urls
 
 
