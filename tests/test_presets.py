@@ -519,3 +519,20 @@ def test_refresh_is_an_option_of_every_command_that_takes_model():
         args = parser.parse_args([*command, *extra, "--model", "elmo-small-en", "--refresh"])
         assert args.refresh is True, command
         assert parser.parse_args([*command, *extra]).refresh is False, command
+
+
+def test_beam_embed_refresh_refreshes_this_machines_cache(monkeypatch, fixture_files, cache):
+    from keras_elmo import cli
+
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+        presets.fetch_preset("test-fixture")
+        (cache / "presets" / "test-fixture" / "options.json").write_text("{}")
+        argv = ["beam-embed", "--input", "x", "--output-dir", "y", "--model", "test-fixture"]
+        cli._check_beam_embed(cli.build_parser().parse_args(argv))  # only checks the name
+        assert len(server.requests) == 2
+        cli._check_beam_embed(cli.build_parser().parse_args([*argv, "--refresh", "--quiet"]))
+        assert len(server.requests) == 4
+    assert (cache / "presets" / "test-fixture" / "options.json").read_bytes() == (
+        fixture_files["/m/options.json"]
+    )
