@@ -175,6 +175,8 @@ def _check_keras_file_or_model(args):
 
     if args.keras_file and (args.model or args.options_file or args.weight_file):
         raise InputError("give --keras-file or a model (--model, --options-file), not both.")
+    if args.keras_file and args.refresh:
+        raise InputError("--refresh downloads a preset or URL files again; not with --keras-file.")
 
 
 def _check_export(args):

@@ -536,3 +536,11 @@ def test_beam_embed_refresh_refreshes_this_machines_cache(monkeypatch, fixture_f
     assert (cache / "presets" / "test-fixture" / "options.json").read_bytes() == (
         fixture_files["/m/options.json"]
     )
+
+
+def test_refresh_with_a_keras_file_is_a_clear_error(tmp_path, capsys):
+    from keras_elmo.cli import main
+
+    code = main(["export", str(tmp_path / "out"), "--keras-file", "m.keras", "--refresh"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "--refresh" in err and "--keras-file" in err
