@@ -68,6 +68,7 @@ def _model_source(args):
     from keras_elmo.errors import InputError
 
     progress = not getattr(args, "quiet", False)
+    refresh = args.refresh
 
     options_file, weight_file = args.options_file, args.weight_file
     if options_file is not None or weight_file is not None:
@@ -80,10 +81,14 @@ def _model_source(args):
             )
         _check_model_files(options_file, weight_file)
         return {
-            name: download.cached_url(path, progress=progress) if download.is_url(path) else path
+            name: download.cached_url(path, progress=progress, refresh=refresh)
+            if download.is_url(path)
+            else path
             for name, path in (("options_file", options_file), ("weight_file", weight_file))
         }
-    model = presets.resolve_model(args.model or DEFAULT_MODEL_NAME, progress=progress)
+    model = presets.resolve_model(
+        args.model or DEFAULT_MODEL_NAME, progress=progress, refresh=refresh
+    )
     if model.format == "efml":
         return {"options_file": None, "weight_file": None, "efml_dir": model.files["model_dir"]}
     return {"options_file": model.files["options"], "weight_file": model.files["weights"]}
@@ -170,6 +175,8 @@ def _check_keras_file_or_model(args):
 
     if args.keras_file and (args.model or args.options_file or args.weight_file):
         raise InputError("give --keras-file or a model (--model, --options-file), not both.")
+    if args.keras_file and args.refresh:
+        raise InputError("--refresh downloads a preset or URL files again; not with --keras-file.")
 
 
 def _check_export(args):
@@ -218,6 +225,9 @@ def _check_beam_embed(args):
         _check_model_files(args.options_file, args.weight_file)
     else:
         presets.check_model_spec(args.model or DEFAULT_MODEL_NAME)
+    if args.refresh and not args.keras_file:
+        # Refresh this machine's cache now; each worker then reads its own.
+        _model_source(args)
 
 
 def _run_beam_embed(args):
@@ -371,6 +381,12 @@ def _add_model_args(parser):
     )
     parser.add_argument("--options-file", help="options.json, with --weight-file (not --model)")
     parser.add_argument("--weight-file", help="weights.hdf5, with --options-file")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="download the preset (or the URL files) again even if cached, and pin the new "
+        "files' SHA-256 (docs/models.md#pinned-downloads)",
+    )
 
 
 EMBED_EPILOG = """\

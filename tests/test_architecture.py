@@ -15,7 +15,7 @@ import keras_elmo
 ORDER = [
     ("", ["version", "errors", "progress", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
-    ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets"]),
+    ("checkpoints", ["original", "torch_pickle", "efml", "download", "preset_catalog", "presets"]),
     (
         "layers",
         [

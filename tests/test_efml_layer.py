@@ -189,12 +189,12 @@ def test_warm_up_stores_the_mean_final_state():
 
 
 def test_every_efml_language_is_a_preset():
-    from keras_elmo.checkpoints import efml, presets
+    from keras_elmo.checkpoints import preset_catalog, presets
 
-    for code, (language, _) in efml.LANGUAGES.items():
+    for code, (language, _) in preset_catalog.LANGUAGES.items():
         preset = presets.get_preset(f"elmo-efml-{code}")
         assert preset.format == "efml" and language in preset.description
-        assert [d.url for d in preset.downloads] == [efml.language_url(code)]
+        assert [d.urls for d in preset.downloads] == [preset_catalog.language_urls(code)]
         assert preset.downloads[0].extract
 
 

@@ -285,28 +285,33 @@ class ElmoLayer(keras.layers.Layer):
         self.built = True
 
     @classmethod
-    def from_original(cls, options_file, weight_file, *, progress=False, **kwargs):
+    def from_original(cls, options_file, weight_file, *, progress=False, refresh=False, **kwargs):
         """Build from the published `options.json` + `weights.hdf5` pair.
 
         Either file may be an `http(s)://` URL, as AllenNLP accepted: it is
         downloaded once into the cache (`keras_elmo.checkpoints.download`)
-        and read from there afterwards, also offline. `progress=True` shows
-        a download progress bar on stderr (off by default in library calls).
+        and read from there afterwards, also offline, checked against the
+        SHA-256 recorded at its first download; `refresh=True` downloads it
+        again. `progress=True` shows a download progress bar on stderr (off
+        by default in library calls).
         """
         if download.is_url(options_file):
-            options_file = download.cached_url(options_file, progress=progress)
+            options_file = download.cached_url(options_file, progress=progress, refresh=refresh)
         if download.is_url(weight_file):
-            weight_file = download.cached_url(weight_file, progress=progress)
+            weight_file = download.cached_url(weight_file, progress=progress, refresh=refresh)
         for path, what in ((options_file, "options file"), (weight_file, "weight file")):
             if not os.path.isfile(path):
                 raise MissingFileError(f"ELMo {what} not found: {path}")
-        options = options_lib.load_options(options_file)
-        # Names, dtypes and shapes against the options before any weight is
-        # allocated (a wrong options file can ask for gigabytes).
-        conversion.check_weights_file(weight_file, options)
+        # A file in the download cache that fails to load is named as one.
+        with download.cache_entry_errors(options_file, weight_file):
+            options = options_lib.load_options(options_file)
+            # Names, dtypes and shapes against the options before any weight
+            # is allocated (a wrong options file can ask for gigabytes).
+            conversion.check_weights_file(weight_file, options)
         layer = cls(options, **kwargs)
         layer.build()
-        conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
+        with download.cache_entry_errors(weight_file):
+            conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
         return layer
 
     @classmethod
@@ -319,7 +324,8 @@ class ElmoLayer(keras.layers.Layer):
         `kwargs` are ElmoLayer's arguments. It takes string tokens or raw
         sentences (the lexicons are lookup tables in the graph), not char ids.
         """
-        model = efml.read_model(model_dir)
+        with download.cache_entry_errors(model_dir):
+            model = efml.read_model(model_dir)
         layer = cls(model.options, **kwargs)
         layer.build()
         layer.token_encoder.set_lexicons(model.char_lexicon, model.word_lexicon)
@@ -327,16 +333,18 @@ class ElmoLayer(keras.layers.Layer):
         return layer
 
     @classmethod
-    def from_preset(cls, preset, *, progress=False, **kwargs):
+    def from_preset(cls, preset, *, progress=False, refresh=False, **kwargs):
         """Build from a preset name (`keras_elmo.list_presets()`) or a model directory.
 
         "elmo-small-en" is shipped with the package; the published AllenNLP
         models are downloaded on first use into the cache and read from
-        there afterwards, also offline. `progress=True` shows a download
+        there afterwards, also offline, checked at every use against the
+        SHA-256 pinned at the first download; `refresh=True` downloads them
+        again on purpose (docs/models.md). `progress=True` shows a download
         progress bar on stderr (off by default in library calls). `kwargs`
         go to the constructor (e.g. `output_mode="dict"`, `fine_tune="top"`).
         """
-        model = presets.resolve_model(preset, progress=progress)
+        model = presets.resolve_model(preset, progress=progress, refresh=refresh)
         if model.format == "original":
             return cls.from_original(model.files["options"], model.files["weights"], **kwargs)
         if model.format == "efml":
