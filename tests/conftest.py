@@ -34,6 +34,23 @@ TINY_OPTIONS = {
 }
 
 
+def random_tiny_layer(seed=17, scale=0.5, **kwargs):
+    """An ElmoLayer of TINY_OPTIONS with every weight drawn from N(0, scale), built.
+
+    The model the tests' path tolerance was measured on (tests/test_properties.py,
+    benchmarks/path_tolerance.py)."""
+    import numpy as np
+
+    from keras_elmo import ElmoLayer
+
+    layer = ElmoLayer(TINY_OPTIONS, **kwargs)
+    layer.build()
+    rng = np.random.default_rng(seed)
+    for var in layer.weights:
+        var.assign(rng.normal(0, scale, var.shape).astype("float32"))
+    return layer
+
+
 @pytest.fixture
 def tiny_options():
     return copy.deepcopy(TINY_OPTIONS)

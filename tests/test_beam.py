@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 import pytest
 from conftest import REPO
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
 
@@ -41,7 +41,6 @@ def _beam_installed():
         )
 
 
-ATOL = 1e-6
 WORDS = (
     "the cat sat on a mat and dog ran far away , . ! ? hello world "
     "naïve café Zürich 東京 -- ( ) don't it's"
@@ -108,7 +107,7 @@ def _assert_same_as_embed(corpus, out, layers):
         for line, want in enumerate(expected):
             have = got[str(path), line]
             assert have.shape == want.shape, (path, line)
-            np.testing.assert_allclose(have, want, atol=ATOL, rtol=0, err_msg=f"{path}:{line}")
+            assert_same_up_to_path(have, want, err_msg=f"{path}:{line}")
         total += len(expected)
     assert len(got) == total  # nothing extra
 
@@ -171,7 +170,7 @@ def test_tfrecord_parses_with_tf_data(corpus, tmp_path):
         index, line = int(record["input_index"]), int(record["line"])
         assert record["key"].numpy().decode() == f"{index}/{line}"
         want = corpus["expected"]["top", str(corpus["files"][index])][line]
-        np.testing.assert_allclose(record["array"].numpy(), want, atol=ATOL, rtol=0)
+        assert_same_up_to_path(record["array"].numpy(), want)
         seen += 1
     assert seen == 400
 
@@ -291,7 +290,7 @@ def test_embed_sentences_raw_text_and_tokenizers(fixture_dir):
         got = dict(results)
         assert sorted(got) == sorted(expected)
         for key, want in expected.items():
-            np.testing.assert_allclose(got[key], want, atol=ATOL, rtol=0, err_msg=key)
+            assert_same_up_to_path(got[key], want, err_msg=key)
 
     with beam.Pipeline() as p:
         out = (
