@@ -5,6 +5,10 @@ import os
 import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest -n N the N test processes share the cores: one thread each
+    # for TensorFlow's kernels (inherited by the subprocesses a test starts).
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import pytest  # noqa: E402
 

@@ -133,6 +133,7 @@ def test_layer_choices_equal_embed(corpus, tmp_path, layers, file_format):
     _assert_same_as_embed(corpus, out, layers)
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_worker_processes_give_the_same_output(corpus, tmp_path):
     out = tmp_path / "out"
     manifest = _beam_embed(
@@ -347,12 +348,16 @@ def test_keras_file_source_has_the_same_weights_hash(fixture_dir, tmp_path):
     assert kbeam.weights_sha256(other) != kbeam.weights_sha256(from_files)
 
 
-def test_cli_errors_and_imports(tmp_path, capsys):
+def test_cli_errors(tmp_path, capsys):
     code = main(
         ["beam-embed", "--input", str(tmp_path / "none-*.txt"), "--output-dir", str(tmp_path / "o")]
     )
     assert code == 2
     assert "no input file matches" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a fresh Python process
+def test_cli_help_imports_neither_beam_nor_tensorflow():
     # `beam-embed --help` loads neither Beam nor TensorFlow (as the CLI runs it).
     probe = (
         "import sys\n"

@@ -233,6 +233,7 @@ def kill_job(tiny_model, tmp_path_factory):
     return src, folder / "reference.hdf5"
 
 
+@pytest.mark.slow  # the real command in a subprocess, killed and resumed
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_resumes_to_the_uninterrupted_result(tiny_model, kill_job, tmp_path, sig):
     src, reference = kill_job

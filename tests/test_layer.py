@@ -207,7 +207,7 @@ def test_keras_mask_reaches_downstream_layers(fixture_dir):
     np.testing.assert_array_equal(mask.numpy(), dense != "")
 
 
-@pytest.mark.parametrize("size", ["small", "original"])
+@pytest.mark.parametrize("size", ["small", pytest.param("original", marks=pytest.mark.slow)])
 def test_published_sizes_random_weights(size):
     layer = ElmoLayer(published_options(size), output_mode="dict")
     out = layer(batch_to_ids(SENTENCES[:3]))
