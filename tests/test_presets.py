@@ -259,6 +259,7 @@ def test_a_url_that_cannot_be_fetched_is_a_clear_error(fixture_files):
     assert url in str(err.value) and str(download.url_cache_path(url)) in str(err.value)
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_checkpoint_modules_resolve_models_without_tensorflow(tmp_path):
     """The CLI resolves a model before loading TensorFlow: these modules must not import it."""
     script = f"""
