@@ -385,7 +385,8 @@ def _add_model_args(parser):
         "--refresh",
         action="store_true",
         help="download the preset (or the URL files) again even if cached, and pin the new "
-        "files' SHA-256 (docs/models.md#pinned-downloads)",
+        "files' SHA-256 (a cached file is checked against the SHA-256 recorded at its first "
+        "download)",
     )
 
 
