@@ -109,28 +109,64 @@ def test_no_private_keras_imports_or_prints():
             assert not calls, f"print() in library module {module_name(path)}"
 
 
-def test_tests_do_not_import_each_other():
-    """Shared test code lives in conftest.py and tests/support/, not in a test module
-    (subprocess scripts written inside a test are read too)."""
-    tests = pathlib.Path(__file__).parent
-    offenders = []
-    for path in sorted(tests.glob("test_*.py")):
+TESTS = pathlib.Path(__file__).parent
+
+
+def imports_in_tests():
+    """(file, imported module) for every test module, every tests/support module
+    and the numpy reference, including the scripts a test writes as a string to
+    run in a subprocess (a string that parses as code is read too)."""
+    found = []
+    paths = sorted(TESTS.glob("test_*.py")) + sorted(TESTS.glob("support/*.py"))
+    for path in paths + [TESTS / "numpy_reference.py"]:
         text = path.read_text()
         sources = [text] + [
             node.value
             for node in ast.walk(ast.parse(text))
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
         ]
+        name = str(path.relative_to(TESTS))
         for source in sources:
             try:
                 tree = ast.parse(source)
             except (SyntaxError, ValueError):  # not code (prose, bytes, surrogates)
                 continue
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("test_"):
-                    offenders.append((path.name, node.module))
+                if isinstance(node, ast.ImportFrom) and node.level == 0:
+                    found.append((name, node.module or ""))
                 elif isinstance(node, ast.Import):
-                    offenders += [
-                        (path.name, a.name) for a in node.names if a.name.startswith("test_")
-                    ]
+                    found += [(name, a.name) for a in node.names]
+    return found
+
+
+def test_tests_do_not_import_each_other():
+    """Shared test code lives in tests/support/, not in a test module."""
+    offenders = [(f, m) for f, m in imports_in_tests() if m.split(".")[0].startswith("test_")]
     assert offenders == []
+
+
+def test_tests_do_not_import_from_conftest():
+    """conftest.py holds pytest's fixtures and set-up only; a helper or constant
+    the tests share lives in tests/support/ (pytest imports conftest under its
+    own rules: `from conftest import` works by accident of sys.path)."""
+    offenders = [(f, m) for f, m in imports_in_tests() if m.split(".")[0] == "conftest"]
+    assert offenders == []
+    conftest = ast.parse((TESTS / "conftest.py").read_text())
+    # What conftest defines at top level: fixtures (and the imports they use).
+    defined = [
+        node.name
+        for node in conftest.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+        and not any(
+            "fixture" in ast.unparse(d) or "hookimpl" in ast.unparse(d) for d in node.decorator_list
+        )
+        and not node.name.startswith("pytest_")
+    ]
+    constants = [
+        target.id
+        for node in conftest.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    ]
+    assert defined == [] and constants == [], (defined, constants)

@@ -7,13 +7,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY_OPTIONS
 from numpy_reference import NumpyElmo
 from support.efml_fixture import ATOL as EFML_ATOL
 from support.efml_fixture import EFML
 from support.efml_fixture import SENTENCES as EFML_SENTENCES
 from support.efml_fixture import expected as efml_expected
 from support.layer_checks import run_layer_test
+from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
