@@ -10,7 +10,7 @@ for each path pair, the largest absolute error, the largest relative error
 (over elements with |expected| >= 1e-3) and the largest fraction of the
 tolerance used (`used`; the margin is 1 / used).
 
-Path pairs, each for the tests' tiny random model (tests/conftest.py's
+Path pairs, each for the tests' tiny random model (tests/support/tiny_model.py's
 TINY_OPTIONS, weights N(0, 0.5) as in tests/test_properties.py) and the
 bilm-tf fixture model:
 - batch: a sentence alone vs in a batch, in every order, at padding 0-3
@@ -95,8 +95,8 @@ def worse(a, b):
 
 
 def models():
-    from conftest import random_tiny_layer
     from support.bilm_fixture import fixture_layer
+    from support.tiny_model import random_tiny_layer
 
     return {
         "tiny": random_tiny_layer(output_mode="dict"),

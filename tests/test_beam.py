@@ -14,7 +14,7 @@ import sys
 
 import h5py
 import pytest
-from conftest import REPO
+from support.paths import REPO
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
@@ -62,7 +62,7 @@ def corpus(tmp_path_factory):
     """Two input files of a few hundred lines (the second with a BOM and CRLF line ends),
     and `keras-elmo embed`'s output for each."""
     root = tmp_path_factory.mktemp("beam_corpus")
-    from conftest import FIXTURES
+    from support.bilm_fixture import FIXTURE_DIR as FIXTURES
 
     model = ["--options-file", str(FIXTURES / "options.json")]
     model += ["--weight-file", str(FIXTURES / "lm_weights.hdf5")]
@@ -398,7 +398,7 @@ def test_an_empty_line_follows_embeds_rule(fixture_dir, tmp_path, capsys):
 
 
 def test_preset_source_is_the_shipped_model():
-    from conftest import REPO
+    from support.paths import REPO
 
     shipped = REPO / "saved_models" / "elmo-small-en"
     by_name = kbeam.load_layer(kbeam.ModelSource(preset="elmo-small-en"))

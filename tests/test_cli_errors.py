@@ -17,7 +17,8 @@ import time
 
 import h5py
 import pytest
-from conftest import FIXTURES, REPO
+from support.bilm_fixture import FIXTURE_DIR as FIXTURES
+from support.paths import REPO
 
 from keras_elmo import cli
 from keras_elmo.serving import embed_file

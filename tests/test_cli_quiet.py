@@ -16,7 +16,7 @@ import sys
 
 import h5py
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 from keras_elmo.progress import progress_bar
 

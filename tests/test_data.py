@@ -5,7 +5,7 @@ import collections
 
 import numpy as np
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 from keras_elmo.text.characters import batch_to_ids
 from keras_elmo.training import corpora, data

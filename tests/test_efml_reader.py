@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 from keras_elmo.checkpoints import efml, preset_catalog
 

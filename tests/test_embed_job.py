@@ -16,7 +16,8 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, TINY_OPTIONS
+from support.paths import REPO
+from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main

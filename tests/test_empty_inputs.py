@@ -9,7 +9,7 @@ to an empty one gives what it gives alone (to the path tolerance).
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import traced_calls
+from support.tiny_model import traced_calls
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, batch_to_ids
@@ -17,7 +17,7 @@ from keras_elmo import ElmoLayer, batch_to_ids
 
 @pytest.fixture(scope="module")
 def layer():
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
 
     layer = ElmoLayer(TINY_OPTIONS, output_mode="dict")
     layer.build()

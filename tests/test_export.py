@@ -171,7 +171,7 @@ def _check_padding(outputs, sequence_len):
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, fixture_dir):
     """Tiny random (whitespace + punctuation) and bilm-tf fixture exports, loaded TF-only."""
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
 
     root = tmp_path_factory.mktemp("exports")
     tiny = _tiny_layer(TINY_OPTIONS)
@@ -491,7 +491,7 @@ def test_tensorflow_model_server_rest(exports, tmp_path):
 @pytest.mark.slow
 def test_tf_text_tokenizer_export(tmp_path):
     pytest.importorskip("tensorflow_text")
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
 
     layer = _tiny_layer(TINY_OPTIONS)
     path = export.export_saved_model(layer, tmp_path / "tt", tokenizer="tf_text")
@@ -519,7 +519,7 @@ def test_tf_text_tokenizer_export(tmp_path):
 
 
 def test_tf_text_export_without_the_extra_names_it(tmp_path, monkeypatch):
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
 
     monkeypatch.setitem(sys.modules, "tensorflow_text", None)  # as if not installed
     layer = _tiny_layer(TINY_OPTIONS)

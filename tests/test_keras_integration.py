@@ -10,9 +10,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, TINY_OPTIONS
 from support.bilm_fixture import fixture_layer
+from support.paths import REPO
 from support.processes import run_python_json
+from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, batch_to_ids

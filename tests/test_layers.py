@@ -2,18 +2,19 @@
 direct numeric tests of the sublayers against numpy written here."""
 
 import functools
+import inspect
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY_OPTIONS
 from numpy_reference import NumpyElmo
 from support.efml_fixture import ATOL as EFML_ATOL
 from support.efml_fixture import EFML
 from support.efml_fixture import SENTENCES as EFML_SENTENCES
 from support.efml_fixture import expected as efml_expected
 from support.layer_checks import run_layer_test
+from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
@@ -22,10 +23,23 @@ from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
 from keras_elmo.layers.lstm import ProjectedLSTM
 from keras_elmo.layers.token_cache import TokenCache
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
+from keras_elmo.registration import register_keras_objects
+from keras_elmo.training.trainer import SharedSoftmax
 
 SENTENCES = [["The", "cat", "sat", "."], ["Hello", "!"], ["a"]]
 P = TINY_OPTIONS["lstm"]["projection_dim"]
 UNITS = TINY_OPTIONS["lstm"]["dim"]
+N_LAYERS = TINY_OPTIONS["lstm"]["n_layers"]
+# The char CNN's variables: the character embedding, a kernel and a bias per
+# filter width, carry and transform W and b per highway layer, the projection's
+# W and b.
+CHAR_CNN_WEIGHTS = (
+    1 + 2 * len(TINY_OPTIONS["char_cnn"]["filters"]) + 4 * TINY_OPTIONS["char_cnn"]["n_highway"] + 2
+)
+# Per ProjectedLSTM: kernel, recurrent kernel, bias, projection; the biLM adds
+# its stored initial state (c, h), not trained.
+LSTM_WEIGHTS = 4
+BILM_WEIGHTS = LSTM_WEIGHTS * N_LAYERS + 2
 
 
 def sigmoid(x):
@@ -65,6 +79,8 @@ def test_char_cnn_token_encoder_layer_checks(tmp_path):
     run_layer_test(
         lambda **kw: CharCNNTokenEncoder(TINY_OPTIONS, **kw),
         char_ids(),
+        expected_num_trainable_weights=CHAR_CNN_WEIGHTS,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=(3, 4, P),
         tmp_path=tmp_path,
     )
@@ -82,6 +98,8 @@ def test_projected_lstm_layer_checks(feature_major):
         ),
         x,
         call_kwargs={"mask": mask, "initial_state": state},
+        expected_num_trainable_weights=LSTM_WEIGHTS,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=[(2, 3, 5, P), [(2, 3, UNITS), (2, 3, P)]],
         # No tmp_path, no .keras check: a multi-input building block, saved inside ElmoLayer.
         run_mixed_precision=False,  # always run float32 (ElmoLayer forces it)
@@ -95,6 +113,8 @@ def test_bidirectional_lm_layer_checks():
         lambda **kw: BidirectionalLM.from_options(TINY_OPTIONS, **kw),
         x,
         call_kwargs={"mask": mask},
+        expected_num_trainable_weights=LSTM_WEIGHTS * N_LAYERS,
+        expected_num_non_trainable_weights=2,
         expected_output_shape=[[(3, 5, 2 * P)] * 2, [(2, 2, 3, UNITS), (2, 2, 3, P)]],
         run_mixed_precision=False,
     )
@@ -107,6 +127,8 @@ def test_scalar_mix_layer_checks():
         lambda **kw: ScalarMix(3, do_layer_norm=True, **kw),
         layers,
         call_kwargs={"mask": mask},
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=(2, 3, 4),
     )
 
@@ -115,27 +137,55 @@ def test_elmo_tokenizer_layer_checks(tmp_path):
     run_layer_test(
         lambda **kw: ElmoTokenizer(mode="punctuation", **kw),
         tf.constant(["The cat sat.", "Hello, world!"]),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=(2, 4),
+        expected_symbolic_shape=(2, None),  # the token count depends on the text
         tmp_path=tmp_path,
         run_mixed_precision=False,  # strings in, strings out
+        run_training_check=False,  # no weights
     )
 
 
-@pytest.mark.parametrize("output_mode", ["elmo", "dict"])
-def test_elmo_layer_layer_checks(tmp_path, output_mode):
-    shapes = (3, 4, 2 * P)
+# Every output mode (one mix, several mixes; the ELMo vectors or TF Hub's dict),
+# each with one of the fine-tune modes (which weights train).
+ELMO_MODES = [
+    ("elmo", 1, "mix"),
+    ("elmo", 2, "top"),
+    pytest.param("dict", 1, "all", marks=pytest.mark.slow),  # trains all: ~8 s
+    ("dict", 2, "mix"),
+]
+
+
+@pytest.mark.parametrize("output_mode,mixes,fine_tune", ELMO_MODES)
+def test_elmo_layer_layer_checks(tmp_path, output_mode, mixes, fine_tune):
+    shapes = [(3, 4, 2 * P)] * mixes
     if output_mode == "dict":
         shapes = {
             "word_emb": (3, 4, P),
-            "lstm_outputs1": shapes,
-            "lstm_outputs2": shapes,
-            "elmo": shapes,
+            **{f"lstm_outputs{k + 1}": (3, 4, 2 * P) for k in range(N_LAYERS)},
+            "elmo": (3, 4, 2 * P),
+            **{f"elmo_{k}": (3, 4, 2 * P) for k in range(1, mixes)},
             "default": (3, 2 * P),
             "sequence_len": (3,),
         }
+    elif mixes == 1:
+        shapes = shapes[0]
+    # Each mix: its layer weights and gamma. "top" trains the top LSTM layer
+    # too, "all" the char CNN and every LSTM layer (never the initial state).
+    trained = {"mix": 0, "top": LSTM_WEIGHTS, "all": CHAR_CNN_WEIGHTS + LSTM_WEIGHTS * N_LAYERS}
+    trainable = 2 * mixes + trained[fine_tune]
     run_layer_test(
-        lambda **kw: ElmoLayer(TINY_OPTIONS, output_mode=output_mode, **kw),
+        lambda **kw: ElmoLayer(
+            TINY_OPTIONS,
+            output_mode=output_mode,
+            num_output_representations=mixes,
+            fine_tune=fine_tune,
+            **kw,
+        ),
         char_ids(),
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=2 * mixes + CHAR_CNN_WEIGHTS + BILM_WEIGHTS - trainable,
         expected_output_shape=shapes,
         expected_mask_shape=(3, 4) if output_mode == "elmo" else None,
         tmp_path=tmp_path,
@@ -163,9 +213,12 @@ def test_token_cache_layer_checks(tmp_path):
     layer, out = run_layer_test(
         filled_token_cache,
         tokens,
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=(2, 4, 3),
         tmp_path=tmp_path,
         copy_state=copy_cache,
+        run_training_check=False,  # no trainable weights: the vectors are fixed
     )
     rows = {token: k for k, token in enumerate(CACHE_VOCABULARY)}
     want = np.zeros((2, 4, 3), "float32")
@@ -206,10 +259,17 @@ def efml_encoder(**kwargs):
 def test_efml_token_encoder_layer_checks(tmp_path):
     sentence = EFML_SENTENCES[0]
     tokens = tf.constant([sentence, sentence[:2] + [""] * (len(sentence) - 2)])
-    width = efml_fixture_encoder().output_dim
+    source = efml_fixture_encoder()
+    width = source.output_dim
+    # The character embedding (and the word embedding, when the model has
+    # one), a kernel and a bias per filter width, one kernel and bias per
+    # highway layer (carry and transform in one), the projection's W and b.
+    weights = 1 + bool(source.word_dim) + 2 * len(source.filters) + 2 * source.n_highway + 2
     layer, out = run_layer_test(
         efml_encoder,
         tokens,
+        expected_num_trainable_weights=weights,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=(2, len(sentence), width),
         tmp_path=tmp_path,
         copy_state=copy_encoder,
@@ -403,12 +463,12 @@ def test_char_cnn_token_encoder_matches_numpy(tmp_path):
 
 
 def test_shared_softmax_layer_checks(tmp_path):
-    from keras_elmo.training.trainer import SharedSoftmax
-
     h = tf.random.stateless_normal((3, 4), seed=(5, 0))
     layer, out = run_layer_test(
         lambda **kw: SharedSoftmax(vocab_size=7, dim=4, **kw),
         h,
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
         expected_output_shape=(3, 7),
         tmp_path=tmp_path,
     )
@@ -418,3 +478,34 @@ def test_shared_softmax_layer_checks(tmp_path):
     want = h.numpy().astype("float64") @ w.T + b
     assert_same_up_to_path(layer(h).numpy(), want)
     assert_same_up_to_path(out, want - b)  # b starts at 0
+
+
+# The test that puts each registered keras_elmo layer through run_layer_test.
+LAYER_CHECKS = {
+    CharCNNTokenEncoder: test_char_cnn_token_encoder_layer_checks,
+    EfmlTokenEncoder: test_efml_token_encoder_layer_checks,
+    TokenCache: test_token_cache_layer_checks,
+    ProjectedLSTM: test_projected_lstm_layer_checks,
+    BidirectionalLM: test_bidirectional_lm_layer_checks,
+    ScalarMix: test_scalar_mix_layer_checks,
+    ElmoLayer: test_elmo_layer_layer_checks,
+    ElmoTokenizer: test_elmo_tokenizer_layer_checks,
+    SharedSoftmax: test_shared_softmax_layer_checks,
+}
+
+
+def test_every_registered_layer_goes_through_the_shared_checks():
+    """A layer class registered with Keras (keras_elmo/registration.py) has its
+    run_layer_test here. Models (BiLMTrainer) are not layers under test: their
+    fit and saving are tests/test_training.py's."""
+    register_keras_objects()
+    registered = {
+        cls
+        for name, cls in keras.saving.get_custom_objects().items()
+        if name.startswith("keras_elmo>")
+        and issubclass(cls, keras.layers.Layer)
+        and not issubclass(cls, keras.Model)
+    }
+    assert registered == set(LAYER_CHECKS), registered ^ set(LAYER_CHECKS)
+    for test in LAYER_CHECKS.values():
+        assert "run_layer_test(" in inspect.getsource(test), test.__name__

@@ -6,7 +6,7 @@ unbounded layer gives."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import traced_calls
+from support.tiny_model import traced_calls
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, batch_to_ids
@@ -17,7 +17,7 @@ LIMITS = {"max_batch_size": 3, "max_tokens_per_sentence": 4, "max_tokens_per_req
 @pytest.fixture(scope="module")
 def layers():
     """(bounded, unbounded) tiny layers with the same random weights."""
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
 
     free = ElmoLayer(TINY_OPTIONS, output_mode="dict")
     bounded = ElmoLayer(TINY_OPTIONS, output_mode="dict", **LIMITS)

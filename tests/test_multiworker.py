@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 # Every test here runs two or three worker processes.
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ WORKER = textwrap.dedent("""
     strategy = loop.strategy_from_env()  # first, before any TensorFlow work
     import contextlib
     import keras, numpy as np, tensorflow as tf
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
     from keras_elmo.training import data
     from keras_elmo.training.callbacks import BatchLog
     from keras_elmo.training.trainer import BiLMTrainer

@@ -15,9 +15,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import random_tiny_layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.tiny_model import random_tiny_layer
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import batch_to_ids, tokens_to_char_ids

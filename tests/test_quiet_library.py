@@ -9,7 +9,9 @@ import sys
 import warnings
 
 import pytest
-from conftest import FIXTURES, REPO, TINY_OPTIONS
+from support.bilm_fixture import FIXTURE_DIR as FIXTURES
+from support.paths import REPO
+from support.tiny_model import TINY_OPTIONS
 
 from keras_elmo.layers import lstm
 

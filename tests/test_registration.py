@@ -15,7 +15,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, REPO
+from support.bilm_fixture import FIXTURE_DIR as FIXTURES
+from support.paths import REPO
 
 from keras_elmo import registration
 

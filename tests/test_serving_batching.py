@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import TINY_OPTIONS
+from support.tiny_model import TINY_OPTIONS
 
 from keras_elmo.serving import export
 

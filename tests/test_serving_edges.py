@@ -23,7 +23,7 @@ KEYS = ["word_emb", "lstm_outputs1", "lstm_outputs2", "elmo", "default", "sequen
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
 
     layer = ElmoLayer(TINY_OPTIONS, output_mode="dict")
     layer.build()

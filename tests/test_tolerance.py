@@ -7,7 +7,7 @@ on every output; ids and lengths stay exact.
 
 import numpy as np
 import pytest
-from conftest import random_tiny_layer
+from support.tiny_model import random_tiny_layer
 from support.tolerance import PATH_ATOL, PATH_RTOL, assert_same_up_to_path
 
 KEYS = ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo", "default")

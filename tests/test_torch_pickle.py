@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import REPO
+from support.paths import REPO
 
 from keras_elmo.checkpoints import torch_pickle
 

@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, TINY_OPTIONS
+from support.paths import REPO
 from support.processes import run_python_json
+from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, batch_to_ids
@@ -214,7 +215,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras, numpy as np
     sys.path.insert(0, sys.argv[1])
-    from conftest import TINY_OPTIONS
+    from support.tiny_model import TINY_OPTIONS
     from keras_elmo.training import data
     from keras_elmo.training import callbacks, loop, model_dir, sampler, trainer
 

@@ -633,6 +633,21 @@ class ElmoLayer(keras.layers.Layer):
         shapes.update({"default": (batch, p2), "sequence_len": (batch,)})
         return shapes
 
+    def compute_output_spec(self, inputs, training=None):
+        # Keras's default gives every output of compute_output_shape the
+        # compute dtype; the dict's sequence_len is int32, as call returns it.
+        shapes = self.compute_output_shape(inputs.shape)
+        if self.output_mode == "elmo":
+            return keras.tree.map_shape_structure(
+                lambda shape: keras.KerasTensor(shape, dtype=self.compute_dtype), shapes
+            )
+        return {
+            key: keras.KerasTensor(
+                shape, dtype="int32" if key == "sequence_len" else self.compute_dtype
+            )
+            for key, shape in shapes.items()
+        }
+
     # ------------------------------------------------------------------ state
     def reset_states(self):
         """Stateful mode: every row's carried LSTM state back to the initial state."""

@@ -2,11 +2,10 @@
 status and reads back what it printed last, as JSON."""
 
 import json
-import pathlib
 import subprocess
 import sys
 
-REPO = pathlib.Path(__file__).resolve().parent.parent.parent
+from support.paths import REPO
 
 
 def run_python_json(args, timeout=300, env=None, cwd=REPO):
