@@ -269,7 +269,8 @@ def _check_nothing_more(handle, weight_file, expected):
         shown = ", ".join(repr(name) for name in extra[:5])
         more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
         raise InputError(
-            f"Weights file {weight_file} holds {len(extra)} datasets the options do "
+            f"Weights file {weight_file} holds {len(extra)} "
+            f"dataset{'s' if len(extra) != 1 else ''} the options do "
             f"not describe: {shown}{more}; does it match the options file "
             "(n_layers, n_highway, filters, projection)?"
         )
