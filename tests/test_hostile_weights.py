@@ -199,6 +199,39 @@ def test_options_that_explain_less_than_the_shipped_weights(
     assert f"holds {count} datasets the options do not describe: {first}" in message
 
 
+@pytest.mark.parametrize("group", ["/", "CNN", "notes"])
+def test_a_name_that_is_not_utf8_is_refused(fixture_dir, weights, no_build, group):
+    # h5py raised UnicodeDecodeError while looking up any name of that group.
+    with h5py.File(weights, "r+") as f:
+        space = h5py.h5s.create_simple((2,))
+        h5py.h5d.create(f.require_group(group).id, b"bad\xff\xfe", h5py.h5t.IEEE_F32LE, space)
+    message = refusal(fixture_dir / "options.json", weights)
+    assert "holds an entry whose name is not UTF-8" in message
+    assert repr("/" + group.strip("/")) in message
+
+
+def test_hard_link_cycles_end_and_aliases_of_groups_are_harmless(fixture_dir, weights):
+    # A group linked into itself and the root linked below it: walked once.
+    with h5py.File(weights, "r+") as f:
+        f["CNN/again"] = f["CNN"]
+        f["CNN/up"] = f["/"]
+    layer = ElmoLayer.from_original(str(fixture_dir / "options.json"), str(weights))
+    with h5py.File(fixture_dir / "lm_weights.hdf5", "r") as f:
+        np.testing.assert_array_equal(layer.token_encoder.conv_kernels[0].numpy(), f["CNN/W_cnn_0"])
+
+
+def test_a_file_with_too_many_entries_is_refused(fixture_dir, weights, monkeypatch):
+    with h5py.File(weights, "r") as f:
+        links = []
+        f.visit(links.append)  # every group and dataset, each one link here
+    monkeypatch.setattr(original, "MAX_FILE_ENTRIES", len(links))
+    original.check_weights_file(weights, options_lib.load_options(fixture_dir / "options.json"))
+    with h5py.File(weights, "r+") as f:
+        f.create_group("one_more")
+    message = refusal(fixture_dir / "options.json", weights)
+    assert f"holds over {len(links)} entries; not a weights file" in message
+
+
 def test_the_real_files_hold_exactly_what_their_options_say(fixture_dir):
     # bilm-tf's dump_weights writes the trainable variables minus the softmax,
     # which is what expected_datasets lists: nothing more in either file.

@@ -155,7 +155,25 @@ MAX_FILE_ENTRIES = 100_000
 def _link_kind(link):
     if isinstance(link, h5py.ExternalLink):
         return f"an external link (to {link.filename}:{link.path})"
-    return f"a soft link (to {link.path})"
+    if isinstance(link, h5py.SoftLink):
+        return f"a soft link (to {link.path})"
+    return "a link that is not a hard link"
+
+
+def _not_utf8(group, weight_file):
+    return InputError(
+        f"Weights file {weight_file}: group {group.name!r} holds an entry whose "
+        "name is not UTF-8; not a weights file."
+    )
+
+
+def _get_link(group, part, weight_file):
+    """The link `part` of `group`, not followed (None if absent)."""
+    try:
+        return group.get(part, getlink=True)
+    except UnicodeDecodeError:
+        # h5py decodes the group's other names while looking one up.
+        raise _not_utf8(group, weight_file) from None
 
 
 def _reach(handle, weight_file, name):
@@ -167,7 +185,7 @@ def _reach(handle, weight_file, name):
     node = handle
     walked = []
     for part in name.split("/"):
-        link = node.get(part, getlink=True) if isinstance(node, h5py.Group) else None
+        link = _get_link(node, part, weight_file) if isinstance(node, h5py.Group) else None
         if link is None:
             return None
         walked.append(part)
@@ -235,18 +253,23 @@ def _dataset(handle, weight_file, name, shape):
 def _file_entries(handle, weight_file):
     """Names of every dataset and non-hard link in the file (groups walked,
     links never followed, each group once)."""
-    found, seen, stack, count = [], set(), [handle], 0
+    found, seen, stack, count = [], {handle.id}, [handle], 0
     while stack:
         group = stack.pop()
-        for part in group:
-            count += 1
-            if count > MAX_FILE_ENTRIES:
-                raise InputError(
-                    f"Weights file {weight_file} holds over {MAX_FILE_ENTRIES} entries; "
-                    "not a weights file."
-                )
+        # len() is cheap (the group's link count): the cap holds before listing.
+        count += len(group)
+        if count > MAX_FILE_ENTRIES:
+            raise InputError(
+                f"Weights file {weight_file} holds over {MAX_FILE_ENTRIES} entries; "
+                "not a weights file."
+            )
+        try:
+            parts = list(group)
+        except UnicodeDecodeError:
+            raise _not_utf8(group, weight_file) from None
+        for part in parts:
+            link = _get_link(group, part, weight_file)
             path = f"{group.name.rstrip('/')}/{part}".lstrip("/")
-            link = group.get(part, getlink=True)
             if not isinstance(link, h5py.HardLink):
                 found.append(path)
                 continue
