@@ -206,8 +206,9 @@ def _clip(lstm, key, where):
 
 def _flag(section, key, where):
     value = section.get(key, False)
-    # bool("false") is True: only JSON booleans (and 0/1) are accepted.
-    if value not in (True, False):
+    # bool("false") is True: only JSON booleans (and the integers 0/1) are
+    # accepted; 0.0 == False, so the type is checked, not just the value.
+    if not (isinstance(value, bool) or (type(value) is int and value in (0, 1))):
         raise InputError(f"{where}: option {key!r} must be true or false, got {value!r}.")
     return bool(value)
 
@@ -245,10 +246,21 @@ def _validate_filters(filters, max_chars, where_c):
 
 
 def _validate_n_highway(cnn, where_c):
-    n_highway = cnn.get("n_highway") or 0
+    # Absent or null is no highway (bilm-tf's reading); the type is checked
+    # before that default: `[]`, `false` or `""` are not 0.
+    n_highway = cnn.get("n_highway")
+    if n_highway is None:
+        return 0
     if isinstance(n_highway, bool) or not isinstance(n_highway, int) or n_highway < 0:
         raise InputError(f"{where_c}: n_highway must be a non-negative integer, got {n_highway!r}.")
     return n_highway
+
+
+def _activation(section, where, who):
+    activation = section.get("activation", "relu")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise InputError(f"{where}: unknown activation {activation!r}; {who} {ACTIVATIONS}.")
+    return activation
 
 
 # The token embedder of an ELMoForManyLangs model (options["kind"] == "efml"):
@@ -268,9 +280,7 @@ def _validate_efml(options, source):
         raise InputError(f"{source}: missing the 'token_embedder' section.")
     emb = options["token_embedder"]
     where = f"{source} [token_embedder]"
-    activation = emb.get("activation", "relu")
-    if activation not in ACTIVATIONS:
-        raise InputError(f"{where}: unknown activation {activation!r}; EFML has {ACTIVATIONS}.")
+    activation = _activation(emb, where, "EFML has")
     max_chars = _require(emb, "max_characters_per_token", where)
     if max_chars < 3:
         raise InputError(f"{where}: max_characters_per_token must be at least 3, got {max_chars}.")
@@ -329,12 +339,7 @@ def validate_options(options, source="options"):
     embedding = cnn.get("embedding")
     if not isinstance(embedding, dict):
         raise InputError(f"{where_c}: missing 'embedding': {{'dim': ...}}.")
-    activation = cnn.get("activation", "relu")
-    if activation not in ACTIVATIONS:
-        raise InputError(
-            f"{where_c}: unknown activation {activation!r}; "
-            f"the original code supports {ACTIVATIONS}."
-        )
+    activation = _activation(cnn, where_c, "the original code supports")
     max_chars = _require(cnn, "max_characters_per_token", where_c)
     clean_filters = _validate_filters(cnn.get("filters"), max_chars, where_c)
     n_characters = _require(cnn, "n_characters", where_c)

@@ -130,6 +130,39 @@ def test_values_that_would_silently_change_the_outputs(fixture_dir, tmp_path, ch
 
 
 @pytest.mark.parametrize(
+    "section, key, value, shown",
+    [
+        # These three were read as 0 (no highway) before.
+        ("char_cnn", "n_highway", [], "n_highway must be a non-negative integer, got []"),
+        ("char_cnn", "n_highway", False, "n_highway must be a non-negative integer, got False"),
+        ("char_cnn", "n_highway", "", "n_highway must be a non-negative integer, got ''"),
+        ("char_cnn", "n_highway", 1.0, "n_highway must be a non-negative integer, got 1.0"),
+        ("lstm", "n_layers", True, "option 'n_layers' must be an integer, got True"),
+        ("lstm", "dim", "64", "option 'dim' must be an integer, got '64'"),
+        # 0.0 == False: was accepted as false.
+        ("lstm", "use_skip_connections", 0.0, "'use_skip_connections' must be true or false"),
+        ("char_cnn", "activation", ["relu"], "unknown activation ['relu']"),
+    ],
+)
+def test_option_types_are_checked_before_any_default(
+    fixture_dir, tmp_path, no_build, section, key, value, shown
+):
+    options = fixture_options(fixture_dir)
+    options[section][key] = value
+    options_file = write_options(tmp_path, options)
+    message = from_original_error(options_file, fixture_dir / "lm_weights.hdf5")
+    assert shown in message and str(options_file) in message and "\n" not in message
+
+
+def test_absent_or_null_n_highway_is_still_no_highway(fixture_dir):
+    options = fixture_options(fixture_dir)
+    options["char_cnn"]["n_highway"] = None
+    assert options_lib.validate_options(options)["char_cnn"]["n_highway"] == 0
+    del options["char_cnn"]["n_highway"]
+    assert options_lib.validate_options(options)["char_cnn"]["n_highway"] == 0
+
+
+@pytest.mark.parametrize(
     "content, message",
     [
         (b"\xff\xfe{}", "not UTF-8"),

@@ -143,9 +143,93 @@ def _open(weight_file):
         raise InputError(f"Cannot read weights file {weight_file}: {err}") from None
 
 
+# Storage layouts a dataset of this file may have (h5py.h5d constants);
+# VIRTUAL (data mapped from other files) is not among them.
+_LOCAL_LAYOUTS = (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED, h5py.h5d.COMPACT)
+# Entries (links) the scan for unexpected datasets looks at before it gives
+# up: a published file has a few dozen; a file with millions of groups is
+# not a weights file of any options.
+MAX_FILE_ENTRIES = 100_000
+
+
+def _link_kind(link):
+    if isinstance(link, h5py.ExternalLink):
+        return f"an external link (to {link.filename}:{link.path})"
+    if isinstance(link, h5py.SoftLink):
+        return f"a soft link (to {link.path})"
+    return "a link that is not a hard link"
+
+
+def _not_utf8(group, weight_file):
+    return InputError(
+        f"Weights file {weight_file}: group {group.name!r} holds an entry whose "
+        "name is not UTF-8; not a weights file."
+    )
+
+
+def _get_link(group, part, weight_file):
+    """The link `part` of `group`, not followed (None if absent)."""
+    try:
+        return group.get(part, getlink=True)
+    except UnicodeDecodeError:
+        # h5py decodes the group's other names while looking one up.
+        raise _not_utf8(group, weight_file) from None
+
+
+def _reach(handle, weight_file, name):
+    """The object at `name`, reached through hard links only (None if absent).
+
+    h5py's `handle[name]` follows soft and external links, and an external
+    link opens another file: each path component's link is looked at first.
+    """
+    node = handle
+    walked = []
+    for part in name.split("/"):
+        link = _get_link(node, part, weight_file) if isinstance(node, h5py.Group) else None
+        if link is None:
+            return None
+        walked.append(part)
+        if not isinstance(link, h5py.HardLink):
+            raise InputError(
+                f"Weights file {weight_file}: dataset {name!r} is reached through "
+                f"{_link_kind(link)} at {'/'.join(walked)!r}; only datasets stored "
+                "in the file itself are read."
+            )
+        node = node[part]
+    return node
+
+
+def _check_storage(node, weight_file, name):
+    """Refuse a dataset whose bytes are not this file's own, or whose chunks
+    are larger than the dataset (a small compressed chunk can inflate to
+    gigabytes)."""
+    plist = node.id.get_create_plist()
+    layout = plist.get_layout()
+    if layout not in _LOCAL_LAYOUTS or node.is_virtual:
+        raise InputError(
+            f"Weights file {weight_file}: dataset {name!r} is a virtual dataset "
+            "(its values are mapped from other files); only datasets stored in "
+            "the file itself are read."
+        )
+    if plist.get_external_count() > 0:
+        where = plist.get_external(0)[0].decode("utf-8", "replace")
+        raise InputError(
+            f"Weights file {weight_file}: dataset {name!r} keeps its values in an "
+            f"external file ({where!r}); only datasets stored in the file itself are read."
+        )
+    if layout == h5py.h5d.CHUNKED:
+        chunks = tuple(int(c) for c in plist.get_chunk())
+        if any(c > s for c, s in zip(chunks, node.shape)):
+            raise InputError(
+                f"Weights file {weight_file}: dataset {name!r} has chunks of shape "
+                f"{chunks}, larger than the dataset {tuple(node.shape)}."
+            )
+
+
 def _dataset(handle, weight_file, name, shape):
-    """The h5py dataset `name`, checked for presence, kind and shape (no data read)."""
-    node = handle.get(name)
+    """The h5py dataset `name`, checked for presence, kind, shape and storage
+    (no data read)."""
+    node = _reach(handle, weight_file, name)
     if not isinstance(node, h5py.Dataset):
         what = "no dataset" if node is None else "a group, not a dataset,"
         raise InputError(
@@ -162,19 +246,72 @@ def _dataset(handle, weight_file, name, shape):
             f"Weights file {weight_file}: dataset {name!r} has shape "
             f"{tuple(node.shape)}, but the options give {tuple(shape)}."
         )
+    _check_storage(node, weight_file, name)
     return node
 
 
+def _file_entries(handle, weight_file):
+    """Names of every dataset and non-hard link in the file (groups walked,
+    links never followed, each group once)."""
+    found, seen, stack, count = [], {handle.id}, [handle], 0
+    while stack:
+        group = stack.pop()
+        # len() is cheap (the group's link count): the cap holds before listing.
+        count += len(group)
+        if count > MAX_FILE_ENTRIES:
+            raise InputError(
+                f"Weights file {weight_file} holds over {MAX_FILE_ENTRIES} entries; "
+                "not a weights file."
+            )
+        try:
+            parts = list(group)
+        except UnicodeDecodeError:
+            raise _not_utf8(group, weight_file) from None
+        for part in parts:
+            link = _get_link(group, part, weight_file)
+            path = f"{group.name.rstrip('/')}/{part}".lstrip("/")
+            if not isinstance(link, h5py.HardLink):
+                found.append(path)
+                continue
+            node = group[part]
+            if isinstance(node, h5py.Group):
+                if node.id not in seen:
+                    seen.add(node.id)
+                    stack.append(node)
+            elif isinstance(node, h5py.Dataset):
+                found.append(path)
+    return found
+
+
+def _check_nothing_more(handle, weight_file, expected):
+    """Every dataset (and link) of the file must be one the options expect:
+    a file with more layers or highways than the options say would load
+    silently with the extra weights unused."""
+    extra = sorted(set(_file_entries(handle, weight_file)) - set(expected))
+    if extra:
+        shown = ", ".join(repr(name) for name in extra[:5])
+        more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        raise InputError(
+            f"Weights file {weight_file} holds {len(extra)} "
+            f"dataset{'s' if len(extra) != 1 else ''} the options do "
+            f"not describe: {shown}{more}; does it match the options file "
+            "(n_layers, n_highway, filters, projection)?"
+        )
+
+
 def check_weights_file(weight_file, options):
-    """Check every dataset's presence, dtype and shape against the options.
+    """Check every dataset's presence, dtype, shape and storage against the
+    options, and that the file holds no dataset the options do not describe.
 
     Reads metadata only (h5py gives shapes without reading data), so it is
     cheap and runs before a model is built: a mismatched options file fails
     here instead of after allocating its weights.
     """
+    expected = expected_datasets(options)
     with _open(weight_file) as handle:
-        for name, shape in expected_datasets(options).items():
+        for name, shape in expected.items():
             _dataset(handle, weight_file, name, shape)
+        _check_nothing_more(handle, weight_file, expected)
 
 
 def _read(node, weight_file, name):
@@ -227,8 +364,10 @@ def load_original_weights(weight_file, encoder, bilm):
     table = weight_table(encoder, bilm)
     writer = SlotWriter()
     with _open(weight_file) as handle:
-        for port in table:
-            node = _dataset(handle, weight_file, port.dataset, port.shape)
+        # Every dataset's metadata and the file's entries before any data.
+        nodes = [_dataset(handle, weight_file, port.dataset, port.shape) for port in table]
+        _check_nothing_more(handle, weight_file, [port.dataset for port in table])
+        for port, node in zip(table, nodes):
             array = _read(node, weight_file, port.dataset)
             for (var, index), part in zip(port.slots, port.to_keras(array)):
                 writer.put(var, index, part)
