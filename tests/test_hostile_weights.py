@@ -16,9 +16,10 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from conftest import REPO, TINY_OPTIONS, random_tiny_layer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from support.paths import REPO
+from support.tiny_model import TINY_OPTIONS, random_tiny_layer
 
 from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import original
