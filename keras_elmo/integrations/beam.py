@@ -175,14 +175,8 @@ def load_layer(source, matmul_dtype=None):
         loaded = keras.saving.load_model(local, compile=False)
     # The export's serving copy is exactly the twin wanted here: same weights,
     # dict outputs, stateless, no dropout, float32.
-    twin = export._serving_copy(export.find_elmo_layer(loaded))
-    if matmul_dtype is None or matmul_dtype == twin.matmul_dtype:
-        return twin
-    # The matmul dtype changes no variable, only how the matmuls round.
-    layer = ElmoLayer.from_config({**twin.get_config(), "matmul_dtype": matmul_dtype})
-    layer.build()
-    layer.set_weights(twin.get_weights())
-    return layer
+    overrides = {} if matmul_dtype is None else {"matmul_dtype": matmul_dtype}
+    return export.serving_copy(export.find_elmo_layer(loaded), **overrides)
 
 
 def weights_sha256(layer):

@@ -356,6 +356,67 @@ class ElmoLayer(keras.layers.Layer):
             json.dump(conversion.options_to_original(self.options), f, indent=1)
         conversion.save_original_weights(weight_file, self.token_encoder, self.bilm)
 
+    # ------------------------------------------------------------------ copies
+    def clone(self, *, keep_token_cache=True, **overrides):
+        """A new `ElmoLayer` with this layer's config and state, `overrides` applied.
+
+        The config is `get_config()` with `overrides` (any constructor
+        argument, e.g. `output_mode="dict"`, `stateful=False`,
+        `matmul_dtype="bfloat16"`), checked by the constructor. The clone
+        gets copies of the weights (token encoder, biLM, initial state,
+        scalar mixes), an ELMoForManyLangs model's lexicons and, with
+        `keep_token_cache=True`, the token cache; every shape is checked.
+        A clone with more mixes than this layer gets new ones for the rest.
+        The carried state of a stateful layer is copied when the clone is
+        stateful with as many rows; otherwise the clone starts from the
+        initial state. Same config, same outputs, bit for bit.
+
+        Example:
+
+        >>> import keras_elmo
+        >>> elmo = keras_elmo.ElmoLayer.from_preset("elmo-small-en")
+        >>> twin = elmo.clone(output_mode="dict")
+        >>> sorted(twin([["Hello", "!"]]))[:3]
+        ['default', 'elmo', 'lstm_outputs1']
+        """
+        if not self.built:
+            self.build()
+        # The constructor itself (not from_config, which wraps its errors).
+        config = {**self.get_config(), "dtype": self.dtype_policy, **overrides}
+        clone = type(self)(**config)
+        clone.build()
+        if self.is_efml != clone.is_efml:
+            raise ValueError("ElmoLayer.clone: the overrides change the kind of model.")
+        if self.is_efml and self.token_encoder.lookup_tables:
+            source = self.token_encoder
+            clone.token_encoder.set_lexicons(source.char_lexicon, source.word_lexicon)
+        pairs = model_weight_pairs(self, clone)
+        pairs += [
+            (mine, theirs)
+            for src, dst in zip(self.mixes, clone.mixes)
+            for mine, theirs in ((src.scalar_weights, dst.scalar_weights), (src.gamma, dst.gamma))
+        ]
+        same_rows = self.bilm.max_batch_size == clone.bilm.max_batch_size
+        carry = self.stateful and clone.stateful and same_rows
+        if carry:
+            pairs += [
+                (self.bilm.state_c, clone.bilm.state_c),
+                (self.bilm.state_h, clone.bilm.state_h),
+            ]
+        assign_pairs(pairs, "ElmoLayer.clone")
+        if not carry:
+            clone.reset_states()  # (the initial state copied above)
+        if keep_token_cache and self.token_cache.active:
+            if clone.fine_tune == "all":
+                raise ValueError(
+                    "ElmoLayer.clone: this layer has a token cache, which needs a frozen "
+                    "token encoder; clone with fine_tune='mix' or 'top', or "
+                    "keep_token_cache=False."
+                )
+            cache = self.token_cache
+            clone.token_cache.set_vocabulary(cache.vocabulary, cache.vectors.numpy())
+        return clone
+
     # ------------------------------------------------------------- token cache
     def cache_vocabulary(self, tokens, batch_size=4096):
         """Precompute the context-free vectors of `tokens` (bilm-tf's
@@ -685,6 +746,41 @@ class ElmoLayer(keras.layers.Layer):
             }
         )
         return config
+
+
+def model_weight_pairs(source, target):
+    """(source variable, target variable) for the token encoder, the LSTMs and
+    the initial state of two models with one architecture.
+
+    `source` and `target` are `ElmoLayer`s or `BiLMTrainer`s (anything with a
+    built `token_encoder` and `bilm`); the carried state of a stateful biLM
+    is not included.
+    """
+    mine, theirs = source.token_encoder.weights, target.token_encoder.weights
+    if len(mine) != len(theirs) or len(source.bilm.lstms) != len(target.bilm.lstms):
+        raise ValueError("the two models have different architectures (weight counts differ).")
+    pairs = list(zip(mine, theirs))
+    for src, dst in zip(source.bilm.lstms, target.bilm.lstms):
+        if len(src.weights) != len(dst.weights):
+            raise ValueError("the two models have different LSTM weights.")
+        pairs += list(zip(src.weights, dst.weights))
+    pairs += [
+        (source.bilm.initial_c, target.bilm.initial_c),
+        (source.bilm.initial_h, target.bilm.initial_h),
+    ]
+    return pairs
+
+
+def assign_pairs(pairs, who):
+    """Assign each (source, target) variable pair, every shape checked first."""
+    for src, dst in pairs:
+        if tuple(src.shape) != tuple(dst.shape):
+            raise ValueError(
+                f"{who}: variable {src.path} has shape {tuple(src.shape)}, expected "
+                f"{tuple(dst.shape)}."
+            )
+    for src, dst in pairs:
+        dst.assign(src.value)
 
 
 def embed_all_layers(outputs, n_lstm_layers):

@@ -35,9 +35,6 @@ METADATA_DIR = "assets.extra"
 METADATA_FILE = "keras_elmo.json"
 SIGNATURE_NAMES = ("serving_default", "default", "tokens")
 
-# Source-layer variables that have no counterpart in the serving copy.
-_STATE_ONLY = ("state_c", "state_h")
-
 
 # ---------------------------------------------------------------- finding the layer
 def find_elmo_layer(layer_or_model):
@@ -75,57 +72,26 @@ def find_elmo_layer(layer_or_model):
 
 
 # ---------------------------------------------------------------- serving copy
-def _serving_copy(layer):
-    """A stateless, dropout-free, float32, dict-output twin of `layer`, same weights."""
-    from keras_elmo.layers.elmo_layer import ElmoLayer
+# What the export computes, whatever the source layer's settings: the source
+# layer's `clone` with these (the signatures check the export's own limits
+# before the layer runs). The token cache only saves CNN time (its vectors
+# are the CNN's): the export always runs the char CNN, so it serves any token.
+SERVING_SETTINGS = {
+    "output_mode": "dict",
+    "stateful": False,
+    "dropout": 0.0,
+    "dtype": "float32",
+    "trainable": False,
+    "max_batch_size": None,
+    "max_tokens_per_sentence": None,
+    "max_tokens_per_request": None,
+}
 
-    if not layer.built:
-        layer.build()
-    config = {
-        **layer.get_config(),
-        "output_mode": "dict",
-        "stateful": False,
-        "dropout": 0.0,
-        "dtype": "float32",
-        "trainable": False,
-        # The signatures check the export's own limits before the layer runs.
-        "max_batch_size": None,
-        "max_tokens_per_sentence": None,
-        "max_tokens_per_request": None,
-    }
-    if "token_cache_size" in config:
-        # The token-vector cache only saves CNN time (its vectors are the
-        # CNN's); the export always runs the char CNN, so it serves any token.
-        config["token_cache_size"] = 0
-    copy = ElmoLayer.from_config(config)
-    copy.build()
-    if layer.is_efml:
-        # An ELMoForManyLangs model's lexicons are not in its config.
-        source = layer.token_encoder
-        copy.token_encoder.set_lexicons(source.char_lexicon, source.word_lexicon)
-    pairs = list(zip(layer.token_encoder.weights, copy.token_encoder.weights))
-    if len(layer.token_encoder.weights) != len(copy.token_encoder.weights):
-        raise ValueError("export: token encoder weights do not match the layer's options.")
-    for src_lstm, dst_lstm in zip(layer.bilm.lstms, copy.bilm.lstms):
-        pairs += list(zip(src_lstm.weights, dst_lstm.weights))
-    pairs += [
-        (layer.bilm.initial_c, copy.bilm.initial_c),
-        (layer.bilm.initial_h, copy.bilm.initial_h),
-    ]
-    for src_mix, dst_mix in zip(layer.mixes, copy.mixes):
-        pairs += [(src_mix.scalar_weights, dst_mix.scalar_weights), (src_mix.gamma, dst_mix.gamma)]
-    covered = {id(dst) for _, dst in pairs}
-    missing = [v.path for v in copy.variables if id(v) not in covered]
-    if missing or len(covered) != len(pairs):
-        raise ValueError(f"export: could not match the layer's variables (unmatched: {missing}).")
-    for src, dst in pairs:
-        if tuple(src.shape) != tuple(dst.shape):
-            raise ValueError(
-                f"export: variable {src.path} has shape {tuple(src.shape)}, expected "
-                f"{tuple(dst.shape)}."
-            )
-        dst.assign(src.value)
-    return copy
+
+def serving_copy(layer, **overrides):
+    """A stateless, dropout-free, float32, dict-output clone of `layer` (an
+    `ElmoLayer`), without its token cache; `overrides` go to `ElmoLayer.clone`."""
+    return layer.clone(keep_token_cache=False, **{**SERVING_SETTINGS, **overrides})
 
 
 # ---------------------------------------------------------------- the module
@@ -202,7 +168,7 @@ def build_serving_module(layer, tokenizer="whitespace", **limits):
         # Fail here, naming the extra, not inside the signature's tracing.
         tokenization.import_tensorflow_text('export tokenizer "tf_text"')
     bounds = _resolve_limits(limits)
-    serving = _serving_copy(find_elmo_layer(layer))
+    serving = serving_copy(find_elmo_layer(layer))
     keys = serving.sequence_keys() + ["default", "sequence_len"]
 
     def outputs(tokens):
