@@ -56,46 +56,39 @@ def _non_negative_float(text):
     return value
 
 
-def _model_source(args):
-    """The model a command reads, as keyword arguments for the serving functions.
+# How the model-source errors name each field on the command line.
+MODEL_FLAGS = {
+    "preset": "--model",
+    "options_file": "--options-file",
+    "weight_file": "--weight-file",
+    "keras_file": "--keras-file",
+    "efml_dir": "--model",
+}
+
+
+def _model_source(args, resolve=True):
+    """The model a command reads, as a checked `ModelSource`.
 
     `--model` (a preset name or a model directory; default: the shipped
-    elmo-small-en) or the explicit pair `--options-file` + `--weight-file`.
-    Resolving a preset imports no TensorFlow; it may download the model (or
-    the files, when they are URLs), with a progress bar unless `--quiet`.
+    elmo-small-en), the explicit pair `--options-file` + `--weight-file`,
+    or `--keras-file` where the command has it; the rules are
+    `model_source.check_choice`'s. With `resolve`, the local files: a
+    preset (or a URL) is downloaded once, with a progress bar unless
+    `--quiet`; no TensorFlow either way.
     """
-    from keras_elmo.checkpoints import download, presets
-    from keras_elmo.errors import InputError
+    from keras_elmo.checkpoints import model_source
 
-    progress = not getattr(args, "quiet", False)
-
-    options_file, weight_file = args.options_file, args.weight_file
-    if options_file is not None or weight_file is not None:
-        if args.model is not None:
-            raise InputError("give --model or --options-file + --weight-file, not both.")
-        if options_file is None or weight_file is None:
-            raise InputError(
-                "give both --options-file and --weight-file, or neither (then --model, "
-                f"default {DEFAULT_MODEL_NAME})."
-            )
-        _check_model_files(options_file, weight_file)
-        return {
-            name: download.cached_url(path, progress=progress) if download.is_url(path) else path
-            for name, path in (("options_file", options_file), ("weight_file", weight_file))
-        }
-    model = presets.resolve_model(args.model or DEFAULT_MODEL_NAME, progress=progress)
-    if model.format == "efml":
-        return {"options_file": None, "weight_file": None, "efml_dir": model.files["model_dir"]}
-    return {"options_file": model.files["options"], "weight_file": model.files["weights"]}
-
-
-def _check_model_files(options_file, weight_file):
-    """Local --options-file / --weight-file must exist (URLs are fetched later)."""
-    from keras_elmo.errors import MissingFileError
-
-    for path, what in ((options_file, "options file"), (weight_file, "weight file")):
-        if "://" not in path and not os.path.isfile(path):
-            raise MissingFileError(f"ELMo {what} not found: {path}")
+    fields = {
+        "preset": args.model,
+        "options_file": args.options_file,
+        "weight_file": args.weight_file,
+        "keras_file": getattr(args, "keras_file", None),
+    }
+    given = model_source.check_choice(fields, MODEL_FLAGS, default=DEFAULT_MODEL_NAME)
+    source = model_source.ModelSource(**given).check()
+    if not resolve:
+        return source
+    return source.resolve(progress=not getattr(args, "quiet", False))
 
 
 def _check_file(path, what):
@@ -134,7 +127,7 @@ def _check_embed(args):
     embed_file.check_partial_dir(
         embed_file.partial_dir(args.output_file), args.resume, args.stateful
     )
-    args.model_files = _model_source(args)
+    args.source = _model_source(args)
 
 
 def _run_embed(args):
@@ -144,7 +137,7 @@ def _run_embed(args):
         embed_file.embed_file(
             args.input_file,
             args.output_file,
-            **args.model_files,
+            source=args.source,
             layers=args.layers,
             batch_size=args.batch_size,
             stateful=args.stateful,
@@ -165,24 +158,11 @@ def _run_embed(args):
     return 0
 
 
-def _check_keras_file_or_model(args):
-    from keras_elmo.errors import InputError
-
-    if args.keras_file and (args.model or args.options_file or args.weight_file):
-        raise InputError("give --keras-file or a model (--model, --options-file), not both.")
-
-
 def _check_export(args):
     from keras_elmo.serving import export
 
-    _check_keras_file_or_model(args)
     export.check_export_dir(args.export_dir, args.version)
-    if args.keras_file:
-        export.check_keras_file(args.keras_file)
-        args.source = args.keras_file
-    else:
-        model = _model_source(args)
-        args.source = model.get("efml_dir") or (model["options_file"], model["weight_file"])
+    args.source = _model_source(args)
 
 
 def _run_export(args):
@@ -202,38 +182,17 @@ def _run_export(args):
 
 
 def _check_beam_embed(args):
-    from keras_elmo.checkpoints import presets
-    from keras_elmo.errors import InputError
-    from keras_elmo.serving import export
-
-    _check_keras_file_or_model(args)
-    if args.keras_file:
-        if "://" not in args.keras_file:  # (other filesystems: Beam's, later)
-            export.check_keras_file(args.keras_file)
-    elif args.options_file or args.weight_file:
-        if args.model:
-            raise InputError("give --model or --options-file + --weight-file, not both.")
-        if not (args.options_file and args.weight_file):
-            raise InputError("give both --options-file and --weight-file, or neither.")
-        _check_model_files(args.options_file, args.weight_file)
-    else:
-        presets.check_model_spec(args.model or DEFAULT_MODEL_NAME)
+    # Each worker resolves the model itself (and reads other filesystems).
+    args.source = _model_source(args, resolve=False)
 
 
 def _run_beam_embed(args):
     from keras_elmo.integrations import beam
 
-    if args.keras_file:
-        source = beam.ModelSource(keras_file=args.keras_file)
-    elif args.options_file or args.weight_file:
-        source = beam.ModelSource(options_file=args.options_file, weight_file=args.weight_file)
-    else:
-        # Each worker resolves the name (or directory) itself: from_preset.
-        source = beam.ModelSource(preset=args.model or DEFAULT_MODEL_NAME)
     manifest = beam.embed_corpus(
         args.input,
         args.output_dir,
-        source,
+        args.source,
         layers=args.layers,
         tokenizer=args.tokenizer,
         file_format=args.format,

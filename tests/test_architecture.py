@@ -13,9 +13,9 @@ import keras_elmo
 
 # (subpackage, its modules in order); "" is the package root.
 ORDER = [
-    ("", ["version", "errors", "progress", "options", "limits"]),
+    ("", ["version", "errors", "registration", "progress", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
-    ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets"]),
+    ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets", "model_source"]),
     (
         "layers",
         [
@@ -31,7 +31,7 @@ ORDER = [
     ("training", ["corpora", "data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
     ("serving", ["embed_file", "export"]),
     ("integrations", ["beam"]),
-    ("", ["cli"]),
+    ("", ["cli", "__main__"]),
 ]
 RANK = {}
 for _group, (_package, _modules) in enumerate(ORDER):

@@ -53,6 +53,8 @@ except ImportError as err:  # pragma: no cover - depends on the installation
         "keras_elmo checkout."
     ) from err
 
+from keras_elmo.checkpoints import download
+from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.serving import embed_file
 from keras_elmo.text import characters, tokenization
@@ -77,15 +79,11 @@ def _is_local(path):
     return FileSystems.get_scheme(path) in (None, "file")
 
 
-def _is_url(path):
-    return str(path).startswith(("http://", "https://"))
-
-
 @contextlib.contextmanager
 def _local_copy(path, suffix=""):
     """A local path holding `path`'s bytes: itself if local, else a temporary copy."""
     path = os.fspath(path)
-    if _is_local(path) or _is_url(path):
+    if _is_local(path) or download.is_url(path):
         yield path
         return
     if not FileSystems.exists(path):
@@ -112,71 +110,32 @@ def _write_text_atomically(path, text):
 # ---------------------------------------------------------------- the model
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSource:
-    """Where the model comes from: a preset name, the original pair, or a .keras file.
-
-    Paths may be local or any scheme Beam's filesystems read (`gs://`,
-    `s3://`, ...; copied to a local temporary file first).
-    """
-
-    preset: str | None = None
-    options_file: str | None = None
-    weight_file: str | None = None
-    keras_file: str | None = None
-
-    def __post_init__(self):
-        pair = (self.options_file is not None, self.weight_file is not None)
-        if pair[0] != pair[1]:
-            raise InputError("give both an options file and a weight file, or neither.")
-        given = [self.preset is not None, pair[0], self.keras_file is not None]
-        if sum(given) != 1:
-            raise InputError(
-                "give exactly one model: a preset name, an options file + weight file, "
-                "or a .keras file."
-            )
-
-    def describe(self):
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+# Source fields that may name a file of any Beam filesystem, and the
+# suffix of the local copy.
+_COPIED = {"options_file": ".json", "weight_file": ".hdf5", "keras_file": ".keras"}
 
 
 def load_layer(source, matmul_dtype=None):
-    """An `ElmoLayer` with dict outputs, stateless and without dropout, from `source`.
+    """An `ElmoLayer` from `source` with the export's settings: dict outputs,
+    stateless, without dropout, float32 (`export.SERVING_SETTINGS`).
 
-    `matmul_dtype` None keeps the model's own setting.
+    `matmul_dtype` None keeps the model's own setting. Files of other
+    filesystems (`gs://`, ...) are copied to local temporary files first.
     """
     from keras_elmo.layers.elmo_layer import ElmoLayer
-
-    overrides = {"output_mode": "dict"}
-    if matmul_dtype is not None:
-        overrides["matmul_dtype"] = matmul_dtype
-    if source.preset is not None:
-        return ElmoLayer.from_preset(source.preset, progress=False, **overrides)
-    if source.options_file is not None:
-        with (
-            _local_copy(source.options_file, ".json") as options_file,
-            _local_copy(source.weight_file, ".hdf5") as weight_file,
-        ):
-            return ElmoLayer.from_original(options_file, weight_file, **overrides)
-    import keras
-
-    from keras_elmo import registration
     from keras_elmo.serving import export
 
-    path = os.fspath(source.keras_file)
-    if not path.endswith(".keras"):
-        raise InputError(f"expected a .keras file, got {path!r}.")
-    with _local_copy(path, ".keras") as local:
-        if not os.path.isfile(local):
-            raise MissingFileError(f"Keras file not found: {path}")
-        # Every keras_elmo object the file may hold (an ElmoTokenizer too), also
-        # in a worker or the command line, where `import keras_elmo` registers none.
-        registration.register_keras_objects()
-        loaded = keras.saving.load_model(local, compile=False)
-    # The export's serving copy is exactly the twin wanted here: same weights,
-    # dict outputs, stateless, no dropout, float32.
-    overrides = {} if matmul_dtype is None else {"matmul_dtype": matmul_dtype}
-    return export.serving_copy(export.find_elmo_layer(loaded), **overrides)
+    source = ModelSource.of(source).check()
+    settings = dict(export.SERVING_SETTINGS)
+    if matmul_dtype is not None:
+        settings["matmul_dtype"] = matmul_dtype
+    with contextlib.ExitStack() as stack:
+        local = {
+            field: stack.enter_context(_local_copy(path, _COPIED[field]))
+            for field, path in source.describe().items()
+            if field in _COPIED
+        }
+        return ElmoLayer.from_source(dataclasses.replace(source, **local), **settings)
 
 
 def weights_sha256(layer):
@@ -282,10 +241,7 @@ class ElmoModelHandler(inference.ModelHandler):
         matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
-        if isinstance(source, str):
-            source = ModelSource(preset=source)
-        if not isinstance(source, ModelSource):
-            raise InputError(f"source must be a ModelSource or a preset name, got {source!r}.")
+        source = ModelSource.of(source)
         if layers not in LAYER_CHOICES:
             raise InputError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
         _check_positive("batch_size", batch_size)

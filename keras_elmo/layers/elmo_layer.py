@@ -1,16 +1,16 @@
 """`ElmoLayer`: the whole ELMo model as one Keras 3 layer."""
 
 import json
-import os
 
 import keras
 import tensorflow as tf
 
 from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
-from keras_elmo.checkpoints import download, efml, presets
+from keras_elmo.checkpoints import efml
 from keras_elmo.checkpoints import original as conversion
-from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.checkpoints.model_source import ModelSource
+from keras_elmo.errors import InputError
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
@@ -293,13 +293,9 @@ class ElmoLayer(keras.layers.Layer):
         and read from there afterwards, also offline. `progress=True` shows
         a download progress bar on stderr (off by default in library calls).
         """
-        if download.is_url(options_file):
-            options_file = download.cached_url(options_file, progress=progress)
-        if download.is_url(weight_file):
-            weight_file = download.cached_url(weight_file, progress=progress)
-        for path, what in ((options_file, "options file"), (weight_file, "weight file")):
-            if not os.path.isfile(path):
-                raise MissingFileError(f"ELMo {what} not found: {path}")
+        local = ModelSource(options_file=options_file, weight_file=weight_file)
+        local = local.resolve(progress=progress)
+        options_file, weight_file = local.options_file, local.weight_file
         options = options_lib.load_options(options_file)
         # Names, dtypes and shapes against the options before any weight is
         # allocated (a wrong options file can ask for gigabytes).
@@ -336,12 +332,32 @@ class ElmoLayer(keras.layers.Layer):
         progress bar on stderr (off by default in library calls). `kwargs`
         go to the constructor (e.g. `output_mode="dict"`, `fine_tune="top"`).
         """
-        model = presets.resolve_model(preset, progress=progress)
-        if model.format == "original":
-            return cls.from_original(model.files["options"], model.files["weights"], **kwargs)
-        if model.format == "efml":
-            return cls.from_elmoformanylangs(model.files["model_dir"], **kwargs)
-        raise InputError(f"{preset!r} is a {model.format!r} model, which this version cannot load.")
+        return cls.from_source(ModelSource(preset=preset), progress=progress, **kwargs)
+
+    @classmethod
+    def from_source(cls, source, *, progress=False, **kwargs):
+        """Build from a `keras_elmo.checkpoints.model_source.ModelSource`.
+
+        The source is resolved to local files (a preset or a URL is
+        downloaded once, with a progress bar on stderr when `progress`); a
+        preset name or a model directory may stand for the source. `kwargs`
+        go to the constructor; a `.keras` file's layer is cloned with them
+        (`clone`: its weights, lexicons and token cache kept).
+        """
+        local = ModelSource.of(source).resolve(progress=progress)
+        if local.efml_dir is not None:
+            return cls.from_elmoformanylangs(local.efml_dir, **kwargs)
+        if local.options_file is not None:
+            return cls.from_original(local.options_file, local.weight_file, **kwargs)
+        import keras
+
+        from keras_elmo import registration
+
+        # Every keras_elmo object the file may hold (an ElmoTokenizer too), also
+        # in a worker or the command line, where `import keras_elmo` registers none.
+        registration.register_keras_objects()
+        loaded = keras.saving.load_model(local.keras_file, compile=False)
+        return find_elmo_layer(loaded).clone(**kwargs)
 
     def save_original(self, options_file, weight_file):
         """Write `options.json` + `weights.hdf5` readable by bilm-tf and AllenNLP."""
@@ -746,6 +762,37 @@ class ElmoLayer(keras.layers.Layer):
             }
         )
         return config
+
+
+def find_elmo_layer(layer_or_model):
+    """The single `ElmoLayer` of a layer or (nested) Keras model; `InputError` otherwise."""
+    if isinstance(layer_or_model, ElmoLayer):
+        return layer_or_model
+    found, seen = [], set()
+
+    def walk(obj):
+        for sub in getattr(obj, "layers", None) or ():
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            if isinstance(sub, ElmoLayer):
+                found.append(sub)
+            else:
+                walk(sub)
+
+    walk(layer_or_model)
+    what = type(layer_or_model).__name__
+    if not found:
+        raise InputError(
+            f"expected an ElmoLayer or a Keras model containing one; got a {what} "
+            "with no ElmoLayer inside."
+        )
+    if len(found) > 1:
+        names = ", ".join(layer.name for layer in found)
+        raise InputError(
+            f"the {what} contains {len(found)} ElmoLayers ({names}); pass one of them directly."
+        )
+    return found[0]
 
 
 def model_weight_pairs(source, target):

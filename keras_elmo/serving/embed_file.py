@@ -20,7 +20,6 @@ in docs/reliability.md.
 """
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,8 @@ import time
 import h5py
 import numpy as np
 
+from keras_elmo.checkpoints import download
+from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.progress import progress_bar
 from keras_elmo.text import characters
@@ -255,14 +256,6 @@ def check_output_path(output_file, inputs):
     return target
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -456,8 +449,8 @@ def _merge(parts, plan, target, attrs):
 def embed_file(
     input_file,
     output_file,
-    options_file,
-    weight_file,
+    options_file=None,
+    weight_file=None,
     *,
     # What is computed (layers, batch_size, matmul_dtype: beam.embed_corpus's order).
     layers="all",
@@ -465,6 +458,7 @@ def embed_file(
     matmul_dtype="float32",
     stateful=False,
     efml_dir=None,
+    source=None,
     # How the job runs.
     progress=False,
     resume=False,
@@ -475,8 +469,10 @@ def embed_file(
     `progress`: show a progress bar (sentences done, rate, time left) on
     stderr, and one for the download when the files are URLs (default off;
     `keras-elmo embed` shows it unless `--quiet`).
-    `efml_dir`: an ELMoForManyLangs model directory, read instead of
-    `options_file` + `weight_file` (both then None).
+    The model: `options_file` + `weight_file` (local files or URLs), or
+    `efml_dir` (an ELMoForManyLangs model directory), or `source` (a
+    `keras_elmo.checkpoints.model_source.ModelSource`, or a preset name or
+    model directory); exactly one of them.
     `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
     in docs/performance.md).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
@@ -488,33 +484,23 @@ def embed_file(
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}.")
     if not flush_seconds >= 0:
         raise InputError(f"flush interval must be >= 0 seconds, got {flush_seconds!r}.")
-    if efml_dir is not None:
-        if options_file is not None or weight_file is not None:
-            raise InputError(
-                "embed_file: give an EFML directory or options + weight files, not both."
-            )
-        if not os.path.isdir(efml_dir):
-            raise MissingFileError(f"ELMoForManyLangs model directory not found: {efml_dir}")
-        model_files = sorted(
-            os.path.join(efml_dir, name)
-            for name in os.listdir(efml_dir)
-            if os.path.isfile(os.path.join(efml_dir, name))
-        )
-    else:
-        for path, what in ((options_file, "options file"), (weight_file, "weight file")):
-            if not os.path.isfile(path):
-                raise MissingFileError(f"ELMo {what} not found: {path}")
-        model_files = [options_file, weight_file]
+    source = ModelSource.of(
+        source, options_file=options_file, weight_file=weight_file, efml_dir=efml_dir
+    ).check()
     # Everything about the input and output is checked before the model loads.
     check_input_file(input_file)
+    check_output_path(output_file, [input_file])
+    # Local files (a preset or a URL is downloaded once into the cache).
+    source = source.resolve(progress=bool(progress))
+    model_files = source.model_files()
     target = check_output_path(output_file, [input_file, *model_files])
     total = _check_input(input_file)
     job = {
         "format": PARTIAL_FORMAT,
-        "input_sha256": _sha256(input_file),
+        "input_sha256": download.file_sha256(input_file),
         "sentences": total,
         # The model by content (a copy elsewhere is the same model).
-        "model_sha256": [_sha256(path) for path in model_files],
+        "model_sha256": [download.file_sha256(path) for path in model_files],
         "layers": layers,
         "batch_size": batch_size,
         "stateful": bool(stateful),
@@ -532,12 +518,7 @@ def embed_file(
         "max_batch_size": batch_size,
         "matmul_dtype": matmul_dtype,
     }
-    if efml_dir is not None:
-        layer = ElmoLayer.from_elmoformanylangs(efml_dir, **settings)
-    else:
-        layer = ElmoLayer.from_original(
-            options_file, weight_file, progress=bool(progress), **settings
-        )
+    layer = ElmoLayer.from_source(source, **settings)
     run = layer_output_fn(layer, layers)
 
     def plan():

@@ -28,47 +28,12 @@ import os
 import shutil
 import tempfile
 
-from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.errors import InputError
 from keras_elmo.text import tokenization
 
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "keras_elmo.json"
 SIGNATURE_NAMES = ("serving_default", "default", "tokens")
-
-
-# ---------------------------------------------------------------- finding the layer
-def find_elmo_layer(layer_or_model):
-    """The single `ElmoLayer` of a layer or (nested) Keras model; ValueError otherwise."""
-    from keras_elmo.layers.elmo_layer import ElmoLayer
-
-    if isinstance(layer_or_model, ElmoLayer):
-        return layer_or_model
-    found, seen = [], set()
-
-    def walk(obj):
-        for sub in getattr(obj, "layers", None) or ():
-            if id(sub) in seen:
-                continue
-            seen.add(id(sub))
-            if isinstance(sub, ElmoLayer):
-                found.append(sub)
-            else:
-                walk(sub)
-
-    walk(layer_or_model)
-    what = type(layer_or_model).__name__
-    if not found:
-        raise InputError(
-            f"export: expected an ElmoLayer or a Keras model containing one; got a {what} "
-            "with no ElmoLayer inside."
-        )
-    if len(found) > 1:
-        names = ", ".join(layer.name for layer in found)
-        raise InputError(
-            f"export: the {what} contains {len(found)} ElmoLayers ({names}); export one of "
-            "them directly."
-        )
-    return found[0]
 
 
 # ---------------------------------------------------------------- serving copy
@@ -167,6 +132,8 @@ def build_serving_module(layer, tokenizer="whitespace", **limits):
     if tokenizer == "tf_text":
         # Fail here, naming the extra, not inside the signature's tracing.
         tokenization.import_tensorflow_text('export tokenizer "tf_text"')
+    from keras_elmo.layers.elmo_layer import find_elmo_layer
+
     bounds = _resolve_limits(limits)
     serving = serving_copy(find_elmo_layer(layer))
     keys = serving.sequence_keys() + ["default", "sequence_len"]
@@ -389,6 +356,7 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     import tensorflow as tf
 
     import keras_elmo
+    from keras_elmo.layers.elmo_layer import find_elmo_layer
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     check_export_dir(export_dir, version)  # before the model work
@@ -429,38 +397,20 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     return path
 
 
-def check_keras_file(path):
-    """Refuse a `--keras-file` that is not a local `.keras` file (cheap, no Keras)."""
-    path = os.fspath(path)
-    if not path.endswith(".keras"):
-        raise InputError(f"expected a .keras file, got {path!r}.")
-    if not os.path.isfile(path):
-        raise MissingFileError(f"Keras file not found: {path}")
-
-
 def export_from_files(source, export_dir, version=None, tokenizer="whitespace", **limits):
-    """Export from `(options_file, weight_file)` (the original format), a `.keras` file or
-    an ELMoForManyLangs model directory."""
+    """Export the model of `source`: a `ModelSource`, `(options_file, weight_file)`
+    (the original format), a model directory or a `.keras` file."""
+    from keras_elmo.checkpoints.model_source import ModelSource
+
     check_export_dir(export_dir, version)  # before the model loads
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
             raise ValueError("export: source must be (options_file, weight_file) or a .keras path.")
-        from keras_elmo.layers.elmo_layer import ElmoLayer
-
-        layer = ElmoLayer.from_original(*source)
-    elif os.path.isdir(os.fspath(source)):
-        from keras_elmo.layers.elmo_layer import ElmoLayer
-
-        layer = ElmoLayer.from_elmoformanylangs(source)
-    else:
+        source = ModelSource(options_file=source[0], weight_file=source[1])
+    elif not isinstance(source, ModelSource):
         path = os.fspath(source)
-        check_keras_file(path)
-        import keras
+        source = ModelSource(preset=path) if os.path.isdir(path) else ModelSource(keras_file=path)
+    from keras_elmo.layers.elmo_layer import ElmoLayer
 
-        from keras_elmo import registration
-
-        # Whatever keras_elmo objects the file holds (an ElmoTokenizer before
-        # the ElmoLayer, too), also where `import keras_elmo` registered none.
-        registration.register_keras_objects()
-        layer = keras.saving.load_model(path, compile=False)
+    layer = ElmoLayer.from_source(source.check())
     return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer, **limits)
