@@ -320,7 +320,12 @@ def _run_perplexity(args):
 # ------------------------------------------------------------------ parser
 
 
-def _add_model_args(parser):
+# ------------------------------------------------------------------ shared options
+# Each option several commands take is defined once here, its choices and
+# defaults read from the library.
+
+
+def _add_model_args(parser, keras_file=False):
     parser.add_argument(
         "--model",
         metavar="NAME|DIR",
@@ -330,6 +335,67 @@ def _add_model_args(parser):
     )
     parser.add_argument("--options-file", help="options.json, with --weight-file (not --model)")
     parser.add_argument("--weight-file", help="weights.hdf5, with --options-file")
+    if keras_file:
+        parser.add_argument(
+            "--keras-file", help="a .keras file holding an ElmoLayer or a model with one"
+        )
+
+
+LAYER_HELP = {
+    "all": "all layers, shape (n_layers + 1, T, 2P)",
+    "top": "the top LSTM layer, (T, 2P)",
+    "average": "the average of all layers, (T, 2P)",
+}
+
+
+def _add_layer_choice(parser):
+    from keras_elmo.serving.embed_file import DEFAULT_LAYERS, LAYER_CHOICES
+
+    which = parser.add_mutually_exclusive_group()
+    for choice in LAYER_CHOICES:
+        help_ = LAYER_HELP[choice] + (" (default)" if choice == DEFAULT_LAYERS else "")
+        which.add_argument(
+            f"--{choice}", dest="layers", action="store_const", const=choice, help=help_
+        )
+    parser.set_defaults(layers=DEFAULT_LAYERS)
+
+
+def _add_embed_batch_size(parser):
+    from keras_elmo.serving.embed_file import BATCH_SIZE
+
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=BATCH_SIZE, help="sentences per model call"
+    )
+
+
+def _add_matmul_dtype(parser, model_default=False):
+    """--matmul-dtype; `model_default`: None (the model's own) instead of float32."""
+    from keras_elmo.options import MATMUL_DTYPES
+
+    default = None if model_default else MATMUL_DTYPES[0]
+    said = "the model's own, float32" if model_default else "float32: the original numbers"
+    parser.add_argument(
+        "--matmul-dtype",
+        "--lstm-matmul-dtype",  # its name in 0.2
+        dest="matmul_dtype",
+        choices=MATMUL_DTYPES,
+        default=default,
+        help=f"operand dtype of the model's matmuls and convolutions (default {said}). "
+        "bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within a fraction of a "
+        "percent of float32, slower without those units (measured in the keras_elmo "
+        "documentation, 'Lower precision')",
+    )
+
+
+def _add_tokenizer(parser, help_):
+    from keras_elmo.text.tokenization import DEFAULT_TOKENIZER, TOKENIZERS
+
+    parser.add_argument(
+        "--tokenizer",
+        default=DEFAULT_TOKENIZER,
+        choices=TOKENIZERS,
+        help=help_ + f" (default: {DEFAULT_TOKENIZER})",
+    )
 
 
 EMBED_EPILOG = """\
@@ -342,6 +408,8 @@ if interrupted:
 
 
 def _add_embed(sub):
+    from keras_elmo.serving.embed_file import FLUSH_SECONDS
+
     p = _add_parser(
         sub,
         "embed",
@@ -354,7 +422,7 @@ def _add_embed(sub):
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
     _add_layer_choice(p)
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
+    _add_embed_batch_size(p)
     p.add_argument(
         "--stateful",
         action="store_true",
@@ -370,38 +438,17 @@ def _add_embed(sub):
     p.add_argument(
         "--flush-seconds",
         type=_non_negative_float,
-        default=30.0,
+        default=FLUSH_SECONDS,
         metavar="S",
         help="commit finished batches to OUTPUT.partial/ at least every S seconds, so a kill "
-        "loses at most that much work (default 30; 0: after every batch)",
+        "loses at most that much work (default %(default)g; 0: after every batch)",
     )
-    p.add_argument(
-        "--matmul-dtype",
-        "--lstm-matmul-dtype",  # its name in 0.2
-        dest="matmul_dtype",
-        choices=("float32", "bfloat16", "float16"),
-        default="float32",
-        help="operand dtype of the model's matmuls and convolutions (default float32: the "
-        "original numbers). bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within "
-        "a fraction of a percent of float32, slower without those units (measured in the "
-        "keras_elmo documentation, 'Lower precision')",
-    )
+    _add_matmul_dtype(p)
     p.set_defaults(func=_run_embed, check=_check_embed)
 
 
-def _add_layer_choice(p):
-    which = p.add_mutually_exclusive_group()
-    for flag, help_ in (
-        ("all", "all layers, shape (n_layers + 1, T, 2P) (default)"),
-        ("top", "the top LSTM layer, (T, 2P)"),
-        ("average", "the average of all layers, (T, 2P)"),
-    ):
-        which.add_argument(f"--{flag}", dest="layers", action="store_const", const=flag, help=help_)
-    p.set_defaults(layers="all")
-
-
 def _add_beam_embed(sub):
-    from keras_elmo.text.tokenization import TOKENIZERS
+    from keras_elmo.serving.embed_file import BEAM_FORMATS
 
     p = _add_parser(
         sub,
@@ -421,34 +468,20 @@ def _add_beam_embed(sub):
         help="input files (glob, local or any Beam filesystem); repeatable",
     )
     p.add_argument("--output-dir", required=True, help="manifest.json + shards go here")
-    _add_model_args(p)
-    p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
+    _add_model_args(p, keras_file=True)
     _add_layer_choice(p)
+    _add_tokenizer(p, "how a line is split into tokens (whitespace: as embed)")
     p.add_argument(
-        "--tokenizer",
-        default="whitespace",
-        choices=TOKENIZERS,
-        help="how a line is split into tokens (default: whitespace, as embed)",
+        "--format", default=BEAM_FORMATS[0], choices=BEAM_FORMATS, help="the shards' format"
     )
-    p.add_argument(
-        "--format", default="hdf5", choices=("hdf5", "tfrecord"), help="the shards' format"
-    )
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
+    _add_embed_batch_size(p)
     p.add_argument(
         "--max-batch-tokens",
         type=_positive_int,
         default=None,
         help="also bound each model call to this many padded tokens (batches by tokens)",
     )
-    p.add_argument(
-        "--matmul-dtype",
-        "--lstm-matmul-dtype",  # its name in 0.2
-        dest="matmul_dtype",
-        choices=("float32", "bfloat16", "float16"),
-        default=None,
-        help="operand dtype of the model's matmuls and convolutions (default: the model's own, "
-        "float32)",
-    )
+    _add_matmul_dtype(p, model_default=True)
     p.add_argument(
         "--no-wait",
         action="store_true",
@@ -458,8 +491,6 @@ def _add_beam_embed(sub):
 
 
 def _add_export(sub):
-    from keras_elmo.text.tokenization import TOKENIZERS
-
     p = _add_parser(
         sub,
         "export",
@@ -469,20 +500,17 @@ def _add_export(sub):
         "needs TensorFlow only.",
     )
     p.add_argument("export_dir", help="base directory; the model goes to EXPORT_DIR/<version>")
-    _add_model_args(p)
-    p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
+    _add_model_args(p, keras_file=True)
     p.add_argument(
         "--version",
         type=_non_negative_int,
         default=None,
         help="the version directory's number (default: 1 more than the highest there, or 1)",
     )
-    p.add_argument(
-        "--tokenizer",
-        default="whitespace",
-        choices=TOKENIZERS,
-        help="in-graph tokenizer for raw sentences: whitespace (split on whitespace, "
-        "default), punctuation (PTB-like: punctuation and English clitics split off) or "
+    _add_tokenizer(
+        p,
+        "in-graph tokenizer for raw sentences: whitespace (split on whitespace), "
+        "punctuation (PTB-like: punctuation and English clitics split off) or "
         "tf_text (TensorFlow Text's UnicodeScriptTokenizer; needs tensorflow-text wherever "
         "the export is loaded)",
     )

@@ -60,7 +60,7 @@ from keras_elmo.serving import embed_file
 from keras_elmo.text import characters, tokenization
 
 LAYER_CHOICES = embed_file.LAYER_CHOICES
-FORMATS = ("hdf5", "tfrecord")
+FORMATS = embed_file.BEAM_FORMATS
 MANIFEST = "manifest.json"
 MANIFEST_KIND = "keras_elmo.beam_embed"
 SHARD_PREFIX = "embeddings"
@@ -235,8 +235,8 @@ class ElmoModelHandler(inference.ModelHandler):
     def __init__(
         self,
         source,
-        layers="all",
-        batch_size=64,
+        layers=embed_file.DEFAULT_LAYERS,
+        batch_size=embed_file.BATCH_SIZE,
         max_batch_tokens=None,
         matmul_dtype=None,
         max_batch_duration_secs=None,
@@ -364,9 +364,9 @@ class EmbedSentences(beam.PTransform):
     def __init__(
         self,
         source,
-        layers="all",
-        tokenizer="whitespace",
-        batch_size=64,
+        layers=embed_file.DEFAULT_LAYERS,
+        tokenizer=tokenization.DEFAULT_TOKENIZER,
+        batch_size=embed_file.BATCH_SIZE,
         max_batch_tokens=None,
         matmul_dtype=None,
         max_batch_duration_secs=None,
@@ -569,7 +569,7 @@ def embed_corpus(
     output_dir,
     source,
     *,
-    file_format="hdf5",
+    file_format=FORMATS[0],
     pipeline_options=None,
     wait=True,
     **embed_options,

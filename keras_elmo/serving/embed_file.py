@@ -36,6 +36,12 @@ from keras_elmo.progress import progress_bar
 from keras_elmo.text import characters
 
 LAYER_CHOICES = ("all", "top", "average")
+DEFAULT_LAYERS = "all"
+# Sentences per model call.
+BATCH_SIZE = 64
+# The shard formats of `keras-elmo beam-embed` (keras_elmo.integrations.beam;
+# here, so that the command line reads them without importing Beam).
+BEAM_FORMATS = ("hdf5", "tfrecord")
 # Lines per sorted chunk, in batches; bounds memory and keeps batches dense.
 CHUNK_BATCHES = 32
 # Default seconds between commits of finished batches (a kill loses at most this).
@@ -453,8 +459,8 @@ def embed_file(
     weight_file=None,
     *,
     # What is computed (layers, batch_size, matmul_dtype: beam.embed_corpus's order).
-    layers="all",
-    batch_size=64,
+    layers=DEFAULT_LAYERS,
+    batch_size=BATCH_SIZE,
     matmul_dtype="float32",
     stateful=False,
     efml_dir=None,

@@ -112,7 +112,7 @@ def _sequence_len_checks(sequence_len, batch, steps):
     ]
 
 
-def build_serving_module(layer, tokenizer="whitespace", **limits):
+def build_serving_module(layer, tokenizer=tokenization.DEFAULT_TOKENIZER, **limits):
     """A `tf.Module` computing `layer`'s outputs; returns (module, signatures dict).
 
     The module owns the serving copy's `tf.Variable`s (saved once, as
@@ -299,7 +299,9 @@ def _version_path(export_dir, version):
     return version, path
 
 
-def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace", **limits):
+def export_saved_model(
+    layer_or_model, export_dir, version=None, tokenizer=tokenization.DEFAULT_TOKENIZER, **limits
+):
     """Writes a SavedModel of an ELMo layer that stock TensorFlow Serving serves.
 
     The export is a plain `tf.Module` with TF Hub's ELMo signatures,
@@ -397,7 +399,9 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     return path
 
 
-def export_from_files(source, export_dir, version=None, tokenizer="whitespace", **limits):
+def export_from_files(
+    source, export_dir, version=None, tokenizer=tokenization.DEFAULT_TOKENIZER, **limits
+):
     """Export the model of `source`: a `ModelSource`, `(options_file, weight_file)`
     (the original format), a model directory or a `.keras` file."""
     from keras_elmo.checkpoints.model_source import ModelSource

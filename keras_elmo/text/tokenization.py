@@ -30,6 +30,7 @@ import re
 from keras_elmo.errors import InputError
 
 TOKENIZERS = ("whitespace", "punctuation", "tf_text")
+DEFAULT_TOKENIZER = "whitespace"
 # The tokenizers that need no op outside core TensorFlow (and have Python rules).
 CORE_TOKENIZERS = ("whitespace", "punctuation")
 
