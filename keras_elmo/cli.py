@@ -120,18 +120,16 @@ def _expand(patterns):
 
 
 def _check_embed(args):
-    from keras_elmo.serving import embed_file
+    from keras_elmo.jobs import embed_file, parts, reader
 
-    embed_file.check_input_file(args.input_file)
+    reader.check_input_file(args.input_file)
     embed_file.check_output_path(args.output_file, [args.input_file])
-    embed_file.check_partial_dir(
-        embed_file.partial_dir(args.output_file), args.resume, args.stateful
-    )
+    parts.check_partial_dir(parts.partial_dir(args.output_file), args.resume, args.stateful)
     args.source = _model_source(args)
 
 
 def _run_embed(args):
-    from keras_elmo.serving import embed_file
+    from keras_elmo.jobs import embed_file, parts
 
     try:
         embed_file.embed_file(
@@ -148,7 +146,7 @@ def _run_embed(args):
         )
     except KeyboardInterrupt:
         # embed_file has committed the finished batches; say where they are.
-        folder = embed_file.partial_dir(args.output_file)
+        folder = parts.partial_dir(args.output_file)
         print(
             f"\nkeras-elmo embed: interrupted; finished batches are kept in {folder}/ "
             "(rerun the same command with --resume to continue)",
@@ -349,7 +347,7 @@ LAYER_HELP = {
 
 
 def _add_layer_choice(parser):
-    from keras_elmo.serving.embed_file import DEFAULT_LAYERS, LAYER_CHOICES
+    from keras_elmo.jobs.output import DEFAULT_LAYERS, LAYER_CHOICES
 
     which = parser.add_mutually_exclusive_group()
     for choice in LAYER_CHOICES:
@@ -361,7 +359,7 @@ def _add_layer_choice(parser):
 
 
 def _add_embed_batch_size(parser):
-    from keras_elmo.serving.embed_file import BATCH_SIZE
+    from keras_elmo.jobs.output import BATCH_SIZE
 
     parser.add_argument(
         "--batch-size", type=_positive_int, default=BATCH_SIZE, help="sentences per model call"
@@ -408,7 +406,7 @@ if interrupted:
 
 
 def _add_embed(sub):
-    from keras_elmo.serving.embed_file import FLUSH_SECONDS
+    from keras_elmo.jobs.embed_file import FLUSH_SECONDS
 
     p = _add_parser(
         sub,
@@ -448,7 +446,7 @@ def _add_embed(sub):
 
 
 def _add_beam_embed(sub):
-    from keras_elmo.serving.embed_file import BEAM_FORMATS
+    from keras_elmo.jobs.output import BEAM_FORMATS
 
     p = _add_parser(
         sub,

@@ -1,7 +1,7 @@
 """The package layering: data flows one way, no module imports back up.
 
 text -> char ids -> (checkpoint files ->) token vectors -> biLSTM -> mix ->
-ElmoLayer -> (training | serving | integrations) -> CLI. Each subpackage may
+ElmoLayer -> (training | jobs | serving | integrations) -> CLI. Each subpackage may
 import only from the subpackages before it, and inside a subpackage a module
 only from the modules before it.
 """
@@ -29,7 +29,8 @@ ORDER = [
         ],
     ),
     ("training", ["corpora", "data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
-    ("serving", ["embed_file", "export"]),
+    ("jobs", ["reader", "output", "parts", "embed_file"]),
+    ("serving", ["export"]),
     ("integrations", ["beam"]),
     ("", ["cli", "__main__"]),
 ]

@@ -3,7 +3,7 @@
 import pytest
 
 from keras_elmo import cli, options
-from keras_elmo.serving import embed_file
+from keras_elmo.jobs import embed_file, output
 from keras_elmo.text import tokenization
 
 
@@ -27,17 +27,17 @@ def layer_flags(command):
 def test_job_options_come_from_the_library(command):
     found = actions(command)
     assert tuple(found["matmul_dtype"].choices) == options.MATMUL_DTYPES
-    assert found["batch_size"].default == embed_file.BATCH_SIZE
-    assert layer_flags(command) == sorted(embed_file.LAYER_CHOICES)
+    assert found["batch_size"].default == output.BATCH_SIZE
+    assert layer_flags(command) == sorted(output.LAYER_CHOICES)
     parsed = cli.build_parser().parse_args([command] + REQUIRED[command])
-    assert parsed.layers == embed_file.DEFAULT_LAYERS
+    assert parsed.layers == output.DEFAULT_LAYERS
 
 
 def test_command_specific_defaults():
     assert actions("embed")["matmul_dtype"].default == "float32"
     assert actions("beam-embed")["matmul_dtype"].default is None  # the model's own
     assert actions("embed")["flush_seconds"].default == embed_file.FLUSH_SECONDS
-    assert tuple(actions("beam-embed")["format"].choices) == embed_file.BEAM_FORMATS
+    assert tuple(actions("beam-embed")["format"].choices) == output.BEAM_FORMATS
     for command in ("export", "beam-embed"):
         tokenizer = actions(command)["tokenizer"]
         assert tuple(tokenizer.choices) == tokenization.TOKENIZERS
@@ -48,7 +48,7 @@ def test_command_specific_defaults():
 def test_a_new_library_choice_reaches_every_command(monkeypatch):
     monkeypatch.setattr(options, "MATMUL_DTYPES", options.MATMUL_DTYPES + ("float8",))
     monkeypatch.setattr(tokenization, "TOKENIZERS", tokenization.TOKENIZERS + ("spacy",))
-    monkeypatch.setattr(embed_file, "LAYER_CHOICES", embed_file.LAYER_CHOICES + ("second",))
+    monkeypatch.setattr(output, "LAYER_CHOICES", output.LAYER_CHOICES + ("second",))
     monkeypatch.setitem(cli.LAYER_HELP, "second", "the second layer")
     parser = cli.build_parser()
     for command in ("embed", "beam-embed"):

@@ -12,8 +12,9 @@ import tensorflow as tf
 from support.efml_fixture import ATOL, EFML, MODELS, SENTENCES, all_layers, expected, padded
 
 from keras_elmo.checkpoints import efml
+from keras_elmo.jobs.output import embed_all_layers
 from keras_elmo.layers import lstm as lstm_lib
-from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
+from keras_elmo.layers.elmo_layer import ElmoLayer
 
 
 def assert_matches_efml(stack, model, indices=None):

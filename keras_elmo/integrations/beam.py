@@ -56,11 +56,10 @@ except ImportError as err:  # pragma: no cover - depends on the installation
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError, MissingFileError
-from keras_elmo.serving import embed_file
+from keras_elmo.jobs import output, reader
 from keras_elmo.text import characters, tokenization
 
-LAYER_CHOICES = embed_file.LAYER_CHOICES
-FORMATS = embed_file.BEAM_FORMATS
+FORMATS = output.BEAM_FORMATS
 MANIFEST = "manifest.json"
 MANIFEST_KIND = "keras_elmo.beam_embed"
 SHARD_PREFIX = "embeddings"
@@ -160,26 +159,12 @@ class _Embedder:
     def __init__(self, layer, layers):
         self.layer = layer
         self.layers = layers
-        self.run = embed_file.layer_output_fn(layer, layers)
+        self.run = output.layer_output_fn(layer, layers)
 
     def embed(self, token_lists):
         """Token lists -> one array per sentence, as `keras-elmo embed` writes it."""
-        import tensorflow as tf
-
-        # At least one column: the layer has no zero-width input (an
-        # all-empty batch is all padding, cut off below).
-        width = max(1, max(len(tokens) for tokens in token_lists))
-        array = np.full((len(token_lists), width), b"", dtype=object)
-        for row, tokens in enumerate(token_lists):
-            array[row, : len(tokens)] = [t.encode("utf-8") for t in tokens]
-        vectors = self.run(tf.constant(array)).numpy()
-        out = []
-        for row, tokens in enumerate(token_lists):
-            n = len(tokens)
-            cut = vectors[row, :, :n] if self.layers == "all" else vectors[row, :n]
-            # A view: the padded batch lives until its sentences are written.
-            out.append(cut)
-        return out
+        # Views: the padded batch lives until its sentences are written.
+        return output.embed_batch(self.run, token_lists, self.layers)
 
 
 def _element_tokens(element):
@@ -235,15 +220,14 @@ class ElmoModelHandler(inference.ModelHandler):
     def __init__(
         self,
         source,
-        layers=embed_file.DEFAULT_LAYERS,
-        batch_size=embed_file.BATCH_SIZE,
+        layers=output.DEFAULT_LAYERS,
+        batch_size=output.BATCH_SIZE,
         max_batch_tokens=None,
         matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
         source = ModelSource.of(source)
-        if layers not in LAYER_CHOICES:
-            raise InputError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
+        output.check_layers(layers)
         _check_positive("batch_size", batch_size)
         _check_positive("max_batch_tokens", max_batch_tokens, allow_none=True)
         self.source = source
@@ -364,9 +348,9 @@ class EmbedSentences(beam.PTransform):
     def __init__(
         self,
         source,
-        layers=embed_file.DEFAULT_LAYERS,
+        layers=output.DEFAULT_LAYERS,
         tokenizer=tokenization.DEFAULT_TOKENIZER,
-        batch_size=embed_file.BATCH_SIZE,
+        batch_size=output.BATCH_SIZE,
         max_batch_tokens=None,
         matmul_dtype=None,
         max_batch_duration_secs=None,
@@ -382,7 +366,7 @@ class EmbedSentences(beam.PTransform):
         )
         self.tokenizer = _Tokenizer(tokenizer)
         # The same sorted-chunk size as `keras-elmo embed`.
-        self.chunk = batch_size * embed_file.CHUNK_BATCHES
+        self.chunk = batch_size * output.CHUNK_BATCHES
 
     def expand(self, pcoll):
         return (
@@ -522,7 +506,7 @@ class _ReadLines(beam.DoFn):
         # Streamed through Beam's filesystems (gs://, ... read in place),
         # uncompressed: byte for byte what `embed` reads.
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-            for line, tokens in embed_file.sentences_from_stream(stream, path):
+            for line, tokens in reader.sentences_from_stream(stream, path):
                 count += 1
                 yield (index, line), tokens
         yield beam.pvalue.TaggedOutput("counts", (index, count))

@@ -828,12 +828,3 @@ def assign_pairs(pairs, who):
             )
     for src, dst in pairs:
         dst.assign(src.value)
-
-
-def embed_all_layers(outputs, n_lstm_layers):
-    """Stack a dict output into (batch, n_lstm_layers + 1, T, 2P) like `allennlp elmo --all`."""
-    word = outputs["word_emb"]
-    layers = [tf.concat([word, word], -1)] + [
-        outputs[f"lstm_outputs{k + 1}"] for k in range(n_lstm_layers)
-    ]
-    return tf.stack(layers, axis=1)
