@@ -13,7 +13,7 @@ import keras_elmo
 
 # (subpackage, its modules in order); "" is the package root.
 ORDER = [
-    ("", ["version", "errors", "registration", "progress", "options", "limits"]),
+    ("", ["version", "errors", "registration", "progress", "cpu", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
     ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets", "model_source"]),
     (

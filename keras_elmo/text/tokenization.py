@@ -112,11 +112,6 @@ def whitespace_tokenize(sentences):
     return tokenize_ragged(sentences, "whitespace").to_tensor(default_value="")
 
 
-def punctuation_tokenize(sentences):
-    """PTB-like tokens (batch, T), "" as padding; core ops only."""
-    return tokenize_ragged(sentences, "punctuation").to_tensor(default_value="")
-
-
 # The optional extra that brings tensorflow-text (only the "tf_text" tokenizers need it),
 # as installed from a keras_elmo checkout (the package is not on PyPI).
 TF_TEXT_EXTRA = "-e '.[tf-text]'"
