@@ -174,6 +174,7 @@ def embed_file(
         "output_mode": "dict",
         "stateful": stateful,
         "max_batch_size": batch_size,
+        "state_rows": batch_size,
         "matmul_dtype": matmul_dtype,
     }
     layer = ElmoLayer.from_source(source, **settings)

@@ -19,7 +19,8 @@ from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 from keras_elmo.text import characters, tokenization
 
 FINE_TUNE_MODES = ("mix", "top", "all")
-# Rows of carried LSTM state of a stateful layer with max_batch_size=None.
+# Rows of carried LSTM state of a stateful layer with neither state_rows nor
+# max_batch_size given.
 DEFAULT_STATE_ROWS = 128
 OUTPUT_MODES = ("elmo", "dict")
 
@@ -61,9 +62,13 @@ class ElmoLayer(keras.layers.Layer):
             next call, as the original code does; `reset_states()` starts
             over. Defaults to `False` (every call starts from the stored
             initial state, so outputs never depend on earlier calls).
-        max_batch_size: int or `None`. The largest batch a call accepts
-            (`None`: any); a stateful layer keeps this many rows of carried
-            state (128 when `None`). Defaults to `None`.
+        max_batch_size: int or `None`. Request limit: the largest batch a
+            call accepts (`None`: any). Defaults to `None`.
+        state_rows: int or `None`. The rows of carried LSTM state a stateful
+            layer keeps, i.e. the largest batch a stateful call takes.
+            Defaults to `None`: `max_batch_size` when that is set, else 128.
+            (`max_batch_size` used to set both; configs saved then load with
+            the same rows.)
         output_mode: str. `"elmo"` (the ELMo vectors) or `"dict"` (every
             layer, with TF Hub's names; see Returns). Defaults to `"elmo"`.
         token_cache_size: int. `0` lets `cache_vocabulary` cache a
@@ -159,6 +164,7 @@ class ElmoLayer(keras.layers.Layer):
         matmul_dtype="float32",
         max_tokens_per_sentence=None,
         max_tokens_per_request=None,
+        state_rows=None,
         **kwargs,
     ):
         if "lstm_matmul_dtype" in kwargs:  # the 0.2 name (configs saved then carry it)
@@ -201,6 +207,7 @@ class ElmoLayer(keras.layers.Layer):
         self.max_tokens_per_request = limits_lib.validate_limit(
             "max_tokens_per_request", max_tokens_per_request, who
         )
+        self.state_rows = limits_lib.validate_limit("state_rows", state_rows, who)
         self.output_mode = output_mode
         self.matmul_dtype = options_lib.validate_matmul_dtype(matmul_dtype, "ElmoLayer")
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
@@ -228,7 +235,7 @@ class ElmoLayer(keras.layers.Layer):
         self.bilm = BidirectionalLM.from_options(
             self.options,
             stateful=self.stateful,
-            max_batch_size=DEFAULT_STATE_ROWS if max_batch_size is None else max_batch_size,
+            state_rows=self._resolved_state_rows(),
             matmul_dtype=matmul_dtype,
             name="bilm",
             dtype="float32",
@@ -254,6 +261,13 @@ class ElmoLayer(keras.layers.Layer):
             self.projection_dim, size=token_cache_size, name="token_cache", dtype="float32"
         )
         self._apply_fine_tune()
+
+    def _resolved_state_rows(self):
+        """Rows of carried state: `state_rows`, else `max_batch_size`, else 128."""
+        for rows in (self.state_rows, self.max_batch_size):
+            if rows is not None:
+                return rows
+        return DEFAULT_STATE_ROWS
 
     def _apply_fine_tune(self):
         self.token_encoder.trainable = self.fine_tune == "all"
@@ -412,7 +426,7 @@ class ElmoLayer(keras.layers.Layer):
             for src, dst in zip(self.mixes, clone.mixes)
             for mine, theirs in ((src.scalar_weights, dst.scalar_weights), (src.gamma, dst.gamma))
         ]
-        same_rows = self.bilm.max_batch_size == clone.bilm.max_batch_size
+        same_rows = self.bilm.state_rows == clone.bilm.state_rows
         carry = self.stateful and clone.stateful and same_rows
         if carry:
             pairs += [
@@ -759,6 +773,7 @@ class ElmoLayer(keras.layers.Layer):
                 "matmul_dtype": self.matmul_dtype,
                 "max_tokens_per_sentence": self.max_tokens_per_sentence,
                 "max_tokens_per_request": self.max_tokens_per_request,
+                "state_rows": self.state_rows,
             }
         )
         return config
