@@ -77,6 +77,7 @@ def _model_source(args, resolve=True):
     `--quiet`; no TensorFlow either way.
     """
     from keras_elmo.checkpoints import model_source
+    from keras_elmo.errors import InputError
 
     fields = {
         "preset": args.model,
@@ -85,10 +86,12 @@ def _model_source(args, resolve=True):
         "keras_file": getattr(args, "keras_file", None),
     }
     given = model_source.check_choice(fields, MODEL_FLAGS, default=DEFAULT_MODEL_NAME)
+    if args.refresh and "keras_file" in given:
+        raise InputError("--refresh downloads a preset or URL files again; not with --keras-file.")
     source = model_source.ModelSource(**given).check()
     if not resolve:
         return source
-    return source.resolve(progress=not getattr(args, "quiet", False))
+    return source.resolve(progress=not getattr(args, "quiet", False), refresh=args.refresh)
 
 
 def _check_file(path, what):
@@ -180,8 +183,11 @@ def _run_export(args):
 
 
 def _check_beam_embed(args):
-    # Each worker resolves the model itself (and reads other filesystems).
+    # Each worker resolves the model itself (and reads other filesystems);
+    # --refresh refreshes this machine's cache now, each worker then reads its own.
     args.source = _model_source(args, resolve=False)
+    if args.refresh:
+        args.source.resolve(progress=not args.quiet, refresh=True)
 
 
 def _run_beam_embed(args):
@@ -333,6 +339,13 @@ def _add_model_args(parser, keras_file=False):
     )
     parser.add_argument("--options-file", help="options.json, with --weight-file (not --model)")
     parser.add_argument("--weight-file", help="weights.hdf5, with --options-file")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="download the preset (or the URL files) again even if cached, and pin the new "
+        "files' SHA-256 (a cached file is checked against the SHA-256 recorded at its first "
+        "download)",
+    )
     if keras_file:
         parser.add_argument(
             "--keras-file", help="a .keras file holding an ElmoLayer or a model with one"

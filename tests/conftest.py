@@ -5,6 +5,10 @@ import os
 import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest -n N the N test processes share the cores: one thread each
+    # for TensorFlow's kernels (inherited by the subprocesses a test starts).
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import pytest  # noqa: E402
 
@@ -32,6 +36,23 @@ TINY_OPTIONS = {
         "n_highway": 1,
     },
 }
+
+
+def random_tiny_layer(seed=17, scale=0.5, **kwargs):
+    """An ElmoLayer of TINY_OPTIONS with every weight drawn from N(0, scale), built.
+
+    The model the tests' path tolerance was measured on (tests/test_properties.py,
+    benchmarks/path_tolerance.py)."""
+    import numpy as np
+
+    from keras_elmo import ElmoLayer
+
+    layer = ElmoLayer(TINY_OPTIONS, **kwargs)
+    layer.build()
+    rng = np.random.default_rng(seed)
+    for var in layer.weights:
+        var.assign(rng.normal(0, scale, var.shape).astype("float32"))
+    return layer
 
 
 @pytest.fixture

@@ -13,9 +13,23 @@ import keras_elmo
 
 # (subpackage, its modules in order); "" is the package root.
 ORDER = [
+    # registration imports every module that registers a Keras object by name
+    # (importlib, when called), none at import: any module that loads a
+    # .keras file (ElmoLayer.from_source, the export, Beam) may call it.
     ("", ["version", "errors", "registration", "progress", "cpu", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
-    ("checkpoints", ["original", "torch_pickle", "efml", "download", "presets", "model_source"]),
+    (
+        "checkpoints",
+        [
+            "original",
+            "torch_pickle",
+            "efml",
+            "download",
+            "preset_catalog",
+            "presets",
+            "model_source",
+        ],
+    ),
     (
         "layers",
         [
@@ -32,6 +46,7 @@ ORDER = [
     ("jobs", ["reader", "output", "parts", "embed_file"]),
     ("serving", ["export"]),
     ("integrations", ["beam"]),
+    # __main__ is `python -m keras_elmo`, the command line.
     ("", ["cli", "__main__"]),
 ]
 RANK = {}

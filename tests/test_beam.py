@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 import pytest
 from conftest import REPO
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
 
@@ -41,7 +41,6 @@ def _beam_installed():
         )
 
 
-ATOL = 1e-6
 WORDS = (
     "the cat sat on a mat and dog ran far away , . ! ? hello world "
     "naïve café Zürich 東京 -- ( ) don't it's"
@@ -108,7 +107,7 @@ def _assert_same_as_embed(corpus, out, layers):
         for line, want in enumerate(expected):
             have = got[str(path), line]
             assert have.shape == want.shape, (path, line)
-            np.testing.assert_allclose(have, want, atol=ATOL, rtol=0, err_msg=f"{path}:{line}")
+            assert_same_up_to_path(have, want, err_msg=f"{path}:{line}")
         total += len(expected)
     assert len(got) == total  # nothing extra
 
@@ -134,6 +133,7 @@ def test_layer_choices_equal_embed(corpus, tmp_path, layers, file_format):
     _assert_same_as_embed(corpus, out, layers)
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_worker_processes_give_the_same_output(corpus, tmp_path):
     out = tmp_path / "out"
     manifest = _beam_embed(
@@ -171,7 +171,7 @@ def test_tfrecord_parses_with_tf_data(corpus, tmp_path):
         index, line = int(record["input_index"]), int(record["line"])
         assert record["key"].numpy().decode() == f"{index}/{line}"
         want = corpus["expected"]["top", str(corpus["files"][index])][line]
-        np.testing.assert_allclose(record["array"].numpy(), want, atol=ATOL, rtol=0)
+        assert_same_up_to_path(record["array"].numpy(), want)
         seen += 1
     assert seen == 400
 
@@ -291,7 +291,7 @@ def test_embed_sentences_raw_text_and_tokenizers(fixture_dir):
         got = dict(results)
         assert sorted(got) == sorted(expected)
         for key, want in expected.items():
-            np.testing.assert_allclose(got[key], want, atol=ATOL, rtol=0, err_msg=key)
+            assert_same_up_to_path(got[key], want, err_msg=key)
 
     with beam.Pipeline() as p:
         out = (
@@ -348,12 +348,16 @@ def test_keras_file_source_has_the_same_weights_hash(fixture_dir, tmp_path):
     assert kbeam.weights_sha256(other) != kbeam.weights_sha256(from_files)
 
 
-def test_cli_errors_and_imports(tmp_path, capsys):
+def test_cli_errors(tmp_path, capsys):
     code = main(
         ["beam-embed", "--input", str(tmp_path / "none-*.txt"), "--output-dir", str(tmp_path / "o")]
     )
     assert code == 2
     assert "no input file matches" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a fresh Python process
+def test_cli_help_imports_neither_beam_nor_tensorflow():
     # `beam-embed --help` loads neither Beam nor TensorFlow (as the CLI runs it).
     probe = (
         "import sys\n"

@@ -5,7 +5,8 @@ import json
 import h5py
 import numpy as np
 import pytest
-from support.bilm_fixture import load_fixture
+from support.bilm_fixture import allclose, load_fixture
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
 
@@ -48,7 +49,7 @@ def test_fixture_through_cli_all_stateful(fixture_dir, tmp_path):
             assert data.shape == (3, len(line.split()), 32)
             assert index[line] == str(n)
             np.testing.assert_array_equal(data[0, :, :16], data[0, :, 16:])  # token duplicated
-            assert np.allclose(data[2], expected[k][i], atol=1e-6), (
+            assert allclose(data[2], expected[k][i]), (
                 n,
                 np.abs(data[2] - expected[k][i]).max(),
             )
@@ -68,7 +69,7 @@ def test_top_and_average_layouts_and_sorted_batching(fixture_dir, tmp_path):
                 got = f[str(n)][...]
                 assert got.shape == (len(line.split()), 32)
                 # Different batch sizes and sort orders: stateless, so the same vectors.
-                np.testing.assert_allclose(got, reduce(all_layers[n]), atol=1e-6)
+                assert_same_up_to_path(got, reduce(all_layers[n]))
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_matmul_dtype_flag(fixture_dir, tmp_path):
         assert code == 0
         with h5py.File(out, "r") as f:
             got[dtype] = np.concatenate([f[str(n)][...] for n in range(len(lines))])
-    assert np.allclose(got["float32"], want, atol=1e-6)
+    assert allclose(got["float32"], want)
     rel = np.linalg.norm(got["bfloat16"] - want) / np.linalg.norm(want)
     assert 2.0**-16 < rel < 2.0**-5, rel
 

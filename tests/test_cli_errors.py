@@ -115,6 +115,7 @@ def text(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_a_missing_input_is_one_line_before_tensorflow(tmp_path):
     status, stderr, imported, seconds = run_cli(tmp_path, "embed", "missing.txt", "out.hdf5")
     assert_one_line_error(status, stderr, imported, "missing.txt", "not found")
@@ -124,6 +125,7 @@ def test_a_missing_input_is_one_line_before_tensorflow(tmp_path):
     assert not (tmp_path / "out.hdf5").exists()
 
 
+@pytest.mark.slow
 def test_a_directory_as_input_or_output_is_one_line(tmp_path, text):
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -144,6 +146,7 @@ def test_an_unreadable_input_is_one_line(tmp_path, text, capsys, monkeypatch):
     assert err == f"keras-elmo embed: error: cannot read input {text}: Permission denied.\n"
 
 
+@pytest.mark.slow
 def test_an_existing_output_that_is_not_hdf5_is_refused_and_kept(tmp_path, text):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
@@ -167,6 +170,7 @@ def test_an_existing_hdf5_or_empty_output_may_be_replaced(tmp_path, text):
     assert embed_file.check_output_path(padded, [text]) == str(padded.resolve())
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_without_resume_is_refused_before_tensorflow(tmp_path, text):
     partial = tmp_path / "out.hdf5.partial"
     partial.mkdir()
@@ -175,6 +179,7 @@ def test_an_interrupted_run_without_resume_is_refused_before_tensorflow(tmp_path
     assert_one_line_error(status, stderr, imported, partial, "--resume")
 
 
+@pytest.mark.slow
 def test_export_onto_a_file_or_an_existing_version_is_refused_first(tmp_path):
     mine = tmp_path / "mine.txt"
     mine.write_text("keep me\n")
@@ -192,6 +197,7 @@ def test_export_onto_a_file_or_an_existing_version_is_refused_first(tmp_path):
     assert_one_line_error(status, stderr, imported, "none.keras", "not found")
 
 
+@pytest.mark.slow
 def test_an_unknown_preset_suggests_the_closest_names(tmp_path, text):
     status, stderr, imported, _ = run_cli(
         tmp_path, "embed", text, "o.hdf5", "--model", "elmo-smal-en"
@@ -213,6 +219,7 @@ def test_an_unknown_preset_suggests_the_closest_names(tmp_path, text):
     assert_one_line_error(status, stderr, imported, "did you mean 'allennlp-small-en'")
 
 
+@pytest.mark.slow
 def test_other_commands_check_their_files_first(tmp_path, text):
     status, stderr, imported, _ = run_cli(
         tmp_path, "train", text, "--vocab", "no-vocab.txt", "--output-dir", "out"
@@ -226,6 +233,7 @@ def test_other_commands_check_their_files_first(tmp_path, text):
     assert_one_line_error(status, stderr, imported, "x.json", "not found")
 
 
+@pytest.mark.slow
 def test_version_and_presets_answer_without_tensorflow(tmp_path, capsys):
     from keras_elmo import __version__
     from keras_elmo.checkpoints import presets

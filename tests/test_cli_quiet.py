@@ -105,6 +105,7 @@ def test_console_script_help_imports_no_tensorflow(tmp_path):
     assert not {"tensorflow", "keras"} & imported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["keras_elmo.cli", "keras_elmo"])
 def test_python_m_help_imports_no_tensorflow(module):
     """`python -m keras_elmo.cli` and `python -m keras_elmo` are the command line

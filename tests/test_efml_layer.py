@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from support.efml_fixture import ATOL, EFML, MODELS, SENTENCES, all_layers, expected, padded
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.checkpoints import efml
 from keras_elmo.jobs.output import embed_all_layers
@@ -58,7 +59,7 @@ def test_stateless_same_sentence_twice_in_a_row(model):
     assert_matches_efml(first, model, [1])
     # Rows 1 and 7 of the fixture batch are the same sentence.
     stack = all_layers(layer, padded(SENTENCES))
-    np.testing.assert_allclose(stack[1, :, :5], stack[7, :, :5], atol=1e-6, rtol=0)
+    assert_same_up_to_path(stack[1, :, :5], stack[7, :, :5])
 
 
 def test_stateful_carries_state_and_resets():
@@ -71,7 +72,7 @@ def test_stateful_carries_state_and_resets():
     assert_matches_efml(first, "model_legacy", [0])
     assert np.abs(second[:, 1:] - first[:, 1:]).max() > 1e-3  # the carried state moved it
     layer.reset_states()
-    np.testing.assert_allclose(all_layers(layer, tokens), first, atol=1e-6, rtol=0)
+    assert_same_up_to_path(all_layers(layer, tokens), first)
 
 
 def test_raw_sentences_and_python_lists():
@@ -123,7 +124,7 @@ def test_keras_file_round_trip(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, compile=False)
     tokens = padded(SENTENCES)
-    np.testing.assert_allclose(loaded(tokens).numpy(), model(tokens).numpy(), atol=1e-6, rtol=0)
+    assert_same_up_to_path(loaded(tokens).numpy(), model(tokens).numpy())
     restored = [lay for lay in loaded.layers if isinstance(lay, ElmoLayer)][0]
     assert restored.is_efml
     assert restored.token_encoder.char_lexicon == layer.token_encoder.char_lexicon
@@ -186,16 +187,16 @@ def test_warm_up_stores_the_mean_final_state():
         (stateful.bilm.state_h, warmed.bilm.initial_h),
     ):
         mean = carried.numpy()[:, :, :n].mean(axis=2)
-        np.testing.assert_allclose(stored.numpy(), mean, atol=1e-6, rtol=0)
+        assert_same_up_to_path(stored.numpy(), mean)
 
 
 def test_every_efml_language_is_a_preset():
-    from keras_elmo.checkpoints import efml, presets
+    from keras_elmo.checkpoints import preset_catalog, presets
 
-    for code, (language, _) in efml.LANGUAGES.items():
+    for code, (language, _) in preset_catalog.LANGUAGES.items():
         preset = presets.get_preset(f"elmo-efml-{code}")
         assert preset.format == "efml" and language in preset.description
-        assert [d.url for d in preset.downloads] == [efml.language_url(code)]
+        assert [d.urls for d in preset.downloads] == [preset_catalog.language_urls(code)]
         assert preset.downloads[0].extract
 
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from conftest import REPO
 
-from keras_elmo.checkpoints import efml
+from keras_elmo.checkpoints import efml, preset_catalog
 
 EFML = REPO / "tests" / "fixtures" / "efml"
 
@@ -108,15 +108,15 @@ def test_directory_errors(tmp_path):
 
 def test_language_table_agrees_with_the_docs_and_efml_readme():
     # EFML's README links 44 languages to NLPL ids 136..179, one each.
-    assert len(efml.LANGUAGES) == 44
-    assert sorted(i for _, i in efml.LANGUAGES.values()) == list(range(136, 180))
-    assert efml.language_url("de") == "http://vectors.nlpl.eu/repository/11/142.zip"
+    assert len(preset_catalog.LANGUAGES) == 44
+    assert sorted(i for _, i in preset_catalog.LANGUAGES.values()) == list(range(136, 180))
+    assert preset_catalog.language_url("de") == "http://vectors.nlpl.eu/repository/11/142.zip"
     page = (REPO / "docs" / "many-languages.md").read_text(encoding="utf-8")
     rows = [line.split("|")[1:-1] for line in page.splitlines() if "`elmo-efml-" in line]
     table = {c.strip(): (n.strip(), p.strip(" `"), u.strip()) for n, c, p, u in rows}
     assert table == {
-        code: (name, f"elmo-efml-{code}", efml.language_url(code))
-        for code, (name, _) in efml.LANGUAGES.items()
+        code: (name, f"elmo-efml-{code}", preset_catalog.language_url(code))
+        for code, (name, _) in preset_catalog.LANGUAGES.items()
     }
 
 

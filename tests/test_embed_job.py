@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import REPO, TINY_OPTIONS
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
 from keras_elmo.jobs import embed_file as embed_lib
@@ -73,8 +74,8 @@ def assert_same_output(got, want):
     assert sorted(data_got) == sorted(data_want)
     for name, value in data_want.items():
         assert data_got[name].shape == value.shape and data_got[name].dtype == value.dtype
-        # Another process, same batches: compared to 1e-6 (project rule).
-        np.testing.assert_allclose(data_got[name], value, atol=1e-6, rtol=0)
+        # Another process, same batches: the path tolerance (support/tolerance.py).
+        assert_same_up_to_path(data_got[name], value)
     assert attrs_got["complete"]
 
 
@@ -233,6 +234,7 @@ def kill_job(tiny_model, tmp_path_factory):
     return src, folder / "reference.hdf5"
 
 
+@pytest.mark.slow  # the real command in a subprocess, killed and resumed
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_resumes_to_the_uninterrupted_result(tiny_model, kill_job, tmp_path, sig):
     src, reference = kill_job

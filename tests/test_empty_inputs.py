@@ -3,17 +3,16 @@
 Every input form of `ElmoLayer` (sentences, dense and ragged tokens, char ids
 from `batch_to_ids`) with sentences that hold no token, all-empty batches,
 empty batches and T = 0, eagerly and in a `tf.function`. A real sentence next
-to an empty one gives what it gives alone (to 1e-6).
+to an empty one gives what it gives alone (to the path tolerance).
 """
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import traced_calls
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, batch_to_ids
-
-ATOL = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +98,9 @@ def test_empty_row_beside_a_real_one(layer, make):
     np.testing.assert_array_equal(out["sequence_len"].numpy(), [0, 2])
     for key in _widths(layer):
         assert (out[key].numpy()[0] == 0).all(), key
-        np.testing.assert_allclose(out[key].numpy()[1], alone[key].numpy()[0], atol=ATOL, rtol=0)
+        assert_same_up_to_path(out[key].numpy()[1], alone[key].numpy()[0])
     assert (out["default"].numpy()[0] == 0).all()
-    np.testing.assert_allclose(out["default"].numpy()[1], alone["default"].numpy()[0], atol=ATOL)
+    assert_same_up_to_path(out["default"].numpy()[1], alone["default"].numpy()[0])
 
 
 def test_elmo_output_mode_and_mask(layer):
@@ -125,7 +124,7 @@ def test_token_cache_with_no_tokens(layer):
     _assert_empty(cached, cached(tf.zeros([0, 2], tf.string)), 0, 2)
     out = cached(tf.constant(["", "hi there"]))
     ref = layer(tf.constant(["hi there"]))
-    np.testing.assert_allclose(out["elmo"].numpy()[1], ref["elmo"].numpy()[0], atol=ATOL)
+    assert_same_up_to_path(out["elmo"].numpy()[1], ref["elmo"].numpy()[0])
 
 
 @pytest.mark.parametrize(
@@ -142,4 +141,4 @@ def test_python_list_with_an_empty_sentence(layer):
     alone = layer(["hi"])
     np.testing.assert_array_equal(out["sequence_len"].numpy(), [0, 1])
     assert (out["elmo"].numpy()[0] == 0).all()
-    np.testing.assert_allclose(out["elmo"].numpy()[1], alone["elmo"].numpy()[0], atol=ATOL, rtol=0)
+    assert_same_up_to_path(out["elmo"].numpy()[1], alone["elmo"].numpy()[0])

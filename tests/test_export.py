@@ -2,11 +2,12 @@
 
 The exports are loaded in fresh subprocesses that import only TensorFlow
 (plus tensorflow_text for the tf_text export), never Keras or keras_elmo,
-and must give the layer's own outputs to 1e-6.
+and must give the layer's own outputs (to the path tolerance, support/tolerance.py).
 """
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from support.tf_only import run_tf_only
+from support.tolerance import assert_same_up_to_path
 from tensorflow.core.protobuf import saved_model_pb2
 
 import keras_elmo
@@ -58,7 +60,6 @@ TF_TEXT_2_12_OPS = {
 }
 DENYLIST = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
-ATOL = 1e-6
 
 LOADER = textwrap.dedent("""
     import json, os, sys
@@ -146,13 +147,11 @@ def _assert_matches(got, text_ref, tok_ref):
         for key in OUTPUT_KEYS:
             actual = got[f"{sig}/{key}"]
             assert actual.shape == text_ref[key].shape, (sig, key)
-            np.testing.assert_allclose(
-                actual, text_ref[key], atol=ATOL, rtol=0, err_msg=f"{sig}/{key}"
-            )
+            assert_same_up_to_path(actual, text_ref[key], err_msg=f"{sig}/{key}")
     for key in OUTPUT_KEYS:
         actual = got[f"tokens/{key}"]
         assert actual.shape == tok_ref[key].shape, key
-        np.testing.assert_allclose(actual, tok_ref[key], atol=ATOL, rtol=0, err_msg=f"tokens/{key}")
+        assert_same_up_to_path(actual, tok_ref[key], err_msg=f"tokens/{key}")
 
 
 def _check_padding(outputs, sequence_len):
@@ -393,12 +392,12 @@ def test_rest_bodies(exports):
     assert preds[1]["default"] == [0.0] * p2
     # Row format, named input.
     resp2 = _predict_like_tf_serving(loaded, {"instances": [{"default": "the cat sat"}]})
-    np.testing.assert_allclose(resp2["predictions"][0]["elmo"], preds[0]["elmo"], atol=ATOL)
+    assert_same_up_to_path(resp2["predictions"][0]["elmo"], preds[0]["elmo"])
     # Columnar format, default signature.
     resp = _predict_like_tf_serving(loaded, {"inputs": {"default": ["the cat sat", "a dog"]}})
     assert np.array(resp["outputs"]["elmo"]).shape == (2, 3, p2)
     assert resp["outputs"]["sequence_len"] == [3, 2]
-    np.testing.assert_allclose(resp["outputs"]["elmo"][0], preds[0]["elmo"], atol=ATOL)
+    assert_same_up_to_path(resp["outputs"]["elmo"][0], preds[0]["elmo"])
     # Tokens signature, row format: one dict per instance.
     body = {
         "signature_name": "tokens",
@@ -409,7 +408,7 @@ def test_rest_bodies(exports):
     }
     resp = _predict_like_tf_serving(loaded, body, "tokens")
     assert [p["sequence_len"] for p in resp["predictions"]] == [3, 2]
-    np.testing.assert_allclose(resp["predictions"][0]["elmo"], preds[0]["elmo"], atol=ATOL)
+    assert_same_up_to_path(resp["predictions"][0]["elmo"], preds[0]["elmo"])
     assert resp["predictions"][1]["elmo"][2] == [0.0] * p2
     # Tokens signature, columnar.
     body = {
@@ -482,9 +481,7 @@ def test_tensorflow_model_server_rest(exports, tmp_path):
                 resp = json.loads(r.read())
             got = resp["predictions"] if "predictions" in resp else resp["outputs"]
             elmo = got[0]["elmo"] if isinstance(got, list) else got["elmo"][0]
-            np.testing.assert_allclose(
-                elmo, exports["outputs"]["tiny"]["default/elmo"][0, :3], atol=1e-5
-            )
+            assert_same_up_to_path(elmo, exports["outputs"]["tiny"]["default/elmo"][0, :3])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -526,7 +523,7 @@ def test_tf_text_export_without_the_extra_names_it(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tensorflow_text", None)  # as if not installed
     layer = _tiny_layer(TINY_OPTIONS)
-    with pytest.raises(ImportError, match=r"keras_elmo\[tf-text\]"):
+    with pytest.raises(ImportError, match=re.escape("pip install -e '.[tf-text]'")):
         export.export_saved_model(layer, tmp_path / "tt", tokenizer="tf_text")
     assert not (tmp_path / "tt" / "1").exists()
 
@@ -547,13 +544,13 @@ def test_export_from_model_and_keras_file(tmp_path, tiny_options):
     sentences = tf.constant(["the cat sat", "", "a dog"])
     expected = elmo(sentences).numpy()
     got = loaded.signatures["serving_default"](default=sentences)["elmo"].numpy()
-    np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
+    assert_same_up_to_path(got, expected)
 
     model.save(tmp_path / "model.keras")
     path2 = export.export_from_files(str(tmp_path / "model.keras"), tmp_path / "m")
     assert path2 == str(tmp_path / "m" / "2")
     got2 = tf.saved_model.load(path2).signatures["default"](default=sentences)["elmo"].numpy()
-    np.testing.assert_allclose(got2, expected, atol=ATOL, rtol=0)
+    assert_same_up_to_path(got2, expected)
 
 
 def test_cli_export_versions(tmp_path, fixture_dir):

@@ -24,6 +24,7 @@ def user_dir(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_keras_elmo_folder_in_the_working_directory_does_not_shadow_the_install(user_dir):
     # find_spec only: which package `import keras_elmo` would run, without running it.
     found = _python_in(

@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import REPO, TINY_OPTIONS
 from support.bilm_fixture import fixture_layer
 from support.processes import run_python_json
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, batch_to_ids
 
@@ -143,8 +144,8 @@ def test_raw_text_model_fits_and_reloads_in_fresh_process(tmp_path):
         print(json.dumps(model.predict(tf.constant({SENTENCES!r}), verbose=0).tolist()))
     """)
     got = np.array(run_python_json(["-c", script]), dtype="float32")
-    # Another process may pick other kernels (oneDNN, thread split): float32 tolerance.
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # Another process may pick other kernels (oneDNN, thread split): the path tolerance.
+    assert_same_up_to_path(got, expected)
 
 
 # ------------------------------------------------------------- fine-tuning
@@ -207,9 +208,9 @@ def test_dropout_only_in_training():
     x = tf.constant(SENTENCES)
     inference = model(x, training=False).numpy()
     # predict() runs a traced graph, the call runs eagerly: the two may fuse or
-    # order float32 sums differently (seen: 6e-8 on AVX-512), hence 1e-6.
-    np.testing.assert_allclose(model.predict(x, verbose=0), inference, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(model(x).numpy(), inference, rtol=0, atol=1e-6)
+    # order float32 sums differently: the path tolerance (support/tolerance.py).
+    assert_same_up_to_path(model.predict(x, verbose=0), inference)
+    assert_same_up_to_path(model(x).numpy(), inference)
     assert not np.allclose(model(x, training=True).numpy(), inference)
     ones = elmo_of(model)(tf.constant([["a", "b", ""]]), training=True).numpy()
     assert np.all(ones[0, 2] == 0.0)  # padding stays zero under dropout
@@ -341,9 +342,7 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
     for x, want in zip(batches, expected):
         got = layer(x)
         for key in want:
-            np.testing.assert_allclose(
-                got[key].numpy(), want[key].numpy(), atol=1e-6, rtol=0, err_msg=key
-            )
+            assert_same_up_to_path(got[key].numpy(), want[key].numpy(), err_msg=key)
 
     # Saved with the model: vectors in the weights file, vocabulary as an asset.
     inputs = keras.Input(shape=(), dtype="string")
@@ -355,7 +354,7 @@ def test_token_cache_gives_the_same_vectors(fixture_dir, tmp_path):
     cache = elmo_of(loaded).token_cache
     assert cache.active and cache.vocabulary == layer.token_cache.vocabulary
     np.testing.assert_array_equal(cache.vectors.numpy(), layer.token_cache.vectors.numpy())
-    np.testing.assert_array_equal(loaded(sentences).numpy(), want)
+    assert_same_up_to_path(loaded(sentences).numpy(), want)
 
 
 def test_a_token_cache_saved_by_0_2_still_loads(fixture_dir):
@@ -369,9 +368,9 @@ def test_a_token_cache_saved_by_0_2_still_loads(fixture_dir):
     assert loaded.token_cache.active and sorted(loaded.token_cache.vocabulary) == sorted(vocab)
     fresh = fixture_layer(fixture_dir)
     encoded = fresh.token_encoder(batch_to_ids([vocab]))[0].numpy()
-    np.testing.assert_allclose(loaded.token_cache(tf.constant(vocab)).numpy(), encoded, atol=1e-6)
+    assert_same_up_to_path(loaded.token_cache(tf.constant(vocab)).numpy(), encoded)
     x = tf.constant([vocab, ["a", "dog", "sat", "", "", "", ""]])
-    np.testing.assert_allclose(loaded(x).numpy(), fresh(x).numpy(), atol=1e-6, rtol=0)
+    assert_same_up_to_path(loaded(x).numpy(), fresh(x).numpy())
 
 
 def test_token_cache_errors(tiny_options):
@@ -400,10 +399,8 @@ def test_token_cache_errors(tiny_options):
     assert sized.get_config()["token_cache_size"] == 2
     # Same size again: a refresh (e.g. after new encoder weights) is fine.
     layer.cache_vocabulary(["b", "c"])
-    np.testing.assert_allclose(
-        layer(tf.constant([["b", "c"]])).numpy(),
-        layer(batch_to_ids([["b", "c"]])).numpy(),
-        atol=1e-6,
+    assert_same_up_to_path(
+        layer(tf.constant([["b", "c"]])).numpy(), layer(batch_to_ids([["b", "c"]])).numpy()
     )
 
 

@@ -13,7 +13,8 @@ from support.efml_fixture import ATOL as EFML_ATOL
 from support.efml_fixture import EFML
 from support.efml_fixture import SENTENCES as EFML_SENTENCES
 from support.efml_fixture import expected as efml_expected
-from support.layer_checks import FLOAT32_ATOL, run_layer_test
+from support.layer_checks import run_layer_test
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
 from keras_elmo.layers.bilm import BidirectionalLM
@@ -214,7 +215,7 @@ def test_efml_token_encoder_layer_checks(tmp_path):
         copy_state=copy_encoder,
     )
     # The same token gives the same vector wherever it stands; "" gives zeros.
-    np.testing.assert_allclose(out[1, :2], out[0, :2], atol=FLOAT32_ATOL, rtol=0)
+    assert_same_up_to_path(out[1, :2], out[0, :2])
     np.testing.assert_array_equal(out[1, 2:], 0.0)
     # EFML's word layer for these tokens (its first output layer, one half per direction).
     want = efml_expected("model_zip")[0][0, :, :width]
@@ -287,10 +288,10 @@ def test_projected_lstm_matches_numpy(feature_major):
             0.5,
             0.3,
         )
-        np.testing.assert_allclose(out[d].numpy(), want, atol=FLOAT32_ATOL, rtol=1e-5)
+        assert_same_up_to_path(out[d].numpy(), want)
         for b, (fc, fh) in enumerate(finals):
-            np.testing.assert_allclose(c[d, b].numpy(), fc, atol=FLOAT32_ATOL, rtol=1e-5)
-            np.testing.assert_allclose(h[d, b].numpy(), fh, atol=FLOAT32_ATOL, rtol=1e-5)
+            assert_same_up_to_path(c[d, b].numpy(), fc)
+            assert_same_up_to_path(h[d, b].numpy(), fh)
     assert np.abs(out.numpy()).max() == pytest.approx(0.3)  # the projection clip binds
 
 
@@ -374,9 +375,7 @@ def test_bidirectional_lm_matches_numpy():
                 )
                 layer_out.append(out[0] + (layer_in[d] if k > 0 else 0.0))
             want = np.concatenate([layer_out[0], layer_out[1][::-1]], -1)
-            np.testing.assert_allclose(
-                outputs[k][b, :n].numpy(), want, atol=FLOAT32_ATOL, rtol=1e-5
-            )
+            assert_same_up_to_path(outputs[k][b, :n].numpy(), want)
             layer_in = layer_out
 
 
@@ -399,9 +398,7 @@ def test_char_cnn_token_encoder_matches_numpy(tmp_path):
     got = layer.token_encoder(char_ids()).numpy()
     for b, sentence in enumerate(SENTENCES):
         for t, token in enumerate(sentence):
-            np.testing.assert_allclose(
-                got[b, t], reference.token_vector(token), atol=1e-5, rtol=1e-5, err_msg=token
-            )
+            assert_same_up_to_path(got[b, t], reference.token_vector(token), err_msg=token)
         np.testing.assert_array_equal(got[b, len(sentence) :], 0.0)  # padding stays zero
 
 
@@ -419,5 +416,5 @@ def test_shared_softmax_layer_checks(tmp_path):
     layer.b.assign(tf.random.stateless_normal((7,), seed=(6, 0)))
     w, b = (v.numpy().astype("float64") for v in (layer.w, layer.b))
     want = h.numpy().astype("float64") @ w.T + b
-    np.testing.assert_allclose(layer(h).numpy(), want, atol=FLOAT32_ATOL, rtol=1e-6)
-    np.testing.assert_allclose(out, want - b, atol=FLOAT32_ATOL, rtol=1e-6)  # b starts at 0
+    assert_same_up_to_path(layer(h).numpy(), want)
+    assert_same_up_to_path(out, want - b)  # b starts at 0

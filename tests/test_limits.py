@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import traced_calls
+from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, batch_to_ids
 from keras_elmo.layers.bilm import BidirectionalLM
 
-ATOL = 1e-6
 LIMITS = {"max_batch_size": 3, "max_tokens_per_sentence": 4, "max_tokens_per_request": 8}
 
 
@@ -81,16 +81,14 @@ def test_at_the_limit_gives_the_unbounded_output(layers, calls, texts, mode):
     for form, inputs in forms(texts).items():
         got, want = calls[mode][form](inputs), free(inputs)
         for key in want:
-            np.testing.assert_allclose(
-                got[key].numpy(), want[key].numpy(), atol=ATOL, rtol=0, err_msg=f"{form}/{key}"
-            )
+            assert_same_up_to_path(got[key].numpy(), want[key].numpy(), err_msg=f"{form}/{key}")
 
 
 def test_whitespace_padding_does_not_count(layers):
     # Limits count tokens, not characters: a sentence padded with spaces is fine.
     bounded, free = layers
     text = ["  w0 \u00a0  w1   w2  w3    "]
-    np.testing.assert_allclose(
+    assert_same_up_to_path(
         bounded(tf.constant(text))["elmo"].numpy(), free(tf.constant(text))["elmo"].numpy()
     )
 
@@ -172,5 +170,5 @@ def test_char_cnn_chunks_give_the_same_vectors(layers, monkeypatch):
     whole = free.token_encoder(ids).numpy()
     monkeypatch.setattr(token_encoder, "CNN_CHUNK_TOKENS", 3)  # 13 distinct + padding: 5 chunks
     for call in (free.token_encoder, tf.function(free.token_encoder.__call__)):
-        np.testing.assert_allclose(call(ids).numpy(), whole, atol=ATOL, rtol=0)
+        assert_same_up_to_path(call(ids).numpy(), whole)
     assert (whole[1, 5:] == 0).all() and (whole[0] != 0).any(axis=-1).all()

@@ -24,6 +24,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+# Every test here runs two or three worker processes.
+pytestmark = pytest.mark.slow
+
 WORKER = textwrap.dedent("""
     import json, os, signal, sys
     args = json.loads(sys.argv[1])

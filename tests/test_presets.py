@@ -20,8 +20,8 @@ from support.bilm_fixture import allclose, load_fixture
 from support.http_server import serve
 
 from keras_elmo import ElmoLayer, batch_to_ids, list_presets, published_options
-from keras_elmo.checkpoints import download, presets
-from keras_elmo.errors import InputError
+from keras_elmo.checkpoints import download, preset_catalog, presets
+from keras_elmo.errors import ElmoError, InputError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "saved_models" / "elmo-small-en"
@@ -59,16 +59,22 @@ def add_preset(monkeypatch, preset):
     monkeypatch.setitem(presets.PRESETS, preset.name, preset)
 
 
-def add_fixture_preset(monkeypatch, server, fixture_files, checked=True):
+def add_fixture_preset(monkeypatch, server, fixture_files, checked=True, first_mirror=None):
     """Preset "test-fixture": the bilm-tf fixture's two files on `server`.
 
     `checked`: the row carries each file's size and SHA-256 (computed here).
+    `first_mirror`: a server tried first for each file (`server` is then the mirror).
     """
     downloads = []
     for path, dest in (("/m/options.json", "options.json"), ("/m/weights.hdf5", "weights.hdf5")):
         data = fixture_files[path]
         sums = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} if checked else {}
-        downloads.append(presets.Download(server.url(path), dest, **sums))
+        if first_mirror is None:
+            downloads.append(presets.Download(server.url(path), dest, **sums))
+        else:
+            downloads.append(
+                presets.Download(first_mirror.url(path), dest, mirrors=(server.url(path),), **sums)
+            )
     add_preset(
         monkeypatch,
         presets.Preset(
@@ -91,13 +97,29 @@ def test_the_table():
         "allennlp-original-5.5b-en",
     ]
     # Then the 44 ELMoForManyLangs languages (tests/test_efml_layer.py checks them).
-    assert names[5:] == [f"elmo-efml-{code}" for code in presets.efml.LANGUAGES]
+    assert names[5:] == [f"elmo-efml-{code}" for code in preset_catalog.LANGUAGES]
+    # Over https first, then the http link EFML's README gives.
+    (german,) = presets.get_preset("elmo-efml-de").downloads
+    assert german.urls == (
+        "https://vectors.nlpl.eu/repository/11/142.zip",
+        "http://vectors.nlpl.eu/repository/11/142.zip",
+    )
     # The four AllenNLP presets above, and the published size each one has.
     for name, size in zip(names[1:5], ["small", "medium", "original", "original"]):
         preset = presets.get_preset(name)
         urls = [d.url for d in preset.downloads]
         assert [d.dest for d in preset.downloads] == ["options.json", "weights.hdf5"]
         assert all(u.startswith("https://s3-us-west-2.amazonaws.com/allennlp/") for u in urls)
+        # The bucket's other address, the same paths, as the one mirror.
+        for item in preset.downloads:
+            assert item.mirrors == (
+                item.url.replace(
+                    "https://s3-us-west-2.amazonaws.com/allennlp/",
+                    "https://allennlp.s3.amazonaws.com/",
+                ),
+            )
+            # Not published: checked against Content-Length, pinned on first use.
+            assert item.size is None and item.sha256 is None
         # The published file names spell out the architecture:
         # 2x<lstm dim>_<projection dim>_2048cnn_<n>xhighway.
         lstm = published_options(size)["lstm"]
@@ -237,6 +259,7 @@ def test_a_url_that_cannot_be_fetched_is_a_clear_error(fixture_files):
     assert url in str(err.value) and str(download.url_cache_path(url)) in str(err.value)
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_checkpoint_modules_resolve_models_without_tensorflow(tmp_path):
     """The CLI resolves a model before loading TensorFlow: these modules must not import it."""
     script = f"""
@@ -388,3 +411,137 @@ def test_progress_bars_on_in_the_cli_off_in_library_calls(
         out = str(tmp_path / "quiet.hdf5")
         assert main(["embed", str(src), out, "--quiet", "--model", "test-fixture"]) == 0
         assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ pinned presets
+
+
+def test_a_preset_whose_file_changed_after_it_was_cached_is_refused(
+    monkeypatch, fixture_files, cache
+):
+    """Not in the table's digests: pinned at the first download, checked at every use."""
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+        presets.fetch_preset("test-fixture")
+        url = server.url("/m/weights.hdf5")
+    weights = cache / "presets" / "test-fixture" / "weights.hdf5"
+    original = hashlib.sha256(fixture_files["/m/weights.hdf5"]).hexdigest()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one byte of one weight: still a loadable HDF5 file
+    weights.write_bytes(bytes(data))
+    changed = hashlib.sha256(bytes(data)).hexdigest()
+    with pytest.raises(download.DownloadError) as err:
+        ElmoLayer.from_preset("test-fixture")
+    message = str(err.value)
+    assert url in message and original in message and changed in message
+    assert "refresh=True" in message and "--refresh" in message
+
+
+def test_refresh_downloads_the_preset_again(monkeypatch, fixture_dir, fixture_files, cache):
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+        presets.fetch_preset("test-fixture")
+        weights = cache / "presets" / "test-fixture" / "weights.hdf5"
+        weights.write_bytes(b"damaged")
+        with pytest.raises(download.DownloadError, match="changed since it was downloaded"):
+            presets.fetch_preset("test-fixture")
+        layer = ElmoLayer.from_preset(
+            "test-fixture", refresh=True, stateful=True, output_mode="dict"
+        )
+        assert len(server.requests) == 4  # two files, twice
+    assert_reproduces_fixture(layer, fixture_dir)
+    assert weights.read_bytes() == fixture_files["/m/weights.hdf5"]
+
+
+def test_cli_refresh(monkeypatch, tmp_path, fixture_files, cache, capsys):
+    from keras_elmo.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("Hello !\n", encoding="utf-8")
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+        out = str(tmp_path / "o.hdf5")
+        assert main(["embed", str(src), out, "--quiet", "--model", "test-fixture"]) == 0
+        (cache / "presets" / "test-fixture" / "options.json").write_text("{}")
+        capsys.readouterr()
+        assert main(["embed", str(src), out, "--quiet", "--model", "test-fixture"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "--refresh" in err and "SHA-256" in err
+        flags = ["--quiet", "--model", "test-fixture", "--refresh"]
+        assert main(["embed", str(src), out, *flags]) == 0
+        assert len(server.requests) == 4
+    assert (cache / "presets" / "test-fixture" / "options.json").read_bytes() == (
+        fixture_files["/m/options.json"]
+    )
+
+
+def test_a_dead_first_mirror_falls_through_to_the_second(
+    monkeypatch, fixture_dir, fixture_files, cache
+):
+    with serve({}) as dead, serve(fixture_files) as alive:
+        dead.stop()
+        add_fixture_preset(monkeypatch, alive, fixture_files, first_mirror=dead)
+        layer = ElmoLayer.from_preset("test-fixture", stateful=True, output_mode="dict")
+        assert [r[1] for r in alive.requests] == ["/m/options.json", "/m/weights.hdf5"]
+    assert_reproduces_fixture(layer, fixture_dir)
+
+
+def test_a_cache_entry_that_fails_to_load_is_named_with_how_to_refresh_it(
+    monkeypatch, fixture_files, cache, capsys
+):
+    """A truncated weights file, as an older version could leave in the cache."""
+    from keras_elmo.cli import main
+
+    monkeypatch.setenv(download.OFFLINE_ENV, "1")
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+    directory = cache / "presets" / "test-fixture"
+    directory.mkdir(parents=True)
+    (directory / "options.json").write_bytes(fixture_files["/m/options.json"])
+    (directory / "weights.hdf5").write_bytes(fixture_files["/m/weights.hdf5"][:5000])
+    with pytest.raises(ElmoError) as err:
+        ElmoLayer.from_preset("test-fixture")
+    message = str(err.value)
+    assert f"{directory / 'weights.hdf5'} is a cache entry" in message
+    assert "refresh=True" in message and "--refresh" in message and str(directory) in message
+    src = directory.parent / "in.txt"
+    src.write_text("Hello !\n", encoding="utf-8")
+    code = main(["embed", str(src), str(src) + ".hdf5", "--quiet", "--model", "test-fixture"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "is a cache entry" in err, err
+
+
+def test_refresh_is_an_option_of_every_command_that_takes_model():
+    from keras_elmo.cli import build_parser
+
+    parser = build_parser()
+    for command in (["embed", "in.txt", "out.hdf5"], ["export", "out"], ["beam-embed"]):
+        extra = ["--input", "x", "--output-dir", "y"] if command == ["beam-embed"] else []
+        args = parser.parse_args([*command, *extra, "--model", "elmo-small-en", "--refresh"])
+        assert args.refresh is True, command
+        assert parser.parse_args([*command, *extra]).refresh is False, command
+
+
+def test_beam_embed_refresh_refreshes_this_machines_cache(monkeypatch, fixture_files, cache):
+    from keras_elmo import cli
+
+    with serve(fixture_files) as server:
+        add_fixture_preset(monkeypatch, server, fixture_files, checked=False)
+        presets.fetch_preset("test-fixture")
+        (cache / "presets" / "test-fixture" / "options.json").write_text("{}")
+        argv = ["beam-embed", "--input", "x", "--output-dir", "y", "--model", "test-fixture"]
+        cli._check_beam_embed(cli.build_parser().parse_args(argv))  # only checks the name
+        assert len(server.requests) == 2
+        cli._check_beam_embed(cli.build_parser().parse_args([*argv, "--refresh", "--quiet"]))
+        assert len(server.requests) == 4
+    assert (cache / "presets" / "test-fixture" / "options.json").read_bytes() == (
+        fixture_files["/m/options.json"]
+    )
+
+
+def test_refresh_with_a_keras_file_is_a_clear_error(tmp_path, capsys):
+    from keras_elmo.cli import main
+
+    code = main(["export", str(tmp_path / "out"), "--keras-file", "m.keras", "--refresh"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "--refresh" in err and "--keras-file" in err

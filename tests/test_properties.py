@@ -5,7 +5,8 @@
   here, and the in-graph `tokens_to_char_ids` equals it too; a token holding
   a lone surrogate (not encodable as UTF-8) is a ValueError naming it;
 - random sentences: a sentence's vectors are the same alone, in any batch,
-  at any padding (tiny random model, 1e-6);
+  at any padding (tiny random model, the path tolerance of
+  support/tolerance.py);
 - random `tokens`-signature requests, well-formed or not (wrong sequence_len
   sizes and values, invalid UTF-8): a clean InvalidArgumentError or finite
   outputs, zero beyond each sentence.
@@ -14,13 +15,14 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import random_tiny_layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.tolerance import assert_same_up_to_path
 
-from keras_elmo import ElmoLayer, batch_to_ids, tokens_to_char_ids
+from keras_elmo import batch_to_ids, tokens_to_char_ids
 from keras_elmo.serving import export
 
-ATOL = 1e-6
 FEW = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
@@ -68,13 +70,7 @@ def test_char_ids_equal_a_byte_reference_and_the_graph(tokens):
 
 @pytest.fixture(scope="module")
 def tiny():
-    from conftest import TINY_OPTIONS
-
-    layer = ElmoLayer(TINY_OPTIONS, output_mode="dict")
-    layer.build()
-    rng = np.random.default_rng(17)
-    for var in layer.weights:
-        var.assign(rng.normal(0, 0.5, var.shape).astype("float32"))
+    layer = random_tiny_layer(output_mode="dict")
     call = tf.function(layer.__call__, input_signature=[tf.TensorSpec([None, None], tf.string)])
     return layer, call
 
@@ -106,11 +102,9 @@ def test_a_sentence_is_the_same_alone_in_any_batch_at_any_padding(tiny, batch, e
         assert together["sequence_len"].numpy()[row] == n
         for key in ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo"):
             got = together[key].numpy()[row]
-            np.testing.assert_allclose(got[:n], alone[key].numpy()[0], atol=ATOL, rtol=0)
+            assert_same_up_to_path(got[:n], alone[key].numpy()[0], err_msg=key)
             assert (got[n:] == 0).all(), key
-        np.testing.assert_allclose(
-            together["default"].numpy()[row], alone["default"].numpy()[0], atol=ATOL, rtol=0
-        )
+        assert_same_up_to_path(together["default"].numpy()[row], alone["default"].numpy()[0])
 
 
 @pytest.fixture(scope="module")

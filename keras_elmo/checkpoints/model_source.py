@@ -135,17 +135,20 @@ class ModelSource:
             raise MissingFileError(f"ELMoForManyLangs model directory not found: {self.efml_dir}")
         return self
 
-    def resolve(self, *, progress=False, offline=None):
+    def resolve(self, *, progress=False, offline=None, refresh=False):
         """The same model as local files: a `ModelSource` of a local pair,
         `.keras` file or ELMoForManyLangs directory.
 
         A preset is downloaded on first use and a URL once, into the cache
-        (`keras_elmo.checkpoints.download`); `progress=True` shows a progress
-        bar on stderr.
+        (`keras_elmo.checkpoints.download`), checked against the SHA-256
+        pinned then; `refresh=True` downloads it again; `progress=True` shows
+        a progress bar on stderr.
         """
         self.check()
         if self.preset is not None:
-            model = presets.resolve_model(self.preset, progress=progress, offline=offline)
+            model = presets.resolve_model(
+                self.preset, progress=progress, offline=offline, refresh=refresh
+            )
             if model.format == "original":
                 files = model.files
                 return ModelSource(options_file=files["options"], weight_file=files["weights"])
@@ -156,7 +159,9 @@ class ModelSource:
             )
         if self.options_file is not None:
             local = {
-                field: download.cached_url(path, progress=progress, offline=offline)
+                field: download.cached_url(
+                    path, progress=progress, offline=offline, refresh=refresh
+                )
                 if download.is_url(path)
                 else path
                 for field, path in zip(PAIR, (self.options_file, self.weight_file))

@@ -8,6 +8,12 @@ archives (ELMoForManyLangs: one zip per language) adds rows, not code.
 `format` names the loader: "original" is the `options.json` + `weights.hdf5`
 pair that `ElmoLayer.from_original` reads; other loaders add their own name.
 
+Pinning: a `Download` carries the size and SHA-256 its publisher gives,
+where one does (None otherwise: then the server's Content-Length is checked
+and the digest of the first download is recorded and checked at every later
+use, `download.py`), and its mirrors, tried in order. The ELMoForManyLangs
+catalog (44 languages) is `preset_catalog.py`.
+
 Downloaded presets live in `<cache>/presets/<name>/` (see
 `download.cache_dir()`); the shipped one is package data. Like the rest of
 `checkpoints`, this module imports no TensorFlow: the command line resolves
@@ -20,7 +26,7 @@ import importlib.resources
 import os
 from pathlib import Path
 
-from keras_elmo.checkpoints import download, efml
+from keras_elmo.checkpoints import download, efml, preset_catalog
 from keras_elmo.errors import InputError, MissingFileError
 
 # The format `ElmoLayer.from_original` reads: role -> file name in the directory.
@@ -31,9 +37,11 @@ ORIGINAL_FILES = {"options": "options.json", "weights": "weights.hdf5"}
 class Download:
     """One piece of a preset: `url` fetched to `dest` inside the preset's directory.
 
-    `size` (bytes) and `sha256` are checked where known; without `size`, the
-    server's Content-Length is. With `extract=True` the URL is a zip archive
-    unpacked as the directory `dest`.
+    `size` (bytes) and `sha256` are the published ones, checked where known
+    (None: not published; the server's Content-Length is checked and the
+    first download's digest pinned). `mirrors` are further URLs of the same
+    file, tried in order after `url`. With `extract=True` the URL is a zip
+    archive unpacked as the directory `dest`.
     """
 
     url: str
@@ -41,6 +49,12 @@ class Download:
     size: int | None = None
     sha256: str | None = None
     extract: bool = False
+    mirrors: tuple = ()
+
+    @property
+    def urls(self):
+        """`url` and then its mirrors: the order they are tried in."""
+        return (self.url, *self.mirrors)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,26 +71,41 @@ class Preset:
     source: str = ""
 
 
+# The AllenNLP bucket, by the two addresses it has been linked under: the
+# path-style one of allennlp.org/elmo and bilm-tf's README, and the
+# virtual-host one that AllenNLP's own training configs use
+# (https://allennlp.s3.amazonaws.com/models/elmo/2x4096_512_2048cnn_2xhighway/...).
+# Both are https. AllenNLP publishes no byte sizes or digests for these files
+# (none found on allennlp.org/elmo, in bilm-tf or allennlp), so size and
+# sha256 stay None: the digest is pinned at the first download.
 ALLENNLP_ELMO = "https://s3-us-west-2.amazonaws.com/allennlp/models/elmo"
+ALLENNLP_ELMO_MIRRORS = ("https://allennlp.s3.amazonaws.com/models/elmo",)
 ALLENNLP_PAGE = "https://allennlp.org/elmo"
 
 
 def _allennlp(name, stem, description, approx_size):
     """A published AllenNLP model: `<stem>/elmo_<stem>_{options.json,weights.hdf5}`.
 
-    The URLs are the ones the AllenNLP ELMo page links (allennlp.org/elmo).
-    Their sizes and digests are not published, so the server's
-    Content-Length is what the download is checked against.
+    The URLs are the ones the AllenNLP ELMo page links (allennlp.org/elmo),
+    then the same files under the bucket's other address.
     """
-    base = f"{ALLENNLP_ELMO}/{stem}/elmo_{stem}"
+
+    def piece(suffix, dest):
+        path = f"{stem}/elmo_{stem}_{suffix}"
+        return Download(
+            f"{ALLENNLP_ELMO}/{path}",
+            dest,
+            mirrors=tuple(f"{base}/{path}" for base in ALLENNLP_ELMO_MIRRORS),
+        )
+
     return Preset(
         name=name,
         description=description,
         format="original",
         files=dict(ORIGINAL_FILES),
         downloads=(
-            Download(f"{base}_options.json", ORIGINAL_FILES["options"]),
-            Download(f"{base}_weights.hdf5", ORIGINAL_FILES["weights"]),
+            piece("options.json", ORIGINAL_FILES["options"]),
+            piece("weights.hdf5", ORIGINAL_FILES["weights"]),
         ),
         approx_size=approx_size,
         source=ALLENNLP_PAGE,
@@ -86,9 +115,11 @@ def _allennlp(name, stem, description, approx_size):
 EFML_PAGE = "https://github.com/HIT-SCIR/ELMoForManyLangs"
 
 
-def efml_preset(code, language, url):
-    """An ELMoForManyLangs model: one zip, unpacked as `model/` (the loader finds
-    the model files there or in its one subdirectory)."""
+def efml_preset(code, language, urls):
+    """An ELMoForManyLangs model: one zip (`urls`: its URL, or its mirrors in
+    order), unpacked as `model/` (the loader finds the model files there or
+    in its one subdirectory)."""
+    urls = (urls,) if isinstance(urls, str) else tuple(urls)
     return Preset(
         name=f"elmo-efml-{code}",
         description=f"ELMoForManyLangs {language} (HIT-SCIR): LSTM 4096/512, Unicode "
@@ -96,8 +127,9 @@ def efml_preset(code, language, url):
         "(docs/many-languages.md).",
         format="efml",
         files={"model_dir": "model"},
-        # NLPL publishes no sizes or digests: the Content-Length is checked.
-        downloads=(Download(url, "model", extract=True),),
+        # NLPL publishes no sizes or digests: the Content-Length is checked
+        # and the first download pinned (preset_catalog.py).
+        downloads=(Download(urls[0], "model", extract=True, mirrors=tuple(urls[1:])),),
         source=EFML_PAGE,
     )
 
@@ -145,12 +177,12 @@ PRESETS = {
         ),
     )
 }
-# The 44 languages EFML's README links (codes and NLPL ids in efml.LANGUAGES).
+# The 44 languages EFML's README links (codes and NLPL ids in preset_catalog).
 PRESETS.update(
     (p.name, p)
     for p in (
-        efml_preset(code, language, efml.language_url(code))
-        for code, (language, _) in efml.LANGUAGES.items()
+        efml_preset(code, language, preset_catalog.language_urls(code))
+        for code, (language, _) in preset_catalog.LANGUAGES.items()
     )
 )
 
@@ -244,19 +276,25 @@ def shipped_model_dir(dirname):
     )
 
 
-def fetch_preset(name, *, progress=False, offline=None):
-    """The local files of preset `name`, downloading them on first use: {role: Path}."""
+def fetch_preset(name, *, progress=False, offline=None, refresh=False):
+    """The local files of preset `name`, downloading them on first use: {role: Path}.
+
+    Each file is checked against its pinned digest (the table's, else the one
+    recorded at its first download) at every call; `refresh=True` downloads
+    them again and pins what the server has now.
+    """
     preset = get_preset(name)
     directory = preset_dir(name)
     for item in preset.downloads:
         fetcher = download.fetch_archive if item.extract else download.fetch
         fetcher(
-            item.url,
+            item.urls,
             directory / item.dest,
             size=item.size,
             sha256=item.sha256,
             progress=progress,
             offline=offline,
+            refresh=refresh,
         )
     files = {role: directory / rel for role, rel in preset.files.items()}
     for role, path in files.items():
@@ -273,17 +311,19 @@ class ModelFiles:
     files: dict
 
 
-def resolve_model(spec, *, progress=False, offline=None):
+def resolve_model(spec, *, progress=False, offline=None, refresh=False):
     """A preset name or a model directory -> `ModelFiles`, downloading a preset if needed.
 
     A directory is recognised by its contents: `options.json` + `weights.hdf5`
     is the original format, `config.json` + `char.dic` an ELMoForManyLangs
-    model ("efml", files {"model_dir": the directory}).
+    model ("efml", files {"model_dir": the directory}). `refresh=True`
+    downloads a preset again (`fetch_preset`); a directory is read as it is.
     """
     spec = os.fspath(spec)
     if spec in PRESETS:
         return ModelFiles(
-            PRESETS[spec].format, fetch_preset(spec, progress=progress, offline=offline)
+            PRESETS[spec].format,
+            fetch_preset(spec, progress=progress, offline=offline, refresh=refresh),
         )
     path = Path(spec)
     if path.is_dir():

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
-from keras_elmo.checkpoints import efml
+from keras_elmo.checkpoints import download, efml
 from keras_elmo.checkpoints import original as conversion
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
@@ -299,24 +299,29 @@ class ElmoLayer(keras.layers.Layer):
         self.built = True
 
     @classmethod
-    def from_original(cls, options_file, weight_file, *, progress=False, **kwargs):
+    def from_original(cls, options_file, weight_file, *, progress=False, refresh=False, **kwargs):
         """Build from the published `options.json` + `weights.hdf5` pair.
 
         Either file may be an `http(s)://` URL, as AllenNLP accepted: it is
         downloaded once into the cache (`keras_elmo.checkpoints.download`)
-        and read from there afterwards, also offline. `progress=True` shows
-        a download progress bar on stderr (off by default in library calls).
+        and read from there afterwards, also offline, checked against the
+        SHA-256 recorded at its first download; `refresh=True` downloads it
+        again. `progress=True` shows a download progress bar on stderr (off
+        by default in library calls).
         """
         local = ModelSource(options_file=options_file, weight_file=weight_file)
-        local = local.resolve(progress=progress)
+        local = local.resolve(progress=progress, refresh=refresh)
         options_file, weight_file = local.options_file, local.weight_file
-        options = options_lib.load_options(options_file)
-        # Names, dtypes and shapes against the options before any weight is
-        # allocated (a wrong options file can ask for gigabytes).
-        conversion.check_weights_file(weight_file, options)
+        # A file in the download cache that fails to load is named as one.
+        with download.cache_entry_errors(options_file, weight_file):
+            options = options_lib.load_options(options_file)
+            # Names, dtypes and shapes against the options before any weight
+            # is allocated (a wrong options file can ask for gigabytes).
+            conversion.check_weights_file(weight_file, options)
         layer = cls(options, **kwargs)
         layer.build()
-        conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
+        with download.cache_entry_errors(weight_file):
+            conversion.load_original_weights(weight_file, layer.token_encoder, layer.bilm)
         return layer
 
     @classmethod
@@ -329,7 +334,8 @@ class ElmoLayer(keras.layers.Layer):
         `kwargs` are ElmoLayer's arguments. It takes string tokens or raw
         sentences (the lexicons are lookup tables in the graph), not char ids.
         """
-        model = efml.read_model(model_dir)
+        with download.cache_entry_errors(model_dir):
+            model = efml.read_model(model_dir)
         layer = cls(model.options, **kwargs)
         layer.build()
         layer.token_encoder.set_lexicons(model.char_lexicon, model.word_lexicon)
@@ -337,28 +343,32 @@ class ElmoLayer(keras.layers.Layer):
         return layer
 
     @classmethod
-    def from_preset(cls, preset, *, progress=False, **kwargs):
+    def from_preset(cls, preset, *, progress=False, refresh=False, **kwargs):
         """Build from a preset name (`keras_elmo.list_presets()`) or a model directory.
 
         "elmo-small-en" is shipped with the package; the published AllenNLP
         models are downloaded on first use into the cache and read from
-        there afterwards, also offline. `progress=True` shows a download
+        there afterwards, also offline, checked at every use against the
+        SHA-256 pinned at the first download; `refresh=True` downloads them
+        again on purpose (docs/models.md). `progress=True` shows a download
         progress bar on stderr (off by default in library calls). `kwargs`
         go to the constructor (e.g. `output_mode="dict"`, `fine_tune="top"`).
         """
-        return cls.from_source(ModelSource(preset=preset), progress=progress, **kwargs)
+        source = ModelSource(preset=preset)
+        return cls.from_source(source, progress=progress, refresh=refresh, **kwargs)
 
     @classmethod
-    def from_source(cls, source, *, progress=False, **kwargs):
+    def from_source(cls, source, *, progress=False, refresh=False, **kwargs):
         """Build from a `keras_elmo.checkpoints.model_source.ModelSource`.
 
         The source is resolved to local files (a preset or a URL is
-        downloaded once, with a progress bar on stderr when `progress`); a
+        downloaded once, with a progress bar on stderr when `progress`;
+        `refresh=True` downloads it again, as `from_preset`); a
         preset name or a model directory may stand for the source. `kwargs`
         go to the constructor; a `.keras` file's layer is cloned with them
         (`clone`: its weights, lexicons and token cache kept).
         """
-        local = ModelSource.of(source).resolve(progress=progress)
+        local = ModelSource.of(source).resolve(progress=progress, refresh=refresh)
         if local.efml_dir is not None:
             return cls.from_elmoformanylangs(local.efml_dir, **kwargs)
         if local.options_file is not None:

@@ -69,11 +69,11 @@ class ScalarMix(keras.layers.Layer):
     >>> import keras_elmo
     >>> mix = keras_elmo.ScalarMix(n_layers=2)
     >>> layers = [np.full((1, 2, 3), 1.0, "float32"), np.full((1, 2, 3), 3.0, "float32")]
-    >>> mix(layers).numpy()  # equal weights: (1 + 3) / 2
+    >>> np.round(mix(layers).numpy(), 4)  # equal weights: (1 + 3) / 2
     array([[[2., 2., 2.],
             [2., 2., 2.]]], dtype=float32)
     >>> _ = mix.scalar_weights.assign([0.0, np.log(3.0)])  # softmax: [1/4, 3/4]
-    >>> mix(layers).numpy()  # 1/4 * 1 + 3/4 * 3
+    >>> np.round(mix(layers).numpy(), 4)  # 1/4 * 1 + 3/4 * 3
     array([[[2.5, 2.5, 2.5],
             [2.5, 2.5, 2.5]]], dtype=float32)
 

@@ -13,26 +13,17 @@ and checks, each against the first call's outputs:
   float16 rounding.
 
 Different execution paths (eager vs a saved and reloaded model) are compared
-to FLOAT32_ATOL, not bitwise: they may pick other kernels or sum in another
-order (seen: 6e-8 on AVX-512 CPUs).
+with the tests' path tolerance (support/tolerance.py), not bitwise: they may
+pick other kernels or sum in another order.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
+from support.tolerance import assert_same_up_to_path, flat_arrays
 
-FLOAT32_ATOL = 1e-6
 # float16 keeps 11 significant bits: relative rounding 2**-11 per operation.
 FLOAT16_RTOL = 2e-2
-
-
-def _flat(outputs):
-    """Outputs (tensor, list, tuple or dict) -> list of numpy arrays, in a fixed order."""
-    if isinstance(outputs, dict):
-        return [np.asarray(outputs[key]) for key in sorted(outputs)]
-    if isinstance(outputs, (list, tuple)):
-        return [a for item in outputs for a in _flat(item)]
-    return [np.asarray(outputs)]
 
 
 def _is_shape(value):
@@ -45,23 +36,6 @@ def _flat_shapes(expected):
     if _is_shape(expected):
         return [tuple(expected)]
     return [s for item in expected for s in _flat_shapes(item)]
-
-
-def assert_all_close(got, want, atol=FLOAT32_ATOL, rtol=0.0, what="outputs"):
-    got, want = _flat(got), _flat(want)
-    assert len(got) == len(want), f"{what}: {len(got)} arrays vs {len(want)}"
-    for k, (a, b) in enumerate(zip(got, want)):
-        assert a.shape == b.shape, f"{what}[{k}]: shape {a.shape} vs {b.shape}"
-        if a.dtype.kind in "fc":
-            np.testing.assert_allclose(
-                a.astype("float64"),
-                b.astype("float64"),
-                atol=atol,
-                rtol=rtol,
-                err_msg=f"{what}[{k}]",
-            )
-        else:
-            np.testing.assert_array_equal(a, b, err_msg=f"{what}[{k}]")
 
 
 def _call(layer, inputs, call_kwargs):
@@ -98,7 +72,7 @@ def run_layer_test(
     outputs = _call(layer, inputs, call_kwargs)
 
     # Shapes (nested lists/tuples/dicts of shape tuples, like the outputs).
-    got_shapes = [a.shape for a in _flat(outputs)]
+    got_shapes = [a.shape for a in flat_arrays(outputs)]
     want_shapes = _flat_shapes(expected_output_shape)
     assert got_shapes == want_shapes, (got_shapes, want_shapes)
     if expected_mask_shape is not None:
@@ -114,7 +88,7 @@ def run_layer_test(
     if copy_state is copy_weights:
         _call(clone, inputs, call_kwargs)  # builds it: weights go into a built layer
     copy_state(layer, clone)
-    assert_all_close(_call(clone, inputs, call_kwargs), outputs, what="from_config clone")
+    assert_same_up_to_path(_call(clone, inputs, call_kwargs), outputs, err_msg="from_config clone")
 
     # Keras serialization.
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
@@ -129,7 +103,7 @@ def run_layer_test(
         path = tmp_path / f"{layer.name}.keras"
         model.save(path)
         loaded = keras.models.load_model(path)
-        assert_all_close(loaded(x), outputs, what=".keras reload")
+        assert_same_up_to_path(loaded(x), outputs, err_msg=".keras reload")
 
     # Mixed precision: outputs in the compute dtype, weights float32.
     if run_mixed_precision:
@@ -142,7 +116,7 @@ def run_layer_test(
                 weight.path,
                 weight.dtype,
             )
-        for got, want in zip(_flat(mixed_out), _flat(outputs)):
+        for got, want in zip(flat_arrays(mixed_out), flat_arrays(outputs)):
             if want.dtype == np.float32:
                 assert got.dtype == np.float16, got.dtype
                 scale = max(float(np.abs(want).max()), 1.0)
