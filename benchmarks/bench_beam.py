@@ -36,7 +36,7 @@ import tensorflow  # noqa: F401  (imported before the clock starts, for both)
 args = json.loads(sys.argv[2])
 start = time.perf_counter()
 if args["which"] == "embed":
-    from keras_elmo.serving import embed_file
+    from keras_elmo.jobs import embed_file
     embed_file.embed_file(args["input"], os.path.join(args["out"], "out.hdf5"),
                           args["options"], args["weights"], layers=args["layers"],
                           batch_size=args["batch_size"])

@@ -16,8 +16,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from keras_elmo.jobs.output import embed_all_layers  # noqa: E402
 from keras_elmo.layers import lstm as lstm_lib  # noqa: E402
-from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers  # noqa: E402
+from keras_elmo.layers.elmo_layer import ElmoLayer  # noqa: E402
 
 EFML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "efml")
 

@@ -5,7 +5,7 @@ shrinking of any failure) for a fixed share of the wall time; the script
 reports how many inputs each target tried and every failure it found.
 
 What counts as a failure:
-- line reader (keras_elmo.serving.embed_file): on random bytes, in random
+- line reader (keras_elmo.jobs.reader): on random bytes, in random
   read block sizes, `iter_lines` differs from a reference split (the three
   line terminators normalised to \\n, BOM dropped), or `sentences_from_stream`
   yields tokens other than `line.split()` of the decoded line, or raises
@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from keras_elmo import options as options_lib
 from keras_elmo.errors import InputError
-from keras_elmo.serving import embed_file
+from keras_elmo.jobs import reader
 
 BOM = b"\xef\xbb\xbf"
 
@@ -80,12 +80,12 @@ def reference_lines(content):
 
 
 def check_line_reader(content, block_size):
-    got = list(embed_file.iter_lines(io.BytesIO(content), block_size=block_size))
+    got = list(reader.iter_lines(io.BytesIO(content), block_size=block_size))
     want = reference_lines(content)
     if got != want:
         raise AssertionError(f"iter_lines gave {got!r}, reference {want!r}")
     try:
-        sentences = list(embed_file.sentences_from_stream(io.BytesIO(content), "fuzz"))
+        sentences = list(reader.sentences_from_stream(io.BytesIO(content), "fuzz"))
     except InputError as err:
         if "fuzz: line " not in str(err):
             raise AssertionError(f"error without a line number: {err}") from None

@@ -52,7 +52,7 @@ def main(argv=None):
         )
 
     cold, warm = load(), load().warm_up(warm_text, n_streams=8)
-    stateful = load(stateful=True, max_batch_size=args.batch_size)
+    stateful = load(stateful=True, state_rows=args.batch_size)
     bs = args.batch_size
     for start in range(0, len(warm_text), bs):  # the recommended warm-up batches
         stateful(batch_to_ids(warm_text[start : start + bs]))

@@ -56,51 +56,42 @@ def _non_negative_float(text):
     return value
 
 
-def _model_source(args):
-    """The model a command reads, as keyword arguments for the serving functions.
+# How the model-source errors name each field on the command line.
+MODEL_FLAGS = {
+    "preset": "--model",
+    "options_file": "--options-file",
+    "weight_file": "--weight-file",
+    "keras_file": "--keras-file",
+    "efml_dir": "--model",
+}
+
+
+def _model_source(args, resolve=True):
+    """The model a command reads, as a checked `ModelSource`.
 
     `--model` (a preset name or a model directory; default: the shipped
-    elmo-small-en) or the explicit pair `--options-file` + `--weight-file`.
-    Resolving a preset imports no TensorFlow; it may download the model (or
-    the files, when they are URLs), with a progress bar unless `--quiet`.
+    elmo-small-en), the explicit pair `--options-file` + `--weight-file`,
+    or `--keras-file` where the command has it; the rules are
+    `model_source.check_choice`'s. With `resolve`, the local files: a
+    preset (or a URL) is downloaded once, with a progress bar unless
+    `--quiet`; no TensorFlow either way.
     """
-    from keras_elmo.checkpoints import download, presets
+    from keras_elmo.checkpoints import model_source
     from keras_elmo.errors import InputError
 
-    progress = not getattr(args, "quiet", False)
-    refresh = args.refresh
-
-    options_file, weight_file = args.options_file, args.weight_file
-    if options_file is not None or weight_file is not None:
-        if args.model is not None:
-            raise InputError("give --model or --options-file + --weight-file, not both.")
-        if options_file is None or weight_file is None:
-            raise InputError(
-                "give both --options-file and --weight-file, or neither (then --model, "
-                f"default {DEFAULT_MODEL_NAME})."
-            )
-        _check_model_files(options_file, weight_file)
-        return {
-            name: download.cached_url(path, progress=progress, refresh=refresh)
-            if download.is_url(path)
-            else path
-            for name, path in (("options_file", options_file), ("weight_file", weight_file))
-        }
-    model = presets.resolve_model(
-        args.model or DEFAULT_MODEL_NAME, progress=progress, refresh=refresh
-    )
-    if model.format == "efml":
-        return {"options_file": None, "weight_file": None, "efml_dir": model.files["model_dir"]}
-    return {"options_file": model.files["options"], "weight_file": model.files["weights"]}
-
-
-def _check_model_files(options_file, weight_file):
-    """Local --options-file / --weight-file must exist (URLs are fetched later)."""
-    from keras_elmo.errors import MissingFileError
-
-    for path, what in ((options_file, "options file"), (weight_file, "weight file")):
-        if "://" not in path and not os.path.isfile(path):
-            raise MissingFileError(f"ELMo {what} not found: {path}")
+    fields = {
+        "preset": args.model,
+        "options_file": args.options_file,
+        "weight_file": args.weight_file,
+        "keras_file": getattr(args, "keras_file", None),
+    }
+    given = model_source.check_choice(fields, MODEL_FLAGS, default=DEFAULT_MODEL_NAME)
+    if args.refresh and "keras_file" in given:
+        raise InputError("--refresh downloads a preset or URL files again; not with --keras-file.")
+    source = model_source.ModelSource(**given).check()
+    if not resolve:
+        return source
+    return source.resolve(progress=not getattr(args, "quiet", False), refresh=args.refresh)
 
 
 def _check_file(path, what):
@@ -132,24 +123,22 @@ def _expand(patterns):
 
 
 def _check_embed(args):
-    from keras_elmo.serving import embed_file
+    from keras_elmo.jobs import embed_file, parts, reader
 
-    embed_file.check_input_file(args.input_file)
+    reader.check_input_file(args.input_file)
     embed_file.check_output_path(args.output_file, [args.input_file])
-    embed_file.check_partial_dir(
-        embed_file.partial_dir(args.output_file), args.resume, args.stateful
-    )
-    args.model_files = _model_source(args)
+    parts.check_partial_dir(parts.partial_dir(args.output_file), args.resume, args.stateful)
+    args.source = _model_source(args)
 
 
 def _run_embed(args):
-    from keras_elmo.serving import embed_file
+    from keras_elmo.jobs import embed_file, parts
 
     try:
         embed_file.embed_file(
             args.input_file,
             args.output_file,
-            **args.model_files,
+            source=args.source,
             layers=args.layers,
             batch_size=args.batch_size,
             stateful=args.stateful,
@@ -160,7 +149,7 @@ def _run_embed(args):
         )
     except KeyboardInterrupt:
         # embed_file has committed the finished batches; say where they are.
-        folder = embed_file.partial_dir(args.output_file)
+        folder = parts.partial_dir(args.output_file)
         print(
             f"\nkeras-elmo embed: interrupted; finished batches are kept in {folder}/ "
             "(rerun the same command with --resume to continue)",
@@ -170,26 +159,11 @@ def _run_embed(args):
     return 0
 
 
-def _check_keras_file_or_model(args):
-    from keras_elmo.errors import InputError
-
-    if args.keras_file and (args.model or args.options_file or args.weight_file):
-        raise InputError("give --keras-file or a model (--model, --options-file), not both.")
-    if args.keras_file and args.refresh:
-        raise InputError("--refresh downloads a preset or URL files again; not with --keras-file.")
-
-
 def _check_export(args):
     from keras_elmo.serving import export
 
-    _check_keras_file_or_model(args)
     export.check_export_dir(args.export_dir, args.version)
-    if args.keras_file:
-        export.check_keras_file(args.keras_file)
-        args.source = args.keras_file
-    else:
-        model = _model_source(args)
-        args.source = model.get("efml_dir") or (model["options_file"], model["weight_file"])
+    args.source = _model_source(args)
 
 
 def _run_export(args):
@@ -209,41 +183,20 @@ def _run_export(args):
 
 
 def _check_beam_embed(args):
-    from keras_elmo.checkpoints import presets
-    from keras_elmo.errors import InputError
-    from keras_elmo.serving import export
-
-    _check_keras_file_or_model(args)
-    if args.keras_file:
-        if "://" not in args.keras_file:  # (other filesystems: Beam's, later)
-            export.check_keras_file(args.keras_file)
-    elif args.options_file or args.weight_file:
-        if args.model:
-            raise InputError("give --model or --options-file + --weight-file, not both.")
-        if not (args.options_file and args.weight_file):
-            raise InputError("give both --options-file and --weight-file, or neither.")
-        _check_model_files(args.options_file, args.weight_file)
-    else:
-        presets.check_model_spec(args.model or DEFAULT_MODEL_NAME)
-    if args.refresh and not args.keras_file:
-        # Refresh this machine's cache now; each worker then reads its own.
-        _model_source(args)
+    # Each worker resolves the model itself (and reads other filesystems);
+    # --refresh refreshes this machine's cache now, each worker then reads its own.
+    args.source = _model_source(args, resolve=False)
+    if args.refresh:
+        args.source.resolve(progress=not args.quiet, refresh=True)
 
 
 def _run_beam_embed(args):
     from keras_elmo.integrations import beam
 
-    if args.keras_file:
-        source = beam.ModelSource(keras_file=args.keras_file)
-    elif args.options_file or args.weight_file:
-        source = beam.ModelSource(options_file=args.options_file, weight_file=args.weight_file)
-    else:
-        # Each worker resolves the name (or directory) itself: from_preset.
-        source = beam.ModelSource(preset=args.model or DEFAULT_MODEL_NAME)
     manifest = beam.embed_corpus(
         args.input,
         args.output_dir,
-        source,
+        args.source,
         layers=args.layers,
         tokenizer=args.tokenizer,
         file_format=args.format,
@@ -371,7 +324,12 @@ def _run_perplexity(args):
 # ------------------------------------------------------------------ parser
 
 
-def _add_model_args(parser):
+# ------------------------------------------------------------------ shared options
+# Each option several commands take is defined once here, its choices and
+# defaults read from the library.
+
+
+def _add_model_args(parser, keras_file=False):
     parser.add_argument(
         "--model",
         metavar="NAME|DIR",
@@ -388,6 +346,67 @@ def _add_model_args(parser):
         "files' SHA-256 (a cached file is checked against the SHA-256 recorded at its first "
         "download)",
     )
+    if keras_file:
+        parser.add_argument(
+            "--keras-file", help="a .keras file holding an ElmoLayer or a model with one"
+        )
+
+
+LAYER_HELP = {
+    "all": "all layers, shape (n_layers + 1, T, 2P)",
+    "top": "the top LSTM layer, (T, 2P)",
+    "average": "the average of all layers, (T, 2P)",
+}
+
+
+def _add_layer_choice(parser):
+    from keras_elmo.jobs.output import DEFAULT_LAYERS, LAYER_CHOICES
+
+    which = parser.add_mutually_exclusive_group()
+    for choice in LAYER_CHOICES:
+        help_ = LAYER_HELP[choice] + (" (default)" if choice == DEFAULT_LAYERS else "")
+        which.add_argument(
+            f"--{choice}", dest="layers", action="store_const", const=choice, help=help_
+        )
+    parser.set_defaults(layers=DEFAULT_LAYERS)
+
+
+def _add_embed_batch_size(parser):
+    from keras_elmo.jobs.output import BATCH_SIZE
+
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=BATCH_SIZE, help="sentences per model call"
+    )
+
+
+def _add_matmul_dtype(parser, model_default=False):
+    """--matmul-dtype; `model_default`: None (the model's own) instead of float32."""
+    from keras_elmo.options import MATMUL_DTYPES
+
+    default = None if model_default else MATMUL_DTYPES[0]
+    said = "the model's own, float32" if model_default else "float32: the original numbers"
+    parser.add_argument(
+        "--matmul-dtype",
+        "--lstm-matmul-dtype",  # its name in 0.2
+        dest="matmul_dtype",
+        choices=MATMUL_DTYPES,
+        default=default,
+        help=f"operand dtype of the model's matmuls and convolutions (default {said}). "
+        "bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within a fraction of a "
+        "percent of float32, slower without those units (measured in the keras_elmo "
+        "documentation, 'Lower precision')",
+    )
+
+
+def _add_tokenizer(parser, help_):
+    from keras_elmo.text.tokenization import DEFAULT_TOKENIZER, TOKENIZERS
+
+    parser.add_argument(
+        "--tokenizer",
+        default=DEFAULT_TOKENIZER,
+        choices=TOKENIZERS,
+        help=help_ + f" (default: {DEFAULT_TOKENIZER})",
+    )
 
 
 EMBED_EPILOG = """\
@@ -400,6 +419,8 @@ if interrupted:
 
 
 def _add_embed(sub):
+    from keras_elmo.jobs.embed_file import FLUSH_SECONDS
+
     p = _add_parser(
         sub,
         "embed",
@@ -412,7 +433,7 @@ def _add_embed(sub):
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
     _add_layer_choice(p)
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
+    _add_embed_batch_size(p)
     p.add_argument(
         "--stateful",
         action="store_true",
@@ -428,38 +449,17 @@ def _add_embed(sub):
     p.add_argument(
         "--flush-seconds",
         type=_non_negative_float,
-        default=30.0,
+        default=FLUSH_SECONDS,
         metavar="S",
         help="commit finished batches to OUTPUT.partial/ at least every S seconds, so a kill "
-        "loses at most that much work (default 30; 0: after every batch)",
+        "loses at most that much work (default %(default)g; 0: after every batch)",
     )
-    p.add_argument(
-        "--matmul-dtype",
-        "--lstm-matmul-dtype",  # its name in 0.2
-        dest="matmul_dtype",
-        choices=("float32", "bfloat16", "float16"),
-        default="float32",
-        help="operand dtype of the model's matmuls and convolutions (default float32: the "
-        "original numbers). bfloat16: faster on CPUs with AVX512_BF16 or AMX, vectors within "
-        "a fraction of a percent of float32, slower without those units (measured in the "
-        "keras_elmo documentation, 'Lower precision')",
-    )
+    _add_matmul_dtype(p)
     p.set_defaults(func=_run_embed, check=_check_embed)
 
 
-def _add_layer_choice(p):
-    which = p.add_mutually_exclusive_group()
-    for flag, help_ in (
-        ("all", "all layers, shape (n_layers + 1, T, 2P) (default)"),
-        ("top", "the top LSTM layer, (T, 2P)"),
-        ("average", "the average of all layers, (T, 2P)"),
-    ):
-        which.add_argument(f"--{flag}", dest="layers", action="store_const", const=flag, help=help_)
-    p.set_defaults(layers="all")
-
-
 def _add_beam_embed(sub):
-    from keras_elmo.text.tokenization import TOKENIZERS
+    from keras_elmo.jobs.output import BEAM_FORMATS
 
     p = _add_parser(
         sub,
@@ -479,34 +479,20 @@ def _add_beam_embed(sub):
         help="input files (glob, local or any Beam filesystem); repeatable",
     )
     p.add_argument("--output-dir", required=True, help="manifest.json + shards go here")
-    _add_model_args(p)
-    p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
+    _add_model_args(p, keras_file=True)
     _add_layer_choice(p)
+    _add_tokenizer(p, "how a line is split into tokens (whitespace: as embed)")
     p.add_argument(
-        "--tokenizer",
-        default="whitespace",
-        choices=TOKENIZERS,
-        help="how a line is split into tokens (default: whitespace, as embed)",
+        "--format", default=BEAM_FORMATS[0], choices=BEAM_FORMATS, help="the shards' format"
     )
-    p.add_argument(
-        "--format", default="hdf5", choices=("hdf5", "tfrecord"), help="the shards' format"
-    )
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="sentences per model call")
+    _add_embed_batch_size(p)
     p.add_argument(
         "--max-batch-tokens",
         type=_positive_int,
         default=None,
         help="also bound each model call to this many padded tokens (batches by tokens)",
     )
-    p.add_argument(
-        "--matmul-dtype",
-        "--lstm-matmul-dtype",  # its name in 0.2
-        dest="matmul_dtype",
-        choices=("float32", "bfloat16", "float16"),
-        default=None,
-        help="operand dtype of the model's matmuls and convolutions (default: the model's own, "
-        "float32)",
-    )
+    _add_matmul_dtype(p, model_default=True)
     p.add_argument(
         "--no-wait",
         action="store_true",
@@ -516,8 +502,6 @@ def _add_beam_embed(sub):
 
 
 def _add_export(sub):
-    from keras_elmo.text.tokenization import TOKENIZERS
-
     p = _add_parser(
         sub,
         "export",
@@ -527,20 +511,17 @@ def _add_export(sub):
         "needs TensorFlow only.",
     )
     p.add_argument("export_dir", help="base directory; the model goes to EXPORT_DIR/<version>")
-    _add_model_args(p)
-    p.add_argument("--keras-file", help="a .keras file holding an ElmoLayer or a model with one")
+    _add_model_args(p, keras_file=True)
     p.add_argument(
         "--version",
         type=_non_negative_int,
         default=None,
         help="the version directory's number (default: 1 more than the highest there, or 1)",
     )
-    p.add_argument(
-        "--tokenizer",
-        default="whitespace",
-        choices=TOKENIZERS,
-        help="in-graph tokenizer for raw sentences: whitespace (split on whitespace, "
-        "default), punctuation (PTB-like: punctuation and English clitics split off) or "
+    _add_tokenizer(
+        p,
+        "in-graph tokenizer for raw sentences: whitespace (split on whitespace), "
+        "punctuation (PTB-like: punctuation and English clitics split off) or "
         "tf_text (TensorFlow Text's UnicodeScriptTokenizer; needs tensorflow-text wherever "
         "the export is loaded)",
     )

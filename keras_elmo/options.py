@@ -271,6 +271,14 @@ EFML_KIND = "efml"
 # The lexicon entries EFML's batcher needs (char.dic, word.dic).
 EFML_CHAR_SPECIALS = ("<oov>", "<pad>", "<bow>", "<eow>", "<bos>", "<eos>")
 EFML_WORD_SPECIALS = ("<oov>", "<pad>")
+# EFML's batcher (frontend.create_one_batch) unpacks the ids of ('<eow>',
+# '<bow>', '<oov>', '<pad>') into (bow, eow, oov, pad), so the begin-of-word
+# slot of every token holds the id of `<eow>` and the end-of-word slot the
+# id of `<bow>`: swapped against their names. The published models were
+# trained through the same code, so the swap is what their weights expect;
+# these two name what goes where.
+EFML_BEGIN_OF_WORD = "<eow>"
+EFML_END_OF_WORD = "<bow>"
 
 
 def _validate_efml(options, source):

@@ -1,7 +1,7 @@
 """The package layering: data flows one way, no module imports back up.
 
 text -> char ids -> (checkpoint files ->) token vectors -> biLSTM -> mix ->
-ElmoLayer -> (training | serving | integrations) -> CLI. Each subpackage may
+ElmoLayer -> (training | jobs | serving | integrations) -> CLI. Each subpackage may
 import only from the subpackages before it, and inside a subpackage a module
 only from the modules before it.
 """
@@ -13,9 +13,23 @@ import keras_elmo
 
 # (subpackage, its modules in order); "" is the package root.
 ORDER = [
-    ("", ["version", "errors", "progress", "options", "limits"]),
+    # registration imports every module that registers a Keras object by name
+    # (importlib, when called), none at import: any module that loads a
+    # .keras file (ElmoLayer.from_source, the export, Beam) may call it.
+    ("", ["version", "errors", "registration", "progress", "cpu", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
-    ("checkpoints", ["original", "torch_pickle", "efml", "download", "preset_catalog", "presets"]),
+    (
+        "checkpoints",
+        [
+            "original",
+            "torch_pickle",
+            "efml",
+            "download",
+            "preset_catalog",
+            "presets",
+            "model_source",
+        ],
+    ),
     (
         "layers",
         [
@@ -29,10 +43,8 @@ ORDER = [
         ],
     ),
     ("training", ["corpora", "data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
-    # registration imports every module that registers a Keras object, by name
-    # (importlib); the export and Beam call it before loading a .keras file.
-    ("", ["registration"]),
-    ("serving", ["embed_file", "export"]),
+    ("jobs", ["reader", "output", "parts", "embed_file"]),
+    ("serving", ["export"]),
     ("integrations", ["beam"]),
     # __main__ is `python -m keras_elmo`, the command line.
     ("", ["cli", "__main__"]),

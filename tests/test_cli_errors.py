@@ -21,7 +21,7 @@ from support.bilm_fixture import FIXTURE_DIR as FIXTURES
 from support.paths import REPO
 
 from keras_elmo import cli
-from keras_elmo.serving import embed_file
+from keras_elmo.jobs import embed_file, parts, reader
 
 RUN_CLI = """
 import json, os, signal, sys
@@ -47,15 +47,15 @@ if hook == "tensorflow-import":
 from keras_elmo.cli import main
 
 if hook == "embed-batch":
-    from keras_elmo.serving import embed_file
+    from keras_elmo.jobs import parts
 
-    write_batch = embed_file._Parts.write_batch
+    write_batch = parts.PartStore.write_batch
 
     def first_batch_then_interrupt(self, *args, **kwargs):
         write_batch(self, *args, **kwargs)
         interrupt()
 
-    embed_file._Parts.write_batch = first_batch_then_interrupt
+    parts.PartStore.write_batch = first_batch_then_interrupt
 if hook == "export-write":
     from keras_elmo.serving import export
 
@@ -141,7 +141,7 @@ def test_an_unreadable_input_is_one_line(tmp_path, text, capsys, monkeypatch):
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(embed_file, "open", refuse, raising=False)
+    monkeypatch.setattr(reader, "open", refuse, raising=False)
     assert cli.main(["embed", str(text), str(tmp_path / "out.hdf5")]) == 2
     err = capsys.readouterr().err
     assert err == f"keras-elmo embed: error: cannot read input {text}: Permission denied.\n"
@@ -314,7 +314,7 @@ def test_ctrl_c_during_embedding_keeps_the_finished_batches(tmp_path):
         "--quiet",
         sigint_at="embed-batch",
     )
-    partial = embed_file.partial_dir(out)
+    partial = parts.partial_dir(out)
     assert_interrupted(
         status,
         stderr,

@@ -13,8 +13,9 @@ from support.efml_fixture import ATOL, EFML, MODELS, SENTENCES, all_layers, expe
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.checkpoints import efml
+from keras_elmo.jobs.output import embed_all_layers
 from keras_elmo.layers import lstm as lstm_lib
-from keras_elmo.layers.elmo_layer import ElmoLayer, embed_all_layers
+from keras_elmo.layers.elmo_layer import ElmoLayer
 
 
 def assert_matches_efml(stack, model, indices=None):

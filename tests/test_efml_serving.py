@@ -124,7 +124,7 @@ def write_sentence_file(tmp_path):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_embed_file_reads_an_efml_directory(tmp_path, model):
-    from keras_elmo.serving.embed_file import embed_file
+    from keras_elmo.jobs.embed_file import embed_file
 
     out = tmp_path / "vectors.hdf5"
     embed_file(write_sentence_file(tmp_path), out, None, None, efml_dir=EFML / model)

@@ -21,8 +21,9 @@ from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
+from keras_elmo.jobs import embed_file as embed_lib
+from keras_elmo.jobs import parts, reader
 from keras_elmo.layers.elmo_layer import ElmoLayer
-from keras_elmo.serving import embed_file as embed_lib
 
 WORDS = "the a of cat dog sat on mat ran far away quickly big small red green blue".split()
 
@@ -174,15 +175,15 @@ def test_iter_lines_against_a_reference_split():
         if want[-1] == b"":
             want.pop()
         for block in (1, 2, 3, 7, 1 << 16):
-            got = list(embed_lib.iter_lines(io.BytesIO(content), block_size=block))
+            got = list(reader.iter_lines(io.BytesIO(content), block_size=block))
             assert got == want, (content, block)
 
 
 def test_overlong_line_is_an_error(tmp_path):
     path = tmp_path / "in.txt"
-    path.write_bytes(b"ok\n" + b"x" * (embed_lib.MAX_LINE_BYTES + 10) + b"\nok\n")
+    path.write_bytes(b"ok\n" + b"x" * (reader.MAX_LINE_BYTES + 10) + b"\nok\n")
     with pytest.raises(ValueError, match=r"line 2 is over 1048576 bytes"):
-        list(embed_lib.read_sentences(path))
+        list(reader.read_sentences(path))
 
 
 def test_bom_and_line_endings_give_the_plain_file_vectors(tiny_model, tmp_path):
@@ -283,7 +284,7 @@ def test_resume_refuses_a_different_job_and_stateful(tiny_model, tmp_path, capsy
     src = tmp_path / "in.txt"
     write_sentences(src, 8)
     out = tmp_path / "out.hdf5"
-    job = {"format": embed_lib.PARTIAL_FORMAT, "layers": "all"}
+    job = {"format": parts.PARTIAL_FORMAT, "layers": "all"}
     partial = tmp_path / "out.hdf5.partial"
     partial.mkdir()
     (partial / "job.json").write_text(json.dumps(job))

@@ -10,6 +10,7 @@ from support.tiny_model import traced_calls
 from support.tolerance import assert_same_up_to_path
 
 from keras_elmo import ElmoLayer, batch_to_ids
+from keras_elmo.layers.bilm import BidirectionalLM
 
 LIMITS = {"max_batch_size": 3, "max_tokens_per_sentence": 4, "max_tokens_per_request": 8}
 
@@ -128,6 +129,36 @@ def test_stateful_state_rows(tiny_options):
     layer = ElmoLayer(tiny_options, stateful=True, max_batch_size=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=2"):
         layer(tf.constant(["a", "b", "c"]))
+
+
+def test_state_rows_and_the_request_limit_are_two_arguments(tiny_options):
+    rows_only = ElmoLayer(tiny_options, stateful=True, state_rows=4)
+    rows_only.build()
+    assert rows_only.bilm.state_c.shape[2] == 4 and rows_only.max_batch_size is None
+    assert rows_only(tf.constant(["a"] * 4)).shape[0] == 4
+    with pytest.raises(tf.errors.InvalidArgumentError, match="state_rows=4"):
+        rows_only(tf.constant(["a"] * 5))
+    both = ElmoLayer(tiny_options, stateful=True, max_batch_size=2, state_rows=6)
+    both.build()
+    assert both.bilm.state_c.shape[2] == 6
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=2"):
+        both(tf.constant(["a"] * 3))
+    again = ElmoLayer.from_config(both.get_config())
+    assert (again.state_rows, again.max_batch_size) == (6, 2)
+    with pytest.raises(ValueError, match="state_rows"):
+        ElmoLayer(tiny_options, stateful=True, state_rows=0)
+
+
+def test_a_config_saved_before_state_rows_keeps_its_rows(tiny_options):
+    # Before state_rows, max_batch_size also sized the carried state.
+    old = ElmoLayer(tiny_options, stateful=True, max_batch_size=5).get_config()
+    del old["state_rows"]
+    layer = ElmoLayer.from_config(old)
+    layer.build()
+    assert (layer.bilm.state_c.shape[2], layer.max_batch_size) == (5, 5)
+    bilm_config = {**layer.bilm.get_config(), "max_batch_size": 3}
+    del bilm_config["state_rows"]
+    assert BidirectionalLM.from_config(bilm_config).state_rows == 3
 
 
 def test_char_cnn_chunks_give_the_same_vectors(layers, monkeypatch):

@@ -4,8 +4,7 @@ import warnings
 
 import pytest
 
-from keras_elmo import ElmoLayer
-from keras_elmo.layers import lstm as lstm_lib
+from keras_elmo import ElmoLayer, cpu
 
 WITH_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 WITHOUT = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
@@ -25,22 +24,20 @@ AMX = "processor\t: 0\nflags\t\t: avx2 avx512f amx_bf16 amx_tile amx_int8\n"
 def test_cpu_probe_reads_the_flags(tmp_path, text, machine, expected):
     path = tmp_path / "cpuinfo"
     path.write_text(text)
-    has_units, why = lstm_lib.cpu_bfloat16_units(path, machine=machine)
+    has_units, why = cpu.cpu_bfloat16_units(path, machine=machine)
     assert has_units is expected, why
     if expected is False:
         assert "AVX512_BF16" in why and "AMX" in why
 
 
 def test_missing_cpuinfo_is_unknown(tmp_path):
-    has_units, why = lstm_lib.cpu_bfloat16_units(tmp_path / "absent", machine="x86_64")
+    has_units, why = cpu.cpu_bfloat16_units(tmp_path / "absent", machine="x86_64")
     assert has_units is None and "could not be read" in why
 
 
 def test_warns_once_without_bf16_units(tiny_options, monkeypatch):
-    monkeypatch.setattr(lstm_lib, "_BF16_WARNED", False)
-    monkeypatch.setattr(
-        lstm_lib, "cpu_bfloat16_units", lambda: (False, "the CPU has neither X nor Y")
-    )
+    monkeypatch.setattr(cpu, "_BF16_WARNED", False)
+    monkeypatch.setattr(cpu, "cpu_bfloat16_units", lambda: (False, "the CPU has neither X nor Y"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ElmoLayer(tiny_options).build()  # float32: nothing to say
@@ -54,8 +51,8 @@ def test_warns_once_without_bf16_units(tiny_options, monkeypatch):
 
 @pytest.mark.parametrize("verdict", [True, None])
 def test_no_warning_with_units_or_unknown(tiny_options, monkeypatch, verdict):
-    monkeypatch.setattr(lstm_lib, "_BF16_WARNED", False)
-    monkeypatch.setattr(lstm_lib, "cpu_bfloat16_units", lambda: (verdict, "whatever"))
+    monkeypatch.setattr(cpu, "_BF16_WARNED", False)
+    monkeypatch.setattr(cpu, "cpu_bfloat16_units", lambda: (verdict, "whatever"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ElmoLayer(tiny_options, matmul_dtype="bfloat16").build()

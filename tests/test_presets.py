@@ -361,7 +361,7 @@ def test_cli_model_errors(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_model_elmoformanylangs_directory(tmp_path, fixture_dir):
-    from keras_elmo.serving.embed_file import embed_file
+    from keras_elmo.jobs.embed_file import embed_file
 
     model_dir = fixture_dir.parent / "efml" / "model_zip"
     by_flag = embed(tmp_path, "flag", "--model", str(model_dir))

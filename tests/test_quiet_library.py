@@ -13,7 +13,7 @@ from support.bilm_fixture import FIXTURE_DIR as FIXTURES
 from support.paths import REPO
 from support.tiny_model import TINY_OPTIONS
 
-from keras_elmo.layers import lstm
+from keras_elmo import cpu
 
 
 def test_training_prints_no_keras_warning(tmp_path):
@@ -38,8 +38,8 @@ def test_training_prints_no_keras_warning(tmp_path):
 def test_the_bfloat16_warning_points_at_the_users_call(monkeypatch):
     from keras_elmo import ElmoLayer
 
-    monkeypatch.setattr(lstm, "cpu_bfloat16_units", lambda: (False, "this CPU has none"))
-    monkeypatch.setattr(lstm, "_BF16_WARNED", False)
+    monkeypatch.setattr(cpu, "cpu_bfloat16_units", lambda: (False, "this CPU has none"))
+    monkeypatch.setattr(cpu, "_BF16_WARNED", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         layer = ElmoLayer.from_original(  # the line the warning must name
@@ -55,8 +55,8 @@ def test_the_bfloat16_warning_points_at_the_users_call(monkeypatch):
 def test_the_bfloat16_warning_from_keras_call_names_the_call(monkeypatch):
     from keras_elmo import ElmoLayer, options
 
-    monkeypatch.setattr(lstm, "cpu_bfloat16_units", lambda: (False, "this CPU has none"))
-    monkeypatch.setattr(lstm, "_BF16_WARNED", False)
+    monkeypatch.setattr(cpu, "cpu_bfloat16_units", lambda: (False, "this CPU has none"))
+    monkeypatch.setattr(cpu, "_BF16_WARNED", False)
     layer = ElmoLayer(options.load_options(FIXTURES / "options.json"), matmul_dtype="bfloat16")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -89,8 +89,8 @@ def test_list_presets_itself_imports_no_tensorflow():
 def test_the_command_line_shows_the_bfloat16_warning_as_one_line(tmp_path, capsys, monkeypatch):
     from keras_elmo.cli import main
 
-    monkeypatch.setattr(lstm, "cpu_bfloat16_units", lambda: (False, "this CPU has none"))
-    monkeypatch.setattr(lstm, "_BF16_WARNED", False)
+    monkeypatch.setattr(cpu, "cpu_bfloat16_units", lambda: (False, "this CPU has none"))
+    monkeypatch.setattr(cpu, "_BF16_WARNED", False)
     text = tmp_path / "in.txt"
     text.write_text("a b c\n", encoding="utf-8")
     model = ["--options-file", FIXTURES / "options.json", "--weight-file"]

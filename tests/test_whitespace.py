@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_elmo import ElmoTokenizer
-from keras_elmo.serving import embed_file
+from keras_elmo.jobs import reader
 from keras_elmo.text import tokenization
 
 NBSP, EM_SPACE, IDEOGRAPHIC, NEL, NNBSP = "\u00a0", "\u2003", "\u3000", "\u0085", "\u202f"
@@ -92,5 +92,5 @@ def test_cli_line_reader(tmp_path):
     assert len(cases) >= 5
     path = tmp_path / "in.txt"
     path.write_bytes("\n".join(text for text, _ in cases).encode() + b"\n")
-    got = [tokens for _, tokens in embed_file.read_sentences(str(path))]
+    got = [tokens for _, tokens in reader.read_sentences(str(path))]
     assert got == [expected for _, expected in cases]

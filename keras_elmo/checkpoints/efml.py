@@ -29,18 +29,12 @@ import numpy as np
 
 from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import torch_pickle
-from keras_elmo.checkpoints.original import SlotWriter
+from keras_elmo.checkpoints.original import Port, SlotWriter
 from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.text import characters
 
-# EFML's batcher (frontend.create_one_batch) reads these entries. It unpacks
-# the ids of ('<eow>', '<bow>', '<oov>', '<pad>') into (bow, eow, oov, pad),
-# so the begin-of-word slot of every token holds the id of `<eow>` and the
-# end-of-word slot the id of `<bow>`: swapped against their names. The
-# published models were trained through the same code, so the swap is what
-# their weights expect; BEGIN_OF_WORD / END_OF_WORD name what goes where.
-BEGIN_OF_WORD = "<eow>"
-END_OF_WORD = "<bow>"
+# EFML's batcher (frontend.create_one_batch) reads these entries (the
+# begin- and end-of-word slots: options.EFML_BEGIN_OF_WORD / _END_OF_WORD).
 CHAR_SPECIALS = options_lib.EFML_CHAR_SPECIALS
 WORD_SPECIALS = options_lib.EFML_WORD_SPECIALS
 BOS, EOS = "<bos>", "<eos>"
@@ -316,14 +310,19 @@ def _gates_tf1(array):
 
 
 def weight_table(model, token_encoder, bilm):
-    """[(pkl file, state name, expected shape, variable, index, transform)] for every weight."""
+    """{pkl file: [Port]}: every weight, as `original.weight_table` lists the bilm-tf ones.
+
+    A port's `dataset` is the state-dict name, its one slot the variable
+    (and direction) it fills, `to_keras` the torch -> Keras transform.
+    """
     opts = model.options["token_embedder"]
     lstm_opts = model.options["lstm"]
     p = lstm_opts["projection_dim"]
-    table = []
+    table = {"token_embedder": [], "encoder": []}
 
     def add(file, name, shape, var, index=None, transform=lambda a: a):
-        table.append((file, name, tuple(shape), var, index, transform))
+        port = Port(name, tuple(shape), ((var, index),), to_keras=lambda a, t=transform: [t(a)])
+        table[file].append(port)
 
     te = "token_embedder"
     add(
@@ -419,21 +418,24 @@ def _bias_tf1(array):
 
 def assign_weights(model, token_encoder, bilm):
     """Write an `EfmlModel`'s weights into a built EFML token encoder and biLM."""
-    table = weight_table(model, token_encoder, bilm)
     states = {"token_embedder": model.token_embedder, "encoder": model.encoder}
     used = {"token_embedder": set(), "encoder": set()}
     writer = SlotWriter()
-    for file, name, shape, var, index, transform in table:
+    for file, ports in weight_table(model, token_encoder, bilm).items():
         where = os.path.join(model.model_dir, f"{file}.pkl")
-        if name not in states[file]:
-            raise InputError(f"{where}: no {name!r} (expected shape {shape}).")
-        array = states[file][name]
-        if tuple(array.shape) != shape:
-            raise InputError(
-                f"{where}: {name!r} has shape {tuple(array.shape)}, the config gives {shape}."
-            )
-        used[file].add(name)
-        writer.put(var, index, np.asarray(transform(array.astype(np.float32)), dtype=np.float32))
+        for port in ports:
+            name, shape = port.dataset, port.shape
+            if name not in states[file]:
+                raise InputError(f"{where}: no {name!r} (expected shape {shape}).")
+            array = states[file][name]
+            if tuple(array.shape) != shape:
+                raise InputError(
+                    f"{where}: {name!r} has shape {tuple(array.shape)}, the config gives {shape}."
+                )
+            used[file].add(name)
+            parts = port.to_keras(array.astype(np.float32))
+            for (var, index), part in zip(port.slots, parts):
+                writer.put(var, index, np.asarray(part, dtype=np.float32))
     for file, state in states.items():
         extra = sorted(set(state) - used[file])
         if extra:

@@ -53,12 +53,13 @@ except ImportError as err:  # pragma: no cover - depends on the installation
         "keras_elmo checkout."
     ) from err
 
+from keras_elmo.checkpoints import download
+from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError, MissingFileError
-from keras_elmo.serving import embed_file
+from keras_elmo.jobs import output, reader
 from keras_elmo.text import characters, tokenization
 
-LAYER_CHOICES = embed_file.LAYER_CHOICES
-FORMATS = ("hdf5", "tfrecord")
+FORMATS = output.BEAM_FORMATS
 MANIFEST = "manifest.json"
 MANIFEST_KIND = "keras_elmo.beam_embed"
 SHARD_PREFIX = "embeddings"
@@ -77,15 +78,11 @@ def _is_local(path):
     return FileSystems.get_scheme(path) in (None, "file")
 
 
-def _is_url(path):
-    return str(path).startswith(("http://", "https://"))
-
-
 @contextlib.contextmanager
 def _local_copy(path, suffix=""):
     """A local path holding `path`'s bytes: itself if local, else a temporary copy."""
     path = os.fspath(path)
-    if _is_local(path) or _is_url(path):
+    if _is_local(path) or download.is_url(path):
         yield path
         return
     if not FileSystems.exists(path):
@@ -112,77 +109,32 @@ def _write_text_atomically(path, text):
 # ---------------------------------------------------------------- the model
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSource:
-    """Where the model comes from: a preset name, the original pair, or a .keras file.
-
-    Paths may be local or any scheme Beam's filesystems read (`gs://`,
-    `s3://`, ...; copied to a local temporary file first).
-    """
-
-    preset: str | None = None
-    options_file: str | None = None
-    weight_file: str | None = None
-    keras_file: str | None = None
-
-    def __post_init__(self):
-        pair = (self.options_file is not None, self.weight_file is not None)
-        if pair[0] != pair[1]:
-            raise InputError("give both an options file and a weight file, or neither.")
-        given = [self.preset is not None, pair[0], self.keras_file is not None]
-        if sum(given) != 1:
-            raise InputError(
-                "give exactly one model: a preset name, an options file + weight file, "
-                "or a .keras file."
-            )
-
-    def describe(self):
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+# Source fields that may name a file of any Beam filesystem, and the
+# suffix of the local copy.
+_COPIED = {"options_file": ".json", "weight_file": ".hdf5", "keras_file": ".keras"}
 
 
 def load_layer(source, matmul_dtype=None):
-    """An `ElmoLayer` with dict outputs, stateless and without dropout, from `source`.
+    """An `ElmoLayer` from `source` with the export's settings: dict outputs,
+    stateless, without dropout, float32 (`export.SERVING_SETTINGS`).
 
-    `matmul_dtype` None keeps the model's own setting.
+    `matmul_dtype` None keeps the model's own setting. Files of other
+    filesystems (`gs://`, ...) are copied to local temporary files first.
     """
     from keras_elmo.layers.elmo_layer import ElmoLayer
-
-    overrides = {"output_mode": "dict"}
-    if matmul_dtype is not None:
-        overrides["matmul_dtype"] = matmul_dtype
-    if source.preset is not None:
-        return ElmoLayer.from_preset(source.preset, progress=False, **overrides)
-    if source.options_file is not None:
-        with (
-            _local_copy(source.options_file, ".json") as options_file,
-            _local_copy(source.weight_file, ".hdf5") as weight_file,
-        ):
-            return ElmoLayer.from_original(options_file, weight_file, **overrides)
-    import keras
-
-    from keras_elmo import registration
     from keras_elmo.serving import export
 
-    path = os.fspath(source.keras_file)
-    if not path.endswith(".keras"):
-        raise InputError(f"expected a .keras file, got {path!r}.")
-    with _local_copy(path, ".keras") as local:
-        if not os.path.isfile(local):
-            raise MissingFileError(f"Keras file not found: {path}")
-        # Every keras_elmo object the file may hold (an ElmoTokenizer too), also
-        # in a worker or the command line, where `import keras_elmo` registers none.
-        registration.register_keras_objects()
-        loaded = keras.saving.load_model(local, compile=False)
-    # The export's serving copy is exactly the twin wanted here: same weights,
-    # dict outputs, stateless, no dropout, float32.
-    twin = export._serving_copy(export.find_elmo_layer(loaded))
-    if matmul_dtype is None or matmul_dtype == twin.matmul_dtype:
-        return twin
-    # The matmul dtype changes no variable, only how the matmuls round.
-    layer = ElmoLayer.from_config({**twin.get_config(), "matmul_dtype": matmul_dtype})
-    layer.build()
-    layer.set_weights(twin.get_weights())
-    return layer
+    source = ModelSource.of(source).check()
+    settings = dict(export.SERVING_SETTINGS)
+    if matmul_dtype is not None:
+        settings["matmul_dtype"] = matmul_dtype
+    with contextlib.ExitStack() as stack:
+        local = {
+            field: stack.enter_context(_local_copy(path, _COPIED[field]))
+            for field, path in source.describe().items()
+            if field in _COPIED
+        }
+        return ElmoLayer.from_source(dataclasses.replace(source, **local), **settings)
 
 
 def weights_sha256(layer):
@@ -207,26 +159,12 @@ class _Embedder:
     def __init__(self, layer, layers):
         self.layer = layer
         self.layers = layers
-        self.run = embed_file.layer_output_fn(layer, layers)
+        self.run = output.layer_output_fn(layer, layers)
 
     def embed(self, token_lists):
         """Token lists -> one array per sentence, as `keras-elmo embed` writes it."""
-        import tensorflow as tf
-
-        # At least one column: the layer has no zero-width input (an
-        # all-empty batch is all padding, cut off below).
-        width = max(1, max(len(tokens) for tokens in token_lists))
-        array = np.full((len(token_lists), width), b"", dtype=object)
-        for row, tokens in enumerate(token_lists):
-            array[row, : len(tokens)] = [t.encode("utf-8") for t in tokens]
-        vectors = self.run(tf.constant(array)).numpy()
-        out = []
-        for row, tokens in enumerate(token_lists):
-            n = len(tokens)
-            cut = vectors[row, :, :n] if self.layers == "all" else vectors[row, :n]
-            # A view: the padded batch lives until its sentences are written.
-            out.append(cut)
-        return out
+        # Views: the padded batch lives until its sentences are written.
+        return output.embed_batch(self.run, token_lists, self.layers)
 
 
 def _element_tokens(element):
@@ -282,18 +220,14 @@ class ElmoModelHandler(inference.ModelHandler):
     def __init__(
         self,
         source,
-        layers="all",
-        batch_size=64,
+        layers=output.DEFAULT_LAYERS,
+        batch_size=output.BATCH_SIZE,
         max_batch_tokens=None,
         matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
-        if isinstance(source, str):
-            source = ModelSource(preset=source)
-        if not isinstance(source, ModelSource):
-            raise InputError(f"source must be a ModelSource or a preset name, got {source!r}.")
-        if layers not in LAYER_CHOICES:
-            raise InputError(f"layers must be one of {LAYER_CHOICES}, got {layers!r}.")
+        source = ModelSource.of(source)
+        output.check_layers(layers)
         _check_positive("batch_size", batch_size)
         _check_positive("max_batch_tokens", max_batch_tokens, allow_none=True)
         self.source = source
@@ -414,9 +348,9 @@ class EmbedSentences(beam.PTransform):
     def __init__(
         self,
         source,
-        layers="all",
-        tokenizer="whitespace",
-        batch_size=64,
+        layers=output.DEFAULT_LAYERS,
+        tokenizer=tokenization.DEFAULT_TOKENIZER,
+        batch_size=output.BATCH_SIZE,
         max_batch_tokens=None,
         matmul_dtype=None,
         max_batch_duration_secs=None,
@@ -432,7 +366,7 @@ class EmbedSentences(beam.PTransform):
         )
         self.tokenizer = _Tokenizer(tokenizer)
         # The same sorted-chunk size as `keras-elmo embed`.
-        self.chunk = batch_size * embed_file.CHUNK_BATCHES
+        self.chunk = batch_size * output.CHUNK_BATCHES
 
     def expand(self, pcoll):
         return (
@@ -572,7 +506,7 @@ class _ReadLines(beam.DoFn):
         # Streamed through Beam's filesystems (gs://, ... read in place),
         # uncompressed: byte for byte what `embed` reads.
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-            for line, tokens in embed_file.sentences_from_stream(stream, path):
+            for line, tokens in reader.sentences_from_stream(stream, path):
                 count += 1
                 yield (index, line), tokens
         yield beam.pvalue.TaggedOutput("counts", (index, count))
@@ -619,7 +553,7 @@ def embed_corpus(
     output_dir,
     source,
     *,
-    file_format="hdf5",
+    file_format=FORMATS[0],
     pipeline_options=None,
     wait=True,
     **embed_options,

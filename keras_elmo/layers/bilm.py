@@ -48,8 +48,9 @@ class BidirectionalLM(keras.layers.Layer):
             input to their output. Defaults to `True`.
         stateful: bool. Whether each row's final state carries into the
             next call (`reset_states()` starts over). Defaults to `False`.
-        max_batch_size: int. Rows of carried state of a stateful layer (the
-            largest batch it accepts). Defaults to `128`.
+        state_rows: int. Rows of carried state of a stateful layer (the
+            largest batch it accepts). Defaults to `128`. The 0.3 name
+            `max_batch_size` is still accepted.
         matmul_dtype: str. `"float32"`, `"bfloat16"` or `"float16"`: the
             operand dtype of the LSTM matmuls (see `ElmoLayer`'s
             `matmul_dtype`). Defaults to `"float32"`.
@@ -101,19 +102,22 @@ class BidirectionalLM(keras.layers.Layer):
         proj_clip=None,
         use_skip_connections=True,
         stateful=False,
-        max_batch_size=128,
+        state_rows=128,
         matmul_dtype="float32",
         **kwargs,
     ):
+        if "max_batch_size" in kwargs:  # the 0.3 name (configs saved then carry it)
+            state_rows = kwargs.pop("max_batch_size")
         super().__init__(**kwargs)
         if not isinstance(n_layers, int) or n_layers <= 0:
             raise ValueError(
                 f"BidirectionalLM: n_layers must be a positive integer, got {n_layers!r}."
             )
-        if stateful and (not isinstance(max_batch_size, int) or max_batch_size <= 0):
+        if stateful and (
+            isinstance(state_rows, bool) or not isinstance(state_rows, int) or state_rows <= 0
+        ):
             raise ValueError(
-                f"BidirectionalLM: max_batch_size must be a positive integer, "
-                f"got {max_batch_size!r}."
+                f"BidirectionalLM: state_rows must be a positive integer, got {state_rows!r}."
             )
         self.units = units
         self.projection_dim = projection_dim
@@ -122,7 +126,7 @@ class BidirectionalLM(keras.layers.Layer):
         self.proj_clip = proj_clip
         self.use_skip_connections = bool(use_skip_connections)
         self.stateful = bool(stateful)
-        self.max_batch_size = max_batch_size
+        self.state_rows = state_rows
         self.matmul_dtype = matmul_dtype
         self.lstms = [
             ProjectedLSTM(
@@ -169,7 +173,7 @@ class BidirectionalLM(keras.layers.Layer):
             name="initial_h", shape=shape_h, initializer="zeros", trainable=False
         )
         if self.stateful:
-            n = self.max_batch_size
+            n = self.state_rows
             self.state_c = self.add_weight(
                 name="state_c",
                 shape=(self.n_layers, 2, n, self.units),
@@ -200,10 +204,10 @@ class BidirectionalLM(keras.layers.Layer):
         if self.stateful:
             tf.debugging.assert_less_equal(
                 batch,
-                self.max_batch_size,
+                self.state_rows,
                 message=(
-                    "keras_elmo: stateful batch is larger than "
-                    f"max_batch_size={self.max_batch_size}"
+                    "keras_elmo: stateful batch is larger than the carried state's "
+                    f"state_rows={self.state_rows}"
                 ),
             )
         if initial_state is None:
@@ -253,7 +257,7 @@ class BidirectionalLM(keras.layers.Layer):
                 "proj_clip": self.proj_clip,
                 "use_skip_connections": self.use_skip_connections,
                 "stateful": self.stateful,
-                "max_batch_size": self.max_batch_size,
+                "state_rows": self.state_rows,
                 "matmul_dtype": self.matmul_dtype,
             }
         )

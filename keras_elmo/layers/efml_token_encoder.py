@@ -208,13 +208,12 @@ class EfmlTokenEncoder(keras.layers.Layer):
             axis=1,
         )
         pos = tf.range(width)[None, :]
-        slots = tf.where(pos == 0, c["<eow>"], slots)  # EFML's begin-of-word slot
-        slots = tf.where(pos == n + 1, c["<bow>"], slots)  # and its end-of-word slot
+        begin, end = c[options_lib.EFML_BEGIN_OF_WORD], c[options_lib.EFML_END_OF_WORD]
+        slots = tf.where(pos == 0, begin, slots)
+        slots = tf.where(pos == n + 1, end, slots)
         keys = tokens if boundary else cut
         for name in ("<bos>", "<eos>"):
-            special = tf.constant(
-                [c["<eow>"], c[name], c["<bow>"]] + [c["<pad>"]] * (width - 3), tf.int32
-            )
+            special = tf.constant([begin, c[name], end] + [c["<pad>"]] * (width - 3), tf.int32)
             slots = tf.where(tf.equal(keys, name)[:, None], special[None, :], slots)
         return slots, keys
 

@@ -1,16 +1,16 @@
 """`ElmoLayer`: the whole ELMo model as one Keras 3 layer."""
 
 import json
-import os
 
 import keras
 import tensorflow as tf
 
 from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
-from keras_elmo.checkpoints import download, efml, presets
+from keras_elmo.checkpoints import download, efml
 from keras_elmo.checkpoints import original as conversion
-from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.checkpoints.model_source import ModelSource
+from keras_elmo.errors import InputError
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
@@ -19,7 +19,8 @@ from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 from keras_elmo.text import characters, tokenization
 
 FINE_TUNE_MODES = ("mix", "top", "all")
-# Rows of carried LSTM state of a stateful layer with max_batch_size=None.
+# Rows of carried LSTM state of a stateful layer with neither state_rows nor
+# max_batch_size given.
 DEFAULT_STATE_ROWS = 128
 OUTPUT_MODES = ("elmo", "dict")
 
@@ -61,9 +62,13 @@ class ElmoLayer(keras.layers.Layer):
             next call, as the original code does; `reset_states()` starts
             over. Defaults to `False` (every call starts from the stored
             initial state, so outputs never depend on earlier calls).
-        max_batch_size: int or `None`. The largest batch a call accepts
-            (`None`: any); a stateful layer keeps this many rows of carried
-            state (128 when `None`). Defaults to `None`.
+        max_batch_size: int or `None`. Request limit: the largest batch a
+            call accepts (`None`: any). Defaults to `None`.
+        state_rows: int or `None`. The rows of carried LSTM state a stateful
+            layer keeps, i.e. the largest batch a stateful call takes.
+            Defaults to `None`: `max_batch_size` when that is set, else 128.
+            (`max_batch_size` used to set both; configs saved then load with
+            the same rows.)
         output_mode: str. `"elmo"` (the ELMo vectors) or `"dict"` (every
             layer, with TF Hub's names; see Returns). Defaults to `"elmo"`.
         token_cache_size: int. `0` lets `cache_vocabulary` cache a
@@ -159,6 +164,7 @@ class ElmoLayer(keras.layers.Layer):
         matmul_dtype="float32",
         max_tokens_per_sentence=None,
         max_tokens_per_request=None,
+        state_rows=None,
         **kwargs,
     ):
         if "lstm_matmul_dtype" in kwargs:  # the 0.2 name (configs saved then carry it)
@@ -201,6 +207,7 @@ class ElmoLayer(keras.layers.Layer):
         self.max_tokens_per_request = limits_lib.validate_limit(
             "max_tokens_per_request", max_tokens_per_request, who
         )
+        self.state_rows = limits_lib.validate_limit("state_rows", state_rows, who)
         self.output_mode = output_mode
         self.matmul_dtype = options_lib.validate_matmul_dtype(matmul_dtype, "ElmoLayer")
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
@@ -228,7 +235,7 @@ class ElmoLayer(keras.layers.Layer):
         self.bilm = BidirectionalLM.from_options(
             self.options,
             stateful=self.stateful,
-            max_batch_size=DEFAULT_STATE_ROWS if max_batch_size is None else max_batch_size,
+            state_rows=self._resolved_state_rows(),
             matmul_dtype=matmul_dtype,
             name="bilm",
             dtype="float32",
@@ -254,6 +261,13 @@ class ElmoLayer(keras.layers.Layer):
             self.projection_dim, size=token_cache_size, name="token_cache", dtype="float32"
         )
         self._apply_fine_tune()
+
+    def _resolved_state_rows(self):
+        """Rows of carried state: `state_rows`, else `max_batch_size`, else 128."""
+        for rows in (self.state_rows, self.max_batch_size):
+            if rows is not None:
+                return rows
+        return DEFAULT_STATE_ROWS
 
     def _apply_fine_tune(self):
         self.token_encoder.trainable = self.fine_tune == "all"
@@ -295,13 +309,9 @@ class ElmoLayer(keras.layers.Layer):
         again. `progress=True` shows a download progress bar on stderr (off
         by default in library calls).
         """
-        if download.is_url(options_file):
-            options_file = download.cached_url(options_file, progress=progress, refresh=refresh)
-        if download.is_url(weight_file):
-            weight_file = download.cached_url(weight_file, progress=progress, refresh=refresh)
-        for path, what in ((options_file, "options file"), (weight_file, "weight file")):
-            if not os.path.isfile(path):
-                raise MissingFileError(f"ELMo {what} not found: {path}")
+        local = ModelSource(options_file=options_file, weight_file=weight_file)
+        local = local.resolve(progress=progress, refresh=refresh)
+        options_file, weight_file = local.options_file, local.weight_file
         # A file in the download cache that fails to load is named as one.
         with download.cache_entry_errors(options_file, weight_file):
             options = options_lib.load_options(options_file)
@@ -344,12 +354,34 @@ class ElmoLayer(keras.layers.Layer):
         progress bar on stderr (off by default in library calls). `kwargs`
         go to the constructor (e.g. `output_mode="dict"`, `fine_tune="top"`).
         """
-        model = presets.resolve_model(preset, progress=progress, refresh=refresh)
-        if model.format == "original":
-            return cls.from_original(model.files["options"], model.files["weights"], **kwargs)
-        if model.format == "efml":
-            return cls.from_elmoformanylangs(model.files["model_dir"], **kwargs)
-        raise InputError(f"{preset!r} is a {model.format!r} model, which this version cannot load.")
+        source = ModelSource(preset=preset)
+        return cls.from_source(source, progress=progress, refresh=refresh, **kwargs)
+
+    @classmethod
+    def from_source(cls, source, *, progress=False, refresh=False, **kwargs):
+        """Build from a `keras_elmo.checkpoints.model_source.ModelSource`.
+
+        The source is resolved to local files (a preset or a URL is
+        downloaded once, with a progress bar on stderr when `progress`;
+        `refresh=True` downloads it again, as `from_preset`); a
+        preset name or a model directory may stand for the source. `kwargs`
+        go to the constructor; a `.keras` file's layer is cloned with them
+        (`clone`: its weights, lexicons and token cache kept).
+        """
+        local = ModelSource.of(source).resolve(progress=progress, refresh=refresh)
+        if local.efml_dir is not None:
+            return cls.from_elmoformanylangs(local.efml_dir, **kwargs)
+        if local.options_file is not None:
+            return cls.from_original(local.options_file, local.weight_file, **kwargs)
+        import keras
+
+        from keras_elmo import registration
+
+        # Every keras_elmo object the file may hold (an ElmoTokenizer too), also
+        # in a worker or the command line, where `import keras_elmo` registers none.
+        registration.register_keras_objects()
+        loaded = keras.saving.load_model(local.keras_file, compile=False)
+        return find_elmo_layer(loaded).clone(**kwargs)
 
     def save_original(self, options_file, weight_file):
         """Write `options.json` + `weights.hdf5` readable by bilm-tf and AllenNLP."""
@@ -363,6 +395,67 @@ class ElmoLayer(keras.layers.Layer):
         with open(options_file, "w", encoding="utf-8") as f:
             json.dump(conversion.options_to_original(self.options), f, indent=1)
         conversion.save_original_weights(weight_file, self.token_encoder, self.bilm)
+
+    # ------------------------------------------------------------------ copies
+    def clone(self, *, keep_token_cache=True, **overrides):
+        """A new `ElmoLayer` with this layer's config and state, `overrides` applied.
+
+        The config is `get_config()` with `overrides` (any constructor
+        argument, e.g. `output_mode="dict"`, `stateful=False`,
+        `matmul_dtype="bfloat16"`), checked by the constructor. The clone
+        gets copies of the weights (token encoder, biLM, initial state,
+        scalar mixes), an ELMoForManyLangs model's lexicons and, with
+        `keep_token_cache=True`, the token cache; every shape is checked.
+        A clone with more mixes than this layer gets new ones for the rest.
+        The carried state of a stateful layer is copied when the clone is
+        stateful with as many rows; otherwise the clone starts from the
+        initial state. Same config, same outputs, bit for bit.
+
+        Example:
+
+        >>> import keras_elmo
+        >>> elmo = keras_elmo.ElmoLayer.from_preset("elmo-small-en")
+        >>> twin = elmo.clone(output_mode="dict")
+        >>> sorted(twin([["Hello", "!"]]))[:3]
+        ['default', 'elmo', 'lstm_outputs1']
+        """
+        if not self.built:
+            self.build()
+        # The constructor itself (not from_config, which wraps its errors).
+        config = {**self.get_config(), "dtype": self.dtype_policy, **overrides}
+        clone = type(self)(**config)
+        clone.build()
+        if self.is_efml != clone.is_efml:
+            raise ValueError("ElmoLayer.clone: the overrides change the kind of model.")
+        if self.is_efml and self.token_encoder.lookup_tables:
+            source = self.token_encoder
+            clone.token_encoder.set_lexicons(source.char_lexicon, source.word_lexicon)
+        pairs = model_weight_pairs(self, clone)
+        pairs += [
+            (mine, theirs)
+            for src, dst in zip(self.mixes, clone.mixes)
+            for mine, theirs in ((src.scalar_weights, dst.scalar_weights), (src.gamma, dst.gamma))
+        ]
+        same_rows = self.bilm.state_rows == clone.bilm.state_rows
+        carry = self.stateful and clone.stateful and same_rows
+        if carry:
+            pairs += [
+                (self.bilm.state_c, clone.bilm.state_c),
+                (self.bilm.state_h, clone.bilm.state_h),
+            ]
+        assign_pairs(pairs, "ElmoLayer.clone")
+        if not carry:
+            clone.reset_states()  # (the initial state copied above)
+        if keep_token_cache and self.token_cache.active:
+            if clone.fine_tune == "all":
+                raise ValueError(
+                    "ElmoLayer.clone: this layer has a token cache, which needs a frozen "
+                    "token encoder; clone with fine_tune='mix' or 'top', or "
+                    "keep_token_cache=False."
+                )
+            cache = self.token_cache
+            clone.token_cache.set_vocabulary(cache.vocabulary, cache.vectors.numpy())
+        return clone
 
     # ------------------------------------------------------------- token cache
     def cache_vocabulary(self, tokens, batch_size=4096):
@@ -705,15 +798,73 @@ class ElmoLayer(keras.layers.Layer):
                 "matmul_dtype": self.matmul_dtype,
                 "max_tokens_per_sentence": self.max_tokens_per_sentence,
                 "max_tokens_per_request": self.max_tokens_per_request,
+                "state_rows": self.state_rows,
             }
         )
         return config
 
 
-def embed_all_layers(outputs, n_lstm_layers):
-    """Stack a dict output into (batch, n_lstm_layers + 1, T, 2P) like `allennlp elmo --all`."""
-    word = outputs["word_emb"]
-    layers = [tf.concat([word, word], -1)] + [
-        outputs[f"lstm_outputs{k + 1}"] for k in range(n_lstm_layers)
+def find_elmo_layer(layer_or_model):
+    """The single `ElmoLayer` of a layer or (nested) Keras model; `InputError` otherwise."""
+    if isinstance(layer_or_model, ElmoLayer):
+        return layer_or_model
+    found, seen = [], set()
+
+    def walk(obj):
+        for sub in getattr(obj, "layers", None) or ():
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            if isinstance(sub, ElmoLayer):
+                found.append(sub)
+            else:
+                walk(sub)
+
+    walk(layer_or_model)
+    what = type(layer_or_model).__name__
+    if not found:
+        raise InputError(
+            f"expected an ElmoLayer or a Keras model containing one; got a {what} "
+            "with no ElmoLayer inside."
+        )
+    if len(found) > 1:
+        names = ", ".join(layer.name for layer in found)
+        raise InputError(
+            f"the {what} contains {len(found)} ElmoLayers ({names}); pass one of them directly."
+        )
+    return found[0]
+
+
+def model_weight_pairs(source, target):
+    """(source variable, target variable) for the token encoder, the LSTMs and
+    the initial state of two models with one architecture.
+
+    `source` and `target` are `ElmoLayer`s or `BiLMTrainer`s (anything with a
+    built `token_encoder` and `bilm`); the carried state of a stateful biLM
+    is not included.
+    """
+    mine, theirs = source.token_encoder.weights, target.token_encoder.weights
+    if len(mine) != len(theirs) or len(source.bilm.lstms) != len(target.bilm.lstms):
+        raise ValueError("the two models have different architectures (weight counts differ).")
+    pairs = list(zip(mine, theirs))
+    for src, dst in zip(source.bilm.lstms, target.bilm.lstms):
+        if len(src.weights) != len(dst.weights):
+            raise ValueError("the two models have different LSTM weights.")
+        pairs += list(zip(src.weights, dst.weights))
+    pairs += [
+        (source.bilm.initial_c, target.bilm.initial_c),
+        (source.bilm.initial_h, target.bilm.initial_h),
     ]
-    return tf.stack(layers, axis=1)
+    return pairs
+
+
+def assign_pairs(pairs, who):
+    """Assign each (source, target) variable pair, every shape checked first."""
+    for src, dst in pairs:
+        if tuple(src.shape) != tuple(dst.shape):
+            raise ValueError(
+                f"{who}: variable {src.path} has shape {tuple(src.shape)}, expected "
+                f"{tuple(dst.shape)}."
+            )
+    for src, dst in pairs:
+        dst.assign(src.value)

@@ -28,104 +28,35 @@ import os
 import shutil
 import tempfile
 
-from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.errors import InputError
 from keras_elmo.text import tokenization
 
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "keras_elmo.json"
 SIGNATURE_NAMES = ("serving_default", "default", "tokens")
 
-# Source-layer variables that have no counterpart in the serving copy.
-_STATE_ONLY = ("state_c", "state_h")
-
-
-# ---------------------------------------------------------------- finding the layer
-def find_elmo_layer(layer_or_model):
-    """The single `ElmoLayer` of a layer or (nested) Keras model; ValueError otherwise."""
-    from keras_elmo.layers.elmo_layer import ElmoLayer
-
-    if isinstance(layer_or_model, ElmoLayer):
-        return layer_or_model
-    found, seen = [], set()
-
-    def walk(obj):
-        for sub in getattr(obj, "layers", None) or ():
-            if id(sub) in seen:
-                continue
-            seen.add(id(sub))
-            if isinstance(sub, ElmoLayer):
-                found.append(sub)
-            else:
-                walk(sub)
-
-    walk(layer_or_model)
-    what = type(layer_or_model).__name__
-    if not found:
-        raise InputError(
-            f"export: expected an ElmoLayer or a Keras model containing one; got a {what} "
-            "with no ElmoLayer inside."
-        )
-    if len(found) > 1:
-        names = ", ".join(layer.name for layer in found)
-        raise InputError(
-            f"export: the {what} contains {len(found)} ElmoLayers ({names}); export one of "
-            "them directly."
-        )
-    return found[0]
-
 
 # ---------------------------------------------------------------- serving copy
-def _serving_copy(layer):
-    """A stateless, dropout-free, float32, dict-output twin of `layer`, same weights."""
-    from keras_elmo.layers.elmo_layer import ElmoLayer
+# What the export computes, whatever the source layer's settings: the source
+# layer's `clone` with these (the signatures check the export's own limits
+# before the layer runs). The token cache only saves CNN time (its vectors
+# are the CNN's): the export always runs the char CNN, so it serves any token.
+SERVING_SETTINGS = {
+    "output_mode": "dict",
+    "stateful": False,
+    "dropout": 0.0,
+    "dtype": "float32",
+    "trainable": False,
+    "max_batch_size": None,
+    "max_tokens_per_sentence": None,
+    "max_tokens_per_request": None,
+}
 
-    if not layer.built:
-        layer.build()
-    config = {
-        **layer.get_config(),
-        "output_mode": "dict",
-        "stateful": False,
-        "dropout": 0.0,
-        "dtype": "float32",
-        "trainable": False,
-        # The signatures check the export's own limits before the layer runs.
-        "max_batch_size": None,
-        "max_tokens_per_sentence": None,
-        "max_tokens_per_request": None,
-    }
-    if "token_cache_size" in config:
-        # The token-vector cache only saves CNN time (its vectors are the
-        # CNN's); the export always runs the char CNN, so it serves any token.
-        config["token_cache_size"] = 0
-    copy = ElmoLayer.from_config(config)
-    copy.build()
-    if layer.is_efml:
-        # An ELMoForManyLangs model's lexicons are not in its config.
-        source = layer.token_encoder
-        copy.token_encoder.set_lexicons(source.char_lexicon, source.word_lexicon)
-    pairs = list(zip(layer.token_encoder.weights, copy.token_encoder.weights))
-    if len(layer.token_encoder.weights) != len(copy.token_encoder.weights):
-        raise ValueError("export: token encoder weights do not match the layer's options.")
-    for src_lstm, dst_lstm in zip(layer.bilm.lstms, copy.bilm.lstms):
-        pairs += list(zip(src_lstm.weights, dst_lstm.weights))
-    pairs += [
-        (layer.bilm.initial_c, copy.bilm.initial_c),
-        (layer.bilm.initial_h, copy.bilm.initial_h),
-    ]
-    for src_mix, dst_mix in zip(layer.mixes, copy.mixes):
-        pairs += [(src_mix.scalar_weights, dst_mix.scalar_weights), (src_mix.gamma, dst_mix.gamma)]
-    covered = {id(dst) for _, dst in pairs}
-    missing = [v.path for v in copy.variables if id(v) not in covered]
-    if missing or len(covered) != len(pairs):
-        raise ValueError(f"export: could not match the layer's variables (unmatched: {missing}).")
-    for src, dst in pairs:
-        if tuple(src.shape) != tuple(dst.shape):
-            raise ValueError(
-                f"export: variable {src.path} has shape {tuple(src.shape)}, expected "
-                f"{tuple(dst.shape)}."
-            )
-        dst.assign(src.value)
-    return copy
+
+def serving_copy(layer, **overrides):
+    """A stateless, dropout-free, float32, dict-output clone of `layer` (an
+    `ElmoLayer`), without its token cache; `overrides` go to `ElmoLayer.clone`."""
+    return layer.clone(keep_token_cache=False, **{**SERVING_SETTINGS, **overrides})
 
 
 # ---------------------------------------------------------------- the module
@@ -181,7 +112,7 @@ def _sequence_len_checks(sequence_len, batch, steps):
     ]
 
 
-def build_serving_module(layer, tokenizer="whitespace", **limits):
+def build_serving_module(layer, tokenizer=tokenization.DEFAULT_TOKENIZER, **limits):
     """A `tf.Module` computing `layer`'s outputs; returns (module, signatures dict).
 
     The module owns the serving copy's `tf.Variable`s (saved once, as
@@ -201,8 +132,10 @@ def build_serving_module(layer, tokenizer="whitespace", **limits):
     if tokenizer == "tf_text":
         # Fail here, naming the extra, not inside the signature's tracing.
         tokenization.import_tensorflow_text('export tokenizer "tf_text"')
+    from keras_elmo.layers.elmo_layer import find_elmo_layer
+
     bounds = _resolve_limits(limits)
-    serving = _serving_copy(find_elmo_layer(layer))
+    serving = serving_copy(find_elmo_layer(layer))
     keys = serving.sequence_keys() + ["default", "sequence_len"]
 
     def outputs(tokens):
@@ -366,7 +299,9 @@ def _version_path(export_dir, version):
     return version, path
 
 
-def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whitespace", **limits):
+def export_saved_model(
+    layer_or_model, export_dir, version=None, tokenizer=tokenization.DEFAULT_TOKENIZER, **limits
+):
     """Writes a SavedModel of an ELMo layer that stock TensorFlow Serving serves.
 
     The export is a plain `tf.Module` with TF Hub's ELMo signatures,
@@ -423,6 +358,7 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     import tensorflow as tf
 
     import keras_elmo
+    from keras_elmo.layers.elmo_layer import find_elmo_layer
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     check_export_dir(export_dir, version)  # before the model work
@@ -463,38 +399,22 @@ def export_saved_model(layer_or_model, export_dir, version=None, tokenizer="whit
     return path
 
 
-def check_keras_file(path):
-    """Refuse a `--keras-file` that is not a local `.keras` file (cheap, no Keras)."""
-    path = os.fspath(path)
-    if not path.endswith(".keras"):
-        raise InputError(f"expected a .keras file, got {path!r}.")
-    if not os.path.isfile(path):
-        raise MissingFileError(f"Keras file not found: {path}")
+def export_from_files(
+    source, export_dir, version=None, tokenizer=tokenization.DEFAULT_TOKENIZER, **limits
+):
+    """Export the model of `source`: a `ModelSource`, `(options_file, weight_file)`
+    (the original format), a model directory or a `.keras` file."""
+    from keras_elmo.checkpoints.model_source import ModelSource
 
-
-def export_from_files(source, export_dir, version=None, tokenizer="whitespace", **limits):
-    """Export from `(options_file, weight_file)` (the original format), a `.keras` file or
-    an ELMoForManyLangs model directory."""
     check_export_dir(export_dir, version)  # before the model loads
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
             raise ValueError("export: source must be (options_file, weight_file) or a .keras path.")
-        from keras_elmo.layers.elmo_layer import ElmoLayer
-
-        layer = ElmoLayer.from_original(*source)
-    elif os.path.isdir(os.fspath(source)):
-        from keras_elmo.layers.elmo_layer import ElmoLayer
-
-        layer = ElmoLayer.from_elmoformanylangs(source)
-    else:
+        source = ModelSource(options_file=source[0], weight_file=source[1])
+    elif not isinstance(source, ModelSource):
         path = os.fspath(source)
-        check_keras_file(path)
-        import keras
+        source = ModelSource(preset=path) if os.path.isdir(path) else ModelSource(keras_file=path)
+    from keras_elmo.layers.elmo_layer import ElmoLayer
 
-        from keras_elmo import registration
-
-        # Whatever keras_elmo objects the file holds (an ElmoTokenizer before
-        # the ElmoLayer, too), also where `import keras_elmo` registered none.
-        registration.register_keras_objects()
-        layer = keras.saving.load_model(path, compile=False)
+    layer = ElmoLayer.from_source(source.check())
     return export_saved_model(layer, export_dir, version=version, tokenizer=tokenizer, **limits)

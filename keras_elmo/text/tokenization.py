@@ -30,6 +30,7 @@ import re
 from keras_elmo.errors import InputError
 
 TOKENIZERS = ("whitespace", "punctuation", "tf_text")
+DEFAULT_TOKENIZER = "whitespace"
 # The tokenizers that need no op outside core TensorFlow (and have Python rules).
 CORE_TOKENIZERS = ("whitespace", "punctuation")
 
@@ -109,11 +110,6 @@ def tokenize_ragged(sentences, mode="whitespace"):
 def whitespace_tokenize(sentences):
     """Sentences (batch,) -> dense tokens (batch, T), "" as padding."""
     return tokenize_ragged(sentences, "whitespace").to_tensor(default_value="")
-
-
-def punctuation_tokenize(sentences):
-    """PTB-like tokens (batch, T), "" as padding; core ops only."""
-    return tokenize_ragged(sentences, "punctuation").to_tensor(default_value="")
 
 
 # The optional extra that brings tensorflow-text (only the "tf_text" tokenizers need it),

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.layers import elmo_layer
 from keras_elmo.layers.elmo_layer import ElmoLayer
 from keras_elmo.training import data as data_lib
 from keras_elmo.training.trainer import BiLMTrainer
@@ -22,16 +23,21 @@ TRAINING_LOG_FILE = "training_log.json"
 
 def copy_bilm_weights(source, target):
     """The token encoder's and biLM's weights from `source` to `target` (each an
-    `ElmoLayer` or a `BiLMTrainer`); Keras's `set_weights` checks every shape."""
-    target.token_encoder.set_weights(source.token_encoder.get_weights())
-    target.bilm.set_weights(source.bilm.get_weights())
+    `ElmoLayer` or a `BiLMTrainer`), every shape checked."""
+    elmo_layer.assign_pairs(elmo_layer.model_weight_pairs(source, target), "copy_bilm_weights")
 
 
 def to_elmo_layer(model, **kwargs):
-    """An `ElmoLayer` holding copies of the trained encoder and biLM weights."""
+    """An `ElmoLayer` holding copies of the trained encoder and biLM weights.
+
+    (From one `ElmoLayer` to another, `ElmoLayer.clone` copies the mixes,
+    lexicons and token cache as well.)
+    """
     layer = ElmoLayer(model.options, **kwargs)
     layer.build()
     copy_bilm_weights(model, layer)
+    if layer.stateful:
+        layer.reset_states()
     return layer
 
 

@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from keras_elmo.layers.elmo_layer import embed_all_layers
+from keras_elmo.jobs.output import embed_all_layers
 
 EFML = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "efml"
 MODELS = ["model_legacy", "model_zip"]

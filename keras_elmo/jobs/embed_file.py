@@ -1,0 +1,208 @@
+"""`keras-elmo embed`: a file of sentences -> an hdf5 file of ELMo vectors.
+
+The output has one dataset per input line, named by its 0-based index:
+(n_layers + 1, T, 2P) for "all" (layer 0 is the token vector duplicated),
+(T, 2P) for "top" and "average"; plus `sentence_to_index`, a JSON string,
+and the root attribute `complete` (True: every line is in the file).
+
+Lines are read by `jobs.reader`. Memory does not grow with the file: lines
+are read in chunks, each chunk is sorted by length so batches carry little
+padding. With
+`stateful=True` batches are consecutive lines in file order instead, so the
+LSTM state carries over from one batch row to the same row of the next batch,
+like the original code.
+
+The output is never one of the inputs (same path, link or hard link). The
+work goes to OUTPUT.partial/ (`jobs.parts.PartStore`) and the output is
+replaced only by the complete file, so a kill loses at most `flush_seconds` of work and
+`resume=True` continues it; the whole story is "An interrupted embed job"
+in docs/reliability.md.
+"""
+
+import contextlib
+import os
+import shutil
+
+from keras_elmo.checkpoints import download
+from keras_elmo.checkpoints.model_source import ModelSource
+from keras_elmo.errors import InputError
+from keras_elmo.jobs import output, parts, reader
+from keras_elmo.progress import progress_bar
+
+# Default seconds between commits of finished batches (a kill loses at most this).
+FLUSH_SECONDS = 30.0
+
+
+def _batches(path, batch_size, sort):
+    """Yield lists of (index, tokens); length-sorted within chunks unless `sort` is False."""
+    chunk = []
+    limit = batch_size * (output.CHUNK_BATCHES if sort else 1)
+    for item in reader.read_sentences(path):
+        chunk.append(item)
+        if len(chunk) == limit:
+            yield from _split(chunk, batch_size, sort)
+            chunk = []
+    if chunk:
+        yield from _split(chunk, batch_size, sort)
+
+
+def _split(chunk, batch_size, sort):
+    if sort:
+        chunk = sorted(chunk, key=lambda item: len(item[1]))
+    for start in range(0, len(chunk), batch_size):
+        yield chunk[start : start + batch_size]
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path):
+    """Whether `path` starts an HDF5 file: the signature at byte 0, 512, 1024, 2048, ..."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            f.seek(offset)
+            if f.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def check_output_path(output_file, inputs):
+    """Refuse an output that is a folder, is one of `inputs`, is an existing file
+    other than an HDF5 file (an empty file is fine), or cannot be created.
+
+    Cheap and before any model loads. Returns the real path to write.
+    """
+    target = parts.output_target(output_file)
+    if os.path.isdir(target):
+        raise InputError(f"output {output_file} is a directory; give a file path.")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise InputError(f"output {output_file}: the folder {folder} does not exist.")
+    if os.path.exists(target):
+        if not os.path.isfile(target):
+            # The finished file is renamed over the target: never over a device.
+            raise InputError(f"output {output_file} exists and is not a regular file.")
+        for path in inputs:
+            if os.path.exists(path) and os.path.samefile(path, target):
+                raise InputError(
+                    f"output {output_file} is the input file {path}; "
+                    "refusing to write over an input."
+                )
+        try:
+            replaceable = os.path.getsize(target) == 0 or _is_hdf5(target)
+        except OSError as err:
+            raise InputError(f"output {output_file}: cannot read it ({err.strerror}).") from None
+        if not replaceable:
+            # An earlier output is replaced by the new one; anything else is
+            # more likely a slip of the command line than a file to lose.
+            raise InputError(
+                f"output {output_file} exists and is not an HDF5 file; refusing to replace "
+                "it (delete it or give another output path)."
+            )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"output {output_file}: the folder {folder} is not writable.")
+    return target
+
+
+def embed_file(
+    input_file,
+    output_file,
+    options_file=None,
+    weight_file=None,
+    *,
+    # What is computed (layers, batch_size, matmul_dtype: beam.embed_corpus's order).
+    layers=output.DEFAULT_LAYERS,
+    batch_size=output.BATCH_SIZE,
+    matmul_dtype="float32",
+    stateful=False,
+    efml_dir=None,
+    source=None,
+    # How the job runs.
+    progress=False,
+    resume=False,
+    flush_seconds=FLUSH_SECONDS,
+):
+    """Embed every line of `input_file` into `output_file`; see the module docstring.
+
+    `progress`: show a progress bar (sentences done, rate, time left) on
+    stderr, and one for the download when the files are URLs (default off;
+    `keras-elmo embed` shows it unless `--quiet`).
+    The model: `options_file` + `weight_file` (local files or URLs), or
+    `efml_dir` (an ELMoForManyLangs model directory), or `source` (a
+    `keras_elmo.checkpoints.model_source.ModelSource`, or a preset name or
+    model directory); exactly one of them.
+    `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
+    in docs/performance.md).
+    Returns the number of sentences. A KeyboardInterrupt commits the finished
+    batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
+    """
+    output.check_layers(layers)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch size must be a positive integer, got {batch_size!r}.")
+    if not flush_seconds >= 0:
+        raise InputError(f"flush interval must be >= 0 seconds, got {flush_seconds!r}.")
+    source = ModelSource.of(
+        source, options_file=options_file, weight_file=weight_file, efml_dir=efml_dir
+    ).check()
+    # Everything about the input and output is checked before the model loads.
+    reader.check_input_file(input_file)
+    check_output_path(output_file, [input_file])
+    # Local files (a preset or a URL is downloaded once into the cache).
+    source = source.resolve(progress=bool(progress))
+    model_files = source.model_files()
+    target = check_output_path(output_file, [input_file, *model_files])
+    total = reader.count_sentences(input_file)
+    job = {
+        "format": parts.PARTIAL_FORMAT,
+        "input_sha256": download.file_sha256(input_file),
+        "sentences": total,
+        # The model by content (a copy elsewhere is the same model).
+        "model_sha256": [download.file_sha256(path) for path in model_files],
+        "layers": layers,
+        "batch_size": batch_size,
+        "stateful": bool(stateful),
+        "matmul_dtype": matmul_dtype,
+    }
+    store = parts.PartStore(parts.partial_dir(output_file), job, resume, stateful)
+
+    from keras_elmo.layers.elmo_layer import ElmoLayer
+
+    settings = {
+        "output_mode": "dict",
+        "stateful": stateful,
+        "max_batch_size": batch_size,
+        "state_rows": batch_size,
+        "matmul_dtype": matmul_dtype,
+    }
+    layer = ElmoLayer.from_source(source, **settings)
+    run = output.layer_output_fn(layer, layers)
+
+    def plan():
+        return _batches(input_file, batch_size, sort=not stateful)
+
+    bar = progress_bar(
+        total, "keras-elmo embed", unit="sentence", enabled=bool(progress), initial=len(store.done)
+    )
+    try:
+        with bar as bar:
+            for batch in plan():
+                if all(index in store.done for index, _ in batch):
+                    continue  # committed by the interrupted run
+                arrays = output.embed_batch(run, [tokens for _, tokens in batch], layers)
+                store.write_batch(list(zip((index for index, _ in batch), arrays)), flush_seconds)
+                bar.update(len(batch))
+        store.commit()
+    except KeyboardInterrupt:
+        # Keep what is finished: the resumed run starts after it.
+        store.commit()
+        raise
+    except BaseException:
+        store.abandon()
+        raise
+    store.merge(plan(), target, {"sentences": total, "layers": layers})
+    with contextlib.suppress(OSError):
+        shutil.rmtree(store.folder)
+    return total
