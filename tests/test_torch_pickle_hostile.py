@@ -11,12 +11,15 @@ import pickle
 import struct
 import subprocess
 import sys
+import time
 import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_torch_pickle import _global, _text
 from test_torch_pickle import _legacy_file as _legacy
 
@@ -322,3 +325,129 @@ def test_a_pickled_ordered_dict_with_metadata_still_loads(tmp_path):
     state._metadata = collections.OrderedDict([("", {"version": 1})])
     path = _zip(tmp_path / "meta.pkl", pickle.dumps(state, protocol=2))
     assert torch_pickle.load_state_dict(path) == collections.OrderedDict()
+
+
+# ------------------------------------------------------------------- fuzzing
+# Each run: the reader returns a state dict of arrays or raises an InputError,
+# never anything else (a crash fails the whole run), within a memory bound.
+# The counts printed here are the ones in docs/reliability.md.
+
+FUZZ = settings(max_examples=200, deadline=None, database=None)
+FUZZ_MEMORY = 64 << 20  # peak traced bytes over a whole run; the inputs are a few KB
+
+
+def _outcome(path):
+    try:
+        state = torch_pickle.load_state_dict(path)
+    except InputError as err:
+        assert "\n" not in str(err) and len(str(err)) < 1000, str(err)[:2000]
+        return "refused"
+    assert isinstance(state, dict) and all(isinstance(v, np.ndarray) for v in state.values())
+    return "loaded"
+
+
+def _mutate(data, edits):
+    data = bytearray(data)
+    for where, byte, how in edits:
+        where %= max(len(data), 1)
+        if how == "set" and data:
+            data[where] = byte
+        elif how == "insert":
+            data.insert(where, byte)
+        elif data:
+            del data[where]
+    return bytes(data)
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.integers(0, 1 << 20), st.integers(0, 255), st.sampled_from(["set", "insert", "delete"])
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+# Opcodes with arguments, the allowed torch names and a few forbidden ones.
+SNIPPETS = [
+    b"(", b"t", b")", b"\x85", b"\x86", b"\x87", b"}", b"]", b"s", b"u", b"a", b"e", b"0",
+    b"1", b"2", b"q\x00", b"q\x01", b"h\x00", b"h\x01", b"r\x00\x00\x00\x00", b"\x94",
+    b"j\x00\x00\x00\x00", b"K\x00", b"K\x03", b"J\xff\xff\xff\xff", b"\x8a\x01\x01", b"N",
+    b"\x88", b"\x89", b"R", b"b", b"Q", b"\x93", b"C\x01x", b"\x8c\x01w", b"G" + bytes(8),
+    b"\x95" + bytes(8), b"\xff", _text("storage"), _text("0"), _text("cpu"), _text("w"),
+    _global("torch", "FloatStorage"), _global("torch._utils", "_rebuild_tensor_v2"),
+    _global("collections", "OrderedDict"), _global("os", "system"), _storage_pid("0", 12),
+    _tensor("0", 12, 0, (3, 4), (4, 1)),
+]  # fmt: skip
+
+
+def _fuzz_run(run, outcomes):
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    print(f"{sum(outcomes.values())} examples, {dict(outcomes)}, "
+          f"{time.perf_counter() - started:.1f} s, peak {peak / 2**20:.1f} MiB")  # fmt: skip
+    assert peak < FUZZ_MEMORY, peak
+    return outcomes
+
+
+def test_fuzz_mutated_zip_pickles(tmp_path):
+    with zipfile.ZipFile(EFML / "tensors_zip.pkl") as archive:
+        records = [
+            (n.rsplit("/", 1)[1], archive.read(n)) for n in archive.namelist() if "/data/" in n
+        ]
+        data = archive.read("tensors_zip/data.pkl")
+    outcomes = collections.Counter()
+
+    @FUZZ
+    @given(EDITS)
+    def run(edits):
+        path = _zip(tmp_path / "m.pkl", _mutate(data, edits), records)
+        outcomes[_outcome(path)] += 1
+
+    _fuzz_run(run, outcomes)
+    assert outcomes["refused"] > 0 and outcomes["loaded"] > 0  # both sides were reached
+
+
+def test_fuzz_mutated_legacy_files(tmp_path):
+    data = (EFML / "tensors_legacy.pkl").read_bytes()
+    outcomes = collections.Counter()
+
+    @FUZZ
+    @given(EDITS)
+    def run(edits):
+        path = tmp_path / "m.pkl"
+        path.write_bytes(_mutate(data, edits))
+        outcomes[_outcome(path)] += 1
+
+    _fuzz_run(run, outcomes)
+    assert outcomes["refused"] > 0 and outcomes["loaded"] > 0
+
+
+def test_fuzz_random_opcode_streams(tmp_path):
+    storage = np.arange(12, dtype="<f4").tobytes()
+    outcomes = collections.Counter()
+
+    @FUZZ
+    @given(st.lists(st.sampled_from(SNIPPETS), max_size=60), st.booleans())
+    def run(snippets, as_state):
+        body = b"".join(snippets)
+        payload = b"\x80\x02" + (b"}(" + _text("w") + body + b"u" if as_state else body) + b"."
+        path = _zip(tmp_path / "r.pkl", payload, [("0", storage)])
+        outcomes[_outcome(path)] += 1
+
+    _fuzz_run(run, outcomes)
+    assert outcomes["refused"] > 0
+
+
+def test_the_opcode_count_is_bounded(tmp_path, monkeypatch):
+    # A flat dict of 600 ints: 1,200 opcodes and more; over a bound of 1,000.
+    path = _zip(tmp_path / "ops.pkl", pickle.dumps({f"k{i}": i for i in range(600)}, protocol=2))
+    with pytest.raises(torch_pickle.UnsafeCheckpointError, match="'k0' is a int"):
+        torch_pickle.load_state_dict(path)  # within the real bound: reaches the type check
+    monkeypatch.setattr(torch_pickle, "MAX_OPCODES", 1000)
+    with pytest.raises(torch_pickle.UnsafeCheckpointError, match="over 1000 opcodes"):
+        torch_pickle.load_state_dict(path)

@@ -277,11 +277,11 @@ class _Scan:
         self.add(node, children)
         return node
 
-    def add(self, container, children):
-        """Put children into a container (a new one, or one not yet used elsewhere)."""
+    def add(self, container, children, count=None):
+        """Put children (`count` items: a dict's pairs) into a container not yet used elsewhere."""
         if container.used:
             self.refuse(f"changes a {container.kind} after it was used")
-        container.items += len(children)
+        container.items += len(children) if count is None else count
         if container.items > MAX_ITEMS:
             self.refuse(f"fills a {container.kind} with over {MAX_ITEMS} items, over the limit")
         for child in children:
@@ -302,7 +302,7 @@ class _Scan:
         for key in flat[::2]:
             if key.kind not in ("str", "int"):
                 self.refuse(f"uses a {key.kind} as a dict key (only names and numbers are keys)")
-        self.add(target, flat)
+        self.add(target, flat, len(flat) // 2)
 
     def name(self, module, name):
         if (module, name) not in _NAMES:
