@@ -451,3 +451,11 @@ def test_the_opcode_count_is_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(torch_pickle, "MAX_OPCODES", 1000)
     with pytest.raises(torch_pickle.UnsafeCheckpointError, match="over 1000 opcodes"):
         torch_pickle.load_state_dict(path)
+
+
+def test_legacy_pickles_past_the_byte_bound_are_named(tmp_path, monkeypatch):
+    path = EFML / "tensors_legacy.pkl"
+    assert torch_pickle.load_state_dict(path)  # whole under the real bound
+    monkeypatch.setattr(torch_pickle, "MAX_PICKLE_BYTES", 200)
+    with pytest.raises(InputError, match="pickles are over the limit of 200 bytes"):
+        torch_pickle.load_state_dict(path)

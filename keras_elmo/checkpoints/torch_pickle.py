@@ -425,7 +425,7 @@ def _scan(data, start, path):
         raise
     except Exception as err:  # genops: an unknown opcode, an argument cut short
         message = str(err)
-        if "exhausted" in message or "remain" in message or "EOF" in message:
+        if stream.tell() >= len(data):  # ran out of bytes inside an opcode or before STOP
             message = "truncated before its end"
         raise UnsafeCheckpointError(
             f"{path}: not a PyTorch state dict of tensors ({message[:200]})."
@@ -581,6 +581,18 @@ def _read_legacy(f, path):
     size = os.fstat(f.fileno()).st_size
     # The five pickles come first, all within MAX_PICKLE_BYTES; the storages follow.
     head = f.read(min(size, MAX_PICKLE_BYTES))
+    try:
+        return _read_legacy_head(f, path, size, head)
+    except UnsafeCheckpointError as err:
+        if len(head) == MAX_PICKLE_BYTES and "truncated" in str(err):
+            raise InputError(
+                f"{path}: its pickles are over the limit of {MAX_PICKLE_BYTES:,} bytes "
+                "(torch_pickle.MAX_PICKLE_BYTES), or the file is truncated."
+            ) from None
+        raise
+
+
+def _read_legacy_head(f, path, size, head):
     magic, pos = _unpickle(head, 0, path, _no_persistent(path, "magic number"))
     if magic != LEGACY_MAGIC:
         raise InputError(f"{path}: not a PyTorch file (bad magic number).")
@@ -725,7 +737,11 @@ def load_state_dict(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise MissingFileError(f"PyTorch state dict not found: {path}")
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror or err}).") from None
+    with f:
         if f.read(4) == b"PK\x03\x04":  # a zip archive's first local header, as torch checks
             return _read_zip(path)
         f.seek(0)
