@@ -553,11 +553,13 @@ def _view(tensor, root, path, name):
         count *= n
     if count == 0:
         try:
-            return np.zeros(tensor.size, root.array.dtype)
+            empty = np.zeros(tensor.size, root.array.dtype)
         except ValueError:  # numpy refuses e.g. (2**62, 2**62, 0): its size overflows
             raise UnsafeCheckpointError(
                 f"{path}: tensor {_short(name)} has an impossible shape {_short(tensor.size)}."
             ) from None
+        empty.flags.writeable = False  # read-only, as every other tensor
+        return empty
     # The furthest element the strides reach must lie inside the storage (or its view).
     last = tensor.offset + sum((n - 1) * s for n, s in zip(tensor.size, tensor.stride))
     if last >= tensor.storage.numel or start + (last - tensor.offset) >= root.array.size:
