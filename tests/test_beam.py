@@ -112,6 +112,7 @@ def _assert_same_as_embed(corpus, out, layers):
     assert len(got) == total  # nothing extra
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 @pytest.mark.parametrize("file_format", ["hdf5", "tfrecord"])
 def test_beam_embed_equals_embed_line_by_line(corpus, tmp_path, file_format):
     out = tmp_path / "out"

@@ -529,6 +529,7 @@ def test_tf_text_export_without_the_extra_names_it(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- models, files, CLI
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_export_from_model_and_keras_file(tmp_path, tiny_options):
     inputs = keras.Input(shape=(), dtype="string")
     elmo = ElmoLayer(tiny_options, stateful=True, max_batch_size=8, dropout=0.5, name="elmo")
@@ -553,6 +554,7 @@ def test_export_from_model_and_keras_file(tmp_path, tiny_options):
     assert_same_up_to_path(got2, expected)
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_cli_export_versions(tmp_path, fixture_dir):
     argv = [
         "export",
@@ -573,6 +575,7 @@ def test_cli_export_versions(tmp_path, fixture_dir):
     assert cli.main(argv + ["--version", "2"]) == 2
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_explicit_version(tmp_path, tiny_options):
     layer = _tiny_layer(tiny_options)
     assert export.export_saved_model(layer, tmp_path, version=7) == str(tmp_path / "7")

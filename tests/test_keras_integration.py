@@ -238,6 +238,7 @@ def gradient_ops(model, prefixes):
     return {p: [n for n in ops if patterns[p].search(n)] for p in prefixes}
 
 
+@pytest.mark.slow  # builds and differentiates a model in process, over 5 s
 def test_frozen_bilm_costs_no_gradient_computation():
     """The measurable check of "a frozen ElmoLayer costs no gradient memory".
 

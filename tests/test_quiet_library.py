@@ -16,6 +16,7 @@ from support.tiny_model import TINY_OPTIONS
 from keras_elmo import cpu
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_training_prints_no_keras_warning(tmp_path):
     import keras
 

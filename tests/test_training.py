@@ -98,6 +98,7 @@ def test_model_argument_errors():
 # ------------------------------------------------------------------ training
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_tiny_model_learns_and_resume_reproduces_the_loss_curve(corpus, tmp_path):
     path, vocab = corpus
     kwargs = dict(batch_size=16, steps_per_epoch=10, shuffle_buffer=50)
@@ -161,6 +162,7 @@ def test_full_softmax_perplexity_matches_numpy(corpus):
     np.testing.assert_allclose([res["forward_loss"], res["backward_loss"]], [lf, lb], rtol=1e-4)
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_export_original_format_round_trip(corpus, tmp_path):
     path, vocab = corpus
     model = _model(vocab)
@@ -262,6 +264,7 @@ def test_mirrored_strategy_two_logical_cpus_matches_one_device(tmp_path):
 # ------------------------------------------------------------------ CLI
 
 
+@pytest.mark.slow  # an in-process training run or export, over 5 s
 def test_cli_build_vocab_train_perplexity(tmp_path, capsys):
     path = _corpus(tmp_path)
     held = _corpus(tmp_path, n=30, seed=1, name="held.txt")
