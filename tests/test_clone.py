@@ -125,5 +125,7 @@ def test_the_serving_copy_is_a_clone(tiny_options):
     assert copy.max_tokens_per_request is None
     assert not copy.token_cache.active
     layer.reset_states()
-    reference = layer.clone(stateful=False, dropout=0.0, output_mode="dict")
+    # Without the cache, as the copy: the same computation, so bitwise (a
+    # cached "cat" is another path, which Eigen rounds differently).
+    reference = layer.clone(keep_token_cache=False, stateful=False, dropout=0.0, output_mode="dict")
     assert_same(reference(TOKENS), copy(TOKENS))
