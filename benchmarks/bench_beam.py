@@ -4,7 +4,7 @@
     python benchmarks/bench_beam.py --lines 1000 --repeats 1 --format tfrecord
 
 The input is the first N sentences of the Brown corpus ($KERAS_ELMO_DATA or
-../shared/data, as `training.corpora.data_root` finds it), one tokenized
+../shared/data, as `examples/corpora.py`'s `data_root` finds it), one tokenized
 sentence per line. Both commands run the same model (the shipped
 elmo-small-en unless --options-file/--weight-file), the same layer choice and
 the same batch size, each in a fresh subprocess, alternating A/B so that a
@@ -55,7 +55,8 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak}))
 
 def brown_lines(n):
     sys.path.insert(0, REPO)
-    from keras_elmo.training import corpora
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    import corpora
 
     root = corpora.data_root()
     lines = []

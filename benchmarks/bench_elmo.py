@@ -120,7 +120,8 @@ def make_sentences(n, seed=0, data_dir=None, replace=False):
     """n seeded sentences (token lists) of 10-40 tokens, and where they came from.
 
     replace=True draws with replacement (for more sentences than the corpus has)."""
-    from keras_elmo.training import corpora
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
+    import corpora
 
     rng = random.Random(seed)
     if data_dir is None:

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "examples"))  # corpora
 
 
 def main():
@@ -37,12 +38,12 @@ def main():
     parser.add_argument("--weight-file", default=os.path.join(model_dir, "weights.hdf5"))
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import corpora
     import tensorflow as tf
     from bench_beam import cpu_model
 
     from keras_elmo.layers.elmo_layer import ElmoLayer
     from keras_elmo.serving import export
-    from keras_elmo.training import corpora
 
     root = corpora.data_root()
     train, held_out = corpora.brown_files(os.path.join(root, "brown"))

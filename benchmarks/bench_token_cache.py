@@ -11,6 +11,7 @@ Prints tokens/s for both and the share of tokens the cache covered.
 import argparse
 import collections
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +20,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_elmo import ElmoLayer, published_options  # noqa: E402
-from keras_elmo.training import corpora  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "examples"))
+import corpora  # noqa: E402
 
 
 def brown_sentences(paths):

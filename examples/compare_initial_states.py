@@ -19,14 +19,13 @@ found (docs/examples.md, "Data"), else the sample in examples/data/brown.
 import argparse
 import sys
 
+import corpora
 import example_utils as eu
 import numpy as np
 
 
 def brown_sentences(files):
     """Brown sentences of 3 to 60 tokens from `files`, in order."""
-    from keras_elmo.training import corpora
-
     return [s for path in files for s in corpora.read_brown(path) if 3 <= len(s) <= 60]
 
 
@@ -40,7 +39,6 @@ def main(argv=None):
     brown = args.data
 
     from keras_elmo import ElmoLayer, batch_to_ids
-    from keras_elmo.training import corpora
 
     train, held_out = corpora.brown_files(brown)  # the project's held-out rule
     evaluation = brown_sentences(held_out)[: args.sentences]

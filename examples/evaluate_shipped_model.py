@@ -10,7 +10,7 @@ examples/data is too small for it).
 MODEL_DIR needs options.json, weights.hdf5 and vocab.txt; the perplexity part
 also needs softmax.npz (written by `keras-elmo train` next to weights.hdf5; it
 is not part of the published format). SPLITS_DIR is what
-`keras-elmo build-vocab --split-shared-data DATA --split-dir SPLITS` wrote.
+`python examples/corpora.py DATA SPLITS` wrote.
 
 (a) Perplexity: forward, backward and average (exp of the mean of the two
     per-token losses) with the full softmax on the held-out Brown files (every
@@ -76,11 +76,12 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     ARGS = parse_args()  # before the slow imports
 
+import corpora
 import keras
 import tensorflow as tf
 
 from keras_elmo import ElmoLayer, batch_to_ids
-from keras_elmo.training import corpora, data, model_dir, trainer
+from keras_elmo.training import data, model_dir, trainer
 
 MAX_LEN = 50
 

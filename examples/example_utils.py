@@ -22,7 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "data"
 SHIPPED = REPO / "saved_models" / "elmo-small-en"
 FIXTURE = REPO / "tests" / "fixtures" / "bilm-tf"
-DATA_ENV = "KERAS_ELMO_DATA"  # the variable keras_elmo.training.corpora reads
+DATA_ENV = "KERAS_ELMO_DATA"  # the variable the examples and benchmarks read
 HOW_TO_GET = "see 'Data' in docs/examples.md"
 
 # name -> (path under the data folder, what it is, how to get it)
@@ -171,7 +171,7 @@ def read_movie_reviews(path, limit=None, test_fraction=0.2, seed=0):
 def read_brown_tagged(paths, max_len=None):
     """[(words, tags)] per sentence, tags simplified (`nn-tl` -> `nn`);
     sentences longer than `max_len` are skipped."""
-    from keras_elmo.training import corpora
+    import corpora  # here, not at the top: corpora imports this module
 
     out = []
     for path in paths:

@@ -39,11 +39,10 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     ARGS = parse_args()  # before the slow imports
 
+import corpora
 import keras
 import numpy as np
 import tensorflow as tf
-
-from keras_elmo.training import corpora
 
 
 def batches(sentences, tag_ids, batch_size):

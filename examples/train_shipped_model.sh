@@ -21,8 +21,8 @@ mkdir -p "$WORK"
 # 1. Fixed train / held-out splits (Brown: every 10th file held out; SOTU:
 #    addresses from 2010 on held out; Moby-Dick: all train) and the vocabulary
 #    (tokens seen >= 4 times in the training split: 26,190 entries).
-keras-elmo build-vocab "$WORK/vocab.txt" --min-count 4 \
-    --split-shared-data "$DATA" --split-dir "$WORK/splits"
+python "$(dirname "$0")/corpora.py" "$DATA" "$WORK/splits"
+keras-elmo build-vocab "$WORK/vocab.txt" "$WORK/splits/train-*.txt" --min-count 4
 
 # 2. Train (2 shared CPU cores, stops after 55 minutes of wall clock).
 keras-elmo train "$WORK/splits/train-*.txt" --vocab "$WORK/vocab.txt" \

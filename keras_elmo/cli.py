@@ -2,7 +2,7 @@
 
     keras-elmo embed INPUT.txt OUTPUT.hdf5 [model] [--all|--top|--average] ...
     keras-elmo export EXPORT_DIR [model | --keras-file F] [--tokenizer T] ...
-    keras-elmo build-vocab OUTPUT [FILES...] [--split-shared-data DIR --split-dir D]
+    keras-elmo build-vocab OUTPUT FILES... [--min-count N] [--max-size N]
     keras-elmo train FILES... --vocab V --output-dir D [sizes | --options O] ...
     keras-elmo perplexity FILES... --model-dir D
     keras-elmo beam-embed --input PATTERN --output-dir DIR [model] [layers] ... [Beam options]
@@ -217,21 +217,9 @@ def _run_beam_embed(args):
 
 
 def _run_build_vocab(args):
-    from keras_elmo.errors import InputError
-    from keras_elmo.training import corpora, data
+    from keras_elmo.training import data
 
-    files = list(args.files)
-    if args.split_shared_data:
-        if not args.split_dir:
-            raise InputError("--split-shared-data needs --split-dir.")
-        splits = corpora.write_splits(args.split_shared_data, args.split_dir)
-        for name, (paths, n_sent, n_tok) in splits.items():
-            more = " ..." if len(paths) > 2 else ""
-            print(f"{name}: {n_sent} sentences, {n_tok} tokens -> {', '.join(paths[:2])}{more}")
-        files += splits["train"][0]
-    if not files:
-        raise InputError("give text files or --split-shared-data.")
-    counts = data.count_tokens(_expand(files))
+    counts = data.count_tokens(_expand(args.files))
     vocab = data.build_vocab(counts, min_count=args.min_count, max_size=args.max_size)
     data.write_vocab(vocab, args.output)
     total = sum(counts.values())
@@ -563,7 +551,7 @@ def _add_build_vocab(sub):
         description="Count tokens and write a biLM vocabulary file.",
     )
     p.add_argument("output", help="vocabulary file to write")
-    p.add_argument("files", nargs="*", help="tokenized text, one sentence per line")
+    p.add_argument("files", nargs="+", help="tokenized text files / globs, one sentence per line")
     p.add_argument("--min-count", type=_positive_int, default=1, help="keep tokens seen this often")
     p.add_argument(
         "--max-size",
@@ -571,13 +559,6 @@ def _add_build_vocab(sub):
         default=None,
         help="keep at most this many entries (the most frequent; default: all)",
     )
-    p.add_argument(
-        "--split-shared-data",
-        metavar="DATA_DIR",
-        help="first write the fixed train/held-out splits of shared/data "
-        "(Brown, SOTU, Moby-Dick) to --split-dir and count the train split",
-    )
-    p.add_argument("--split-dir", help="where to write the splits")
     p.set_defaults(func=_run_build_vocab, needs_tensorflow=False)
 
 

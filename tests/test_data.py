@@ -1,4 +1,4 @@
-"""Text-level data: vocabulary, sentence splitting, corpora, tf.data pipeline."""
+"""Text-level data: vocabulary, tf.data pipeline (the corpora: test_corpora.py)."""
 
 import ast
 import collections
@@ -8,7 +8,7 @@ import pytest
 from support.paths import REPO
 
 from keras_elmo.text.characters import batch_to_ids
-from keras_elmo.training import corpora, data
+from keras_elmo.training import data
 
 CORPUS = """the cat sat on the mat .
 the dog sat .
@@ -74,136 +74,6 @@ def test_vocab_errors(tmp_path):
     bad = _write(tmp_path, "the\n<S>\n", "bad_vocab.txt")
     with pytest.raises(ValueError, match="must start with <S>"):
         data.load_vocab(bad)
-
-
-def test_split_sentences():
-    text = (
-        "Mr. Smith went to Washington. He met Dr. Jones of the U.S. Senate! "
-        'Was it raining? "Yes," said J. F. Kennedy. The end. 3 more '
-        "sentences? No."
-    )
-    assert corpora.split_sentences(text) == [
-        "Mr. Smith went to Washington.",
-        "He met Dr. Jones of the U.S. Senate!",
-        "Was it raining?",
-        '"Yes," said J. F. Kennedy.',
-        "The end.",
-        "3 more sentences?",
-        "No.",
-    ]
-
-
-def test_split_sentences_quotes_and_lowercase():
-    text = "He said \u201cstop.\u201d Then he left. it was late. Etc. and so on"
-    assert corpora.split_sentences(text) == [
-        'He said "stop."',
-        "Then he left. it was late.",
-        "Etc. and so on",
-    ]
-
-
-def test_tokenize_prose():
-    assert corpora.tokenize_prose("America\u2019s future isn't \u201cbright\u201d, Mr. Smith.") == [
-        "America",
-        "'s",
-        "future",
-        "is",
-        "n't",
-        '"',
-        "bright",
-        '"',
-        ",",
-        "Mr.",
-        "Smith",
-        ".",
-    ]
-    # The project tokenizer always splits the sentence-final period (PTB keeps "U.S." whole).
-    assert corpora.tokenize_prose("He came from the U.S.") == [
-        "He",
-        "came",
-        "from",
-        "the",
-        "U.S",
-        ".",
-    ]
-
-
-def test_read_prose_paragraphs(tmp_path):
-    path = _write(tmp_path, "First line of a\nparagraph. Second one!\n\n\nNew paragraph here.\n")
-    assert list(corpora.read_prose(path)) == [
-        ["First", "line", "of", "a", "paragraph", "."],
-        ["Second", "one", "!"],
-        ["New", "paragraph", "here", "."],
-    ]
-
-
-def test_brown_reading_and_tags(tmp_path):
-    path = _write(
-        tmp_path, "\n\tThe/at Fulton/np-tl jury/nn said/vbd ./.\n\n\tA/at b/c/nn\n", "ca01"
-    )
-    assert list(corpora.read_brown(path)) == [["The", "Fulton", "jury", "said", "."], ["A", "b/c"]]
-    assert [
-        corpora.simplify_brown_tag(t)
-        for t in ("nn-tl", "vbd", "np$", "fw-nn", ",", "nns", "ppss+md", "jj-hl", "*", "nn-tl-hl")
-    ] == ["nn", "vb", "np", "nn", ",", "nn", "pp", "jj", "*", "nn"]
-    with pytest.raises(ValueError, match="word/tag"):
-        corpora.split_brown_token("notag")
-
-
-def _shared_data_tree(root):
-    """A synthetic tree shaped like shared/data: 500 Brown files, SOTU years, chapters."""
-    brown = root / "brown"
-    brown.mkdir()
-    for letter in "abcdefghjklmnpr":
-        for i in range(1, 35):
-            (brown / f"c{letter}{i:02d}").write_text("A/at b/nn\n", encoding="utf-8")
-    (brown / "cats.txt").write_text("ca01 news\n", encoding="utf-8")
-    (brown / "README").write_text("not a corpus file\n", encoding="utf-8")
-    names = sorted(p.name for p in brown.iterdir() if p.name not in ("cats.txt", "README"))
-    for name in names[500:]:
-        (brown / name).unlink()
-    (root / "sotu").mkdir()
-    for year in range(1990, 2022):
-        (root / "sotu" / f"{year}_x.txt").write_text("Speech.\n", encoding="utf-8")
-    (root / "moby-dick").mkdir()
-    for i in range(1, 141):
-        (root / "moby-dick" / f"chapter_{i}.txt").write_text("Text.\n", encoding="utf-8")
-    return root
-
-
-def test_heldout_rules(tmp_path):
-    data_dir = _shared_data_tree(tmp_path)
-    train, held = corpora.brown_files(data_dir / "brown")
-    assert len(train) == 450 and len(held) == 50
-    assert [p.rsplit("/", 1)[-1] for p in held[:3]] == ["ca10", "ca20", "ca30"]
-    assert not set(train) & set(held)
-    s_train, s_held = corpora.sotu_files(data_dir / "sotu")
-    years = [int(p.rsplit("/", 1)[-1][:4]) for p in s_held]
-    assert min(years) == corpora.SOTU_HELDOUT_FROM_YEAR and len(s_held) >= 10
-    assert all(int(p.rsplit("/", 1)[-1][:4]) < 2010 for p in s_train)
-    assert len(corpora.moby_dick_files(data_dir / "moby-dick")) >= 135
-
-
-def test_write_splits_small(tmp_path, monkeypatch):
-    # A miniature shared/data tree.
-    (tmp_path / "brown").mkdir()
-    for i in range(20):
-        (tmp_path / "brown" / f"ca{i + 1:02d}").write_text(f"Word{i}/nn ./.\n", encoding="utf-8")
-    (tmp_path / "sotu").mkdir()
-    (tmp_path / "sotu" / "1999_x.txt").write_text("Old speech. Very old.\n", encoding="utf-8")
-    (tmp_path / "sotu" / "2015_y.txt").write_text("New speech.\n", encoding="utf-8")
-    (tmp_path / "moby-dick").mkdir()
-    (tmp_path / "moby-dick" / "chapter_1.txt").write_text("Call me Ishmael.\n", encoding="utf-8")
-    out = tmp_path / "splits"
-    result = corpora.write_splits(str(tmp_path), str(out), train_shards=3)
-    assert result["train"][1] == 18 + 2 + 1
-    assert result["heldout_brown"][1:] == (2, 4)
-    assert result["heldout_sotu"][1:] == (1, 3)
-    held = (out / "heldout_brown.txt").read_text(encoding="utf-8").split("\n")
-    assert held[:2] == ["Word9 .", "Word19 ."]
-    train_text = "".join((out / f"train-{k:05d}.txt").read_text(encoding="utf-8") for k in range(3))
-    assert "Word9 " not in train_text and "New speech" not in train_text
-    assert "Call me Ishmael ." in train_text
 
 
 def test_dataset_matches_numpy(tmp_path):

@@ -113,22 +113,23 @@ def url_cache_path(url):
     file name must not collide); the file keeps its name so that a user
     looking into the cache sees what it is.
     """
-    name = os.path.basename(urllib.parse.urlparse(url).path) or "download"
+    name = _url_file_name(url, "download")
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
     return cache_dir() / "urls" / digest / name
 
 
-def cached_url(url, *, size=None, sha256=None, progress=False, offline=None, refresh=False):
-    """The local path of `url`, downloading it into the cache on first use."""
-    return fetch(
-        url,
-        url_cache_path(url),
-        size=size,
-        sha256=sha256,
-        progress=progress,
-        offline=offline,
-        refresh=refresh,
-    )
+def _url_file_name(url, default):
+    """The last segment of `url`'s path (its file name), or `default` when empty."""
+    return os.path.basename(urllib.parse.urlparse(url).path) or default
+
+
+def cached_url(url, **options):
+    """The local path of `url`, downloading it into the cache on first use.
+
+    `options` are `fetch`'s keyword arguments (`size`, `sha256`, `progress`,
+    `offline`, `refresh`, ...), with its defaults.
+    """
+    return fetch(url, url_cache_path(url), **options)
 
 
 def default_deadline(size):
@@ -240,7 +241,7 @@ def fetch_archive(
     target_dir = Path(target_dir)
     if not refresh and target_dir.is_dir() and _cached_tree_ok(urls, target_dir):
         return target_dir
-    archive_name = os.path.basename(urllib.parse.urlparse(urls[0]).path) or "archive.zip"
+    archive_name = _url_file_name(urls[0], "archive.zip")
     lock = target_dir.with_name(target_dir.name + ".lock")
     if sha256 is None and not refresh:
         # The directory was lost but its record kept: the same archive again.

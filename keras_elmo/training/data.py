@@ -1,7 +1,8 @@
 """Text-level data for biLM training: vocabularies and tf.data input.
 
 This module never imports the model (`keras_elmo.layers`) or the trainer.
-The corpora themselves (readers, held-out rules, splits) are in `corpora`.
+The project's own corpora (readers, held-out rules, splits) are tooling of
+the repository, `examples/corpora.py`, not part of the package.
 
 Pieces:
 - `read_tokenized`: one tokenized sentence per line;

@@ -1,36 +1,38 @@
-"""The corpora of the project's shared data: readers, held-out rules, splits.
+"""The full corpora of the examples, the benchmarks and the training recipe.
 
-One place for the English text that training, the examples and the
-benchmarks read (`shared/data` beside the repository, or wherever
-`KERAS_ELMO_DATA` points): the Brown corpus (tagged, tokenized), the State
-of the Union addresses and Moby-Dick (raw prose), a rule-based sentence
-splitter for the prose, and the fixed held-out rules, so that every run and
-every user gets the same split. `write_splits` writes the splits as
-tokenized text, one sentence per line, for `keras-elmo train`.
+Tooling of the repository, not part of the installed package: the examples
+import it from their own folder, the benchmarks put `examples/` on
+`sys.path`. It reads the English text in the data folder (`$KERAS_ELMO_DATA`,
+else `../shared/data` beside the clone; docs/examples.md, "Data"): the Brown
+corpus (tagged, tokenized), the State of the Union addresses and Moby-Dick
+(raw prose), with a rule-based sentence splitter for the prose and the fixed
+held-out rules, so that every run gets the same split. `write_splits`
+writes the splits as tokenized text, one sentence per line, for
+`keras-elmo build-vocab` and `keras-elmo train`:
+
+    python examples/corpora.py DATA_DIR SPLIT_DIR
 """
 
+import argparse
 import glob
 import os
 import pathlib
 import re
+import sys
 
-from keras_elmo.errors import InputError, MissingFileError
-from keras_elmo.text import tokenization
+import example_utils
 
-DATA_ENV = "KERAS_ELMO_DATA"
+# keras_elmo (and with it TensorFlow) is imported on first use, by
+# `tokenize_prose`: a missing folder or file is reported before it loads.
 
 
 def data_root(path=None, must_exist=True):
-    """The shared data folder: `path`, else $KERAS_ELMO_DATA, else
-    `shared/data` beside the repository checkout."""
-    if path is None:
-        path = os.environ.get(DATA_ENV)
-    if path is None:
-        path = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
-    path = pathlib.Path(path)
+    """The data folder: `path`, else `example_utils.data_dir()`
+    ($KERAS_ELMO_DATA, else `../shared/data` beside the clone)."""
+    path = pathlib.Path(path) if path is not None else example_utils.data_dir()
     if must_exist and not path.is_dir():
-        raise MissingFileError(
-            f"shared data folder not found: {path} (pass a path or set ${DATA_ENV})."
+        raise FileNotFoundError(
+            f"data folder not found: {path} (pass a path or set ${example_utils.DATA_ENV})."
         )
     return path
 
@@ -108,6 +110,8 @@ def split_sentences(text):
 
 def tokenize_prose(sentence):
     """One sentence of raw prose -> tokens (the "punctuation" tokenizer)."""
+    from keras_elmo.text import tokenization
+
     tokens = tokenization.tokenize_python(normalize_prose(sentence), "punctuation")
     # A sentence-final "." glued to a closing quote/bracket ("end.") or "end?")
     # is split by the rules; one glued to the last word is split here as well.
@@ -153,7 +157,7 @@ def brown_files(brown_dir):
     """The 500 Brown text files, sorted; (train, held_out) lists of paths."""
     names = sorted(n for n in os.listdir(brown_dir) if _BROWN_FILE.match(n))
     if not names:
-        raise InputError(f"no Brown files (ca01..cr09) found in {brown_dir}.")
+        raise ValueError(f"no Brown files (ca01..cr09) found in {brown_dir}.")
     train, held = [], []
     for i, name in enumerate(names):
         path = os.path.join(brown_dir, name)
@@ -165,7 +169,7 @@ def split_brown_token(item):
     """`word/tag` -> (word, tag); the tag is after the last '/'."""
     word, sep, tag = item.rpartition("/")
     if not sep or not word:
-        raise InputError(f"Brown token {item!r} is not of the form word/tag.")
+        raise ValueError(f"Brown token {item!r} is not of the form word/tag.")
     return word, tag
 
 
@@ -206,7 +210,7 @@ def sotu_files(sotu_dir):
         path = os.path.join(sotu_dir, name)
         (held if int(match.group(1)) >= SOTU_HELDOUT_FROM_YEAR else train).append(path)
     if not train and not held:
-        raise InputError(f"no SOTU files (YYYY_*.txt) found in {sotu_dir}.")
+        raise ValueError(f"no SOTU files (YYYY_*.txt) found in {sotu_dir}.")
     return train, held
 
 
@@ -214,7 +218,7 @@ def moby_dick_files(moby_dir):
     """The chapter files of Moby-Dick, in chapter order (all used for training)."""
     files = glob.glob(os.path.join(moby_dir, "chapter_*.txt"))
     if not files:
-        raise InputError(f"no Moby-Dick chapter files found in {moby_dir}.")
+        raise ValueError(f"no Moby-Dick chapter files found in {moby_dir}.")
     return sorted(files, key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0]))
 
 
@@ -271,3 +275,23 @@ def write_splits(data_dir, out_dir, train_shards=16, seed=0):
                 out.close()
         result[split] = (paths, n_sent, n_tok)
     return result
+
+
+def main(argv=None):
+    """`python examples/corpora.py DATA_DIR SPLIT_DIR`: write the splits, print their sizes."""
+    parser = argparse.ArgumentParser(description="Write the fixed splits of the full corpora.")
+    parser.add_argument("data_dir", help="the folder holding brown/, sotu/ and moby-dick/")
+    parser.add_argument("split_dir", help="where to write the splits")
+    args = parser.parse_args(argv)
+    try:
+        splits = write_splits(data_root(args.data_dir), args.split_dir)
+    except (ValueError, OSError) as error:
+        example_utils.fail(str(error))
+    for name, (paths, n_sent, n_tok) in splits.items():
+        more = " ..." if len(paths) > 2 else ""
+        print(f"{name}: {n_sent} sentences, {n_tok} tokens -> {', '.join(paths[:2])}{more}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
