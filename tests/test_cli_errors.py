@@ -9,16 +9,15 @@ The Ctrl-C cases send a real SIGINT to that process at a chosen point (while
 is written), so they do not depend on timing.
 """
 
-import json
 import os
 import subprocess
 import sys
-import time
 
 import h5py
 import pytest
 from support.bilm_fixture import FIXTURE_DIR as FIXTURES
 from support.paths import REPO
+from support.processes import run_script_with_report
 
 from keras_elmo import cli
 from keras_elmo.jobs import embed_file, parts, reader
@@ -79,23 +78,13 @@ MODEL = ["--options-file", FIXTURES / "options.json", "--weight-file", FIXTURES 
 
 def run_cli(tmp_path, *argv, sigint_at=None):
     """(exit status, stderr, TensorFlow imported?, seconds) of `keras-elmo ARGV`."""
-    report = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["CLI_REPORT"] = str(report)
-    env["PYTHONPATH"] = str(REPO)
+    env = {"PYTHONPATH": str(REPO)}
     if sigint_at:
         env["SIGINT_AT"] = sigint_at
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", RUN_CLI, *map(str, argv)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    proc, seconds, report = run_script_with_report(
+        RUN_CLI, argv, tmp_path, cwd=tmp_path, env_extra=env
     )
-    seconds = time.monotonic() - start
-    imported = json.loads(report.read_text())["tensorflow"] if report.exists() else None
+    imported = report["tensorflow"] if report else None
     return proc.returncode, proc.stderr, imported, seconds
 
 

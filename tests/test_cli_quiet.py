@@ -8,7 +8,6 @@ console script does (`sys.argv[0]` is "keras-elmo"), with stderr a pipe
 """
 
 import io
-import json
 import os
 import re
 import subprocess
@@ -17,6 +16,7 @@ import sys
 import h5py
 import pytest
 from support.paths import REPO
+from support.processes import run_script_with_report
 
 from keras_elmo.progress import progress_bar
 
@@ -40,19 +40,8 @@ LINES = ["The cat sat on the mat .", "Hello world !", "ELMo vectors from a Keras
 
 def run_cli(tmp_path, *argv):
     """(exit status, stdout, stderr, report) of `keras-elmo ARGV` in a fresh interpreter."""
-    report = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["CLI_REPORT"] = str(report)
-    proc = subprocess.run(
-        [sys.executable, "-c", RUN_CLI, *map(str, argv)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0 and report.exists(), proc.stderr[-3000:]
-    result = json.loads(report.read_text())
+    proc, _, result = run_script_with_report(RUN_CLI, argv, tmp_path, cwd=REPO)
+    assert proc.returncode == 0 and result is not None, proc.stderr[-3000:]
     return result["status"], proc.stdout, proc.stderr, result
 
 
