@@ -215,21 +215,13 @@ def fetch(
     raise _all_failed(failures)
 
 
-def fetch_archive(
-    url,
-    target_dir,
-    *,
-    size=None,
-    sha256=None,
-    progress=False,
-    offline=None,
-    refresh=False,
-    max_bytes=None,
-    deadline=None,
-):
+def fetch_archive(url, target_dir, *, sha256=None, refresh=False, max_bytes=None, **fetch_options):
     """Download the zip archive at `url` and unpack it as directory `target_dir`.
 
-    `url` may be a sequence of mirrors, as in `fetch`. The archive itself is
+    `url` may be a sequence of mirrors, and `sha256`, `refresh` and the other
+    keyword arguments (`size`, `progress`, `offline`, `deadline`) are
+    `fetch`'s, for the archive file; `max_bytes` is the unpacked size's
+    bound, not the archive's. The archive itself is
     removed once unpacked: the directory is what is cached, and it appears
     under its final name only when complete. Its members may sum to
     `max_bytes` (default `unpack_limit(archive size)`), checked against their
@@ -249,12 +241,9 @@ def fetch_archive(
     archive = fetch(
         urls,
         target_dir.with_name(f"{target_dir.name}.{archive_name}"),
-        size=size,
         sha256=sha256,
-        progress=progress,
-        offline=offline,
         refresh=refresh,
-        deadline=deadline,
+        **fetch_options,
     )
     with _exclusive(lock):
         if target_dir.is_dir() and not refresh:
