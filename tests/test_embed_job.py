@@ -289,7 +289,7 @@ def test_resume_refuses_a_different_job_and_stateful(tiny_model, tmp_path, capsy
     partial.mkdir()
     (partial / "job.json").write_text(json.dumps(job))
     assert main(embed_args(tiny_model, src, out, "--resume")) == 2
-    assert "it was started with a different input_sha256" in capsys.readouterr().err
+    assert "the input changed since the interrupted run" in capsys.readouterr().err
     assert main(embed_args(tiny_model, src, out, "--stateful", "--resume")) == 2
     assert "a --stateful run cannot resume" in capsys.readouterr().err
     assert not out.exists()
