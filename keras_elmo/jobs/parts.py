@@ -414,8 +414,10 @@ class PartStore:
             return None
 
     def _write_failed(self, err, path):
-        """Close and delete the part being written; the error to raise."""
+        """Close and delete the part being written (`path`); the error to raise."""
         self._drop_open_part()
+        with contextlib.suppress(OSError):
+            os.remove(path)
         return InputError(
             f"cannot write {path}: {_reason(err)}; the batches committed before it are kept "
             f"in {self.folder}/: make room (or fix the disk) and rerun with --resume."

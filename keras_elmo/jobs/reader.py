@@ -96,14 +96,6 @@ def sentences_from_stream(stream, where):
         yield index, tokens
 
 
-def count_sentences(path):
-    """First pass: validate every line and count them (streaming)."""
-    count = sum(1 for _ in read_sentences(path))
-    if count == 0:
-        raise InputError(f"{path}: the input file has no sentences.")
-    return count
-
-
 def is_regular_file(path):
     """Whether `path` is (or links to) a regular file, which can be read twice."""
     try:
