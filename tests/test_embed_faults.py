@@ -11,6 +11,7 @@ subprocess: a file-size limit (EFBIG from write(2) inside HDF5) and, where
 """
 
 import errno
+import glob
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import sys
 import threading
 
 import h5py
+import numpy as np
 import pytest
 from support.embed_job import (
     assert_same_output,
@@ -217,6 +219,31 @@ def test_the_part_store_is_held_by_one_run(tmp_path):
     again.finish()
     assert not os.path.exists(folder)
     assert os.listdir(tmp_path) == []
+
+
+def test_the_merge_renames_only_its_own_file(tmp_path):
+    """Another writer's file put at the merge's name midway is never renamed over OUTPUT."""
+    out = tmp_path / "out.hdf5"
+    job = {"format": parts.PARTIAL_FORMAT, "sentences": 2}
+    store = parts.PartStore(parts.partial_dir(out), job, resume=False, stateful=False)
+    store.write_batch([(0, np.zeros((1, 2), "f4")), (1, np.ones((1, 2), "f4"))], 0)
+
+    def plan():
+        yield [(0, ["a"])]
+        (merged,) = glob.glob(os.path.join(store.folder, "merged-*.hdf5.tmp"))
+        other = tmp_path / "other.hdf5"
+        with h5py.File(other, "w") as f:
+            f.attrs["complete"] = True
+        os.replace(other, merged)
+        yield [(1, ["b"])]
+
+    try:
+        with pytest.raises(InputError, match="was replaced during the merge"):
+            store.merge(plan(), str(out), {})
+    finally:
+        store.close()
+    assert not out.exists()
+    assert sorted(os.listdir(store.folder)) == ["job.json", "lock", "part-000000.hdf5"]
 
 
 @pytest.mark.slow  # two real processes: the first stopped (SIGSTOP) while the second tries
