@@ -153,14 +153,14 @@ def _reason(err):
     return lines[0] if lines else type(err).__name__
 
 
-def output_of(folder):
+def _output_of(folder):
     return folder[: -len(PARTIAL_SUFFIX)] if folder.endswith(PARTIAL_SUFFIX) else folder
 
 
 def _busy(folder, pid):
     holder = f"pid {pid}" if pid is not None else "pid unknown"
     return InputError(
-        f"another keras-elmo embed is writing {output_of(folder)} ({holder}); "
+        f"another keras-elmo embed is writing {_output_of(folder)} ({holder}); "
         f"wait for it to finish (it holds {os.path.join(folder, LOCK_NAME)})."
     )
 
