@@ -16,7 +16,10 @@ The output is never one of the inputs (same path, link or hard link). The
 work goes to OUTPUT.partial/ (`jobs.parts.PartStore`) and the output is
 replaced only by the complete file, so a kill loses at most `flush_seconds` of work and
 `resume=True` continues it; the whole story is "An interrupted embed job"
-in docs/reliability.md.
+in docs/reliability.md. The input is read once before the model loads
+(`reader.open_input`: every line checked, a pipe copied) and checked
+unchanged just before the output is replaced; one run at a time holds
+OUTPUT.partial/ (a lock), created once the model has loaded.
 """
 
 import os
