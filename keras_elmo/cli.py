@@ -150,6 +150,8 @@ def _run_embed(args):
     except KeyboardInterrupt:
         # embed_file has committed the finished batches; say where they are.
         folder = parts.partial_dir(args.output_file)
+        if not os.path.isdir(folder):  # interrupted before any work (the model loading)
+            raise
         print(
             f"\nkeras-elmo embed: interrupted; finished batches are kept in {folder}/ "
             "(rerun the same command with --resume to continue)",
@@ -402,6 +404,8 @@ if interrupted:
   OUTPUT is replaced only by the complete file; an interrupted run keeps its
   finished batches in OUTPUT.partial/: rerun the same command with --resume to
   continue (not with --stateful), or delete OUTPUT.partial/ to start over.
+  One run at a time writes an OUTPUT (a lock in OUTPUT.partial/); a full
+  disk or an I/O error stops the run (exit 2) with the finished batches kept.
   More in the keras_elmo documentation, 'An interrupted embed job'.
 """
 
@@ -417,7 +421,12 @@ def _add_embed(sub):
         "a UTF-8 BOM is dropped) into an hdf5 file.",
         epilog=EMBED_EPILOG,
     )
-    p.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
+    p.add_argument(
+        "input_file",
+        help="one whitespace-tokenized sentence per line (UTF-8); a pipe or other stream "
+        "(/dev/stdin, <(...), a FIFO) is read once into a private copy beside OUTPUT, "
+        "removed at the end",
+    )
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
     _add_layer_choice(p)

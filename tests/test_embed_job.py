@@ -8,76 +8,31 @@ work, resume, and compare with an uninterrupted run.
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import h5py
-import keras
-import numpy as np
 import pytest
-from support.paths import REPO
+from support.embed_job import (
+    assert_same_output,
+    committed_parts,
+    embed_args,
+    read_output,
+    reference_job,
+    save_tiny_model,
+    start_embed,
+    wait_for_parts,
+    write_sentences,
+)
 from support.tiny_model import TINY_OPTIONS
-from support.tolerance import assert_same_up_to_path
 
 from keras_elmo.cli import main
 from keras_elmo.jobs import embed_file as embed_lib
 from keras_elmo.jobs import parts, reader
 from keras_elmo.layers.elmo_layer import ElmoLayer
 
-WORDS = "the a of cat dog sat on mat ran far away quickly big small red green blue".split()
-
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_model")
-    keras.utils.set_random_seed(7)
-    layer = ElmoLayer(TINY_OPTIONS)
-    layer.build()
-    options_file, weight_file = folder / "options.json", folder / "weights.hdf5"
-    layer.save_original(str(options_file), str(weight_file))
-    return options_file, weight_file
-
-
-def write_sentences(path, n, seed=0):
-    rng = np.random.default_rng(seed)
-    lines = [" ".join(rng.choice(WORDS, rng.integers(1, 16))) for _ in range(n)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return lines
-
-
-def embed_args(tiny_model, src, out, *flags):
-    options_file, weight_file = tiny_model
-    return [
-        "embed",
-        str(src),
-        str(out),
-        "--options-file",
-        str(options_file),
-        "--weight-file",
-        str(weight_file),
-        "--quiet",
-        *flags,
-    ]
-
-
-def read_output(path):
-    with h5py.File(path, "r") as f:
-        index = json.loads(f["sentence_to_index"][0])
-        data = {name: f[name][...] for name in f if name != "sentence_to_index"}
-        return index, data, dict(f.attrs)
-
-
-def assert_same_output(got, want):
-    index_got, data_got, attrs_got = read_output(got)
-    index_want, data_want, _ = read_output(want)
-    assert index_got == index_want
-    assert sorted(data_got) == sorted(data_want)
-    for name, value in data_want.items():
-        assert data_got[name].shape == value.shape and data_got[name].dtype == value.dtype
-        # Another process, same batches: the path tolerance (support/tolerance.py).
-        assert_same_up_to_path(data_got[name], value)
-    assert attrs_got["complete"]
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 
 
 # ------------------------------------------------------------ never over an input
@@ -206,21 +161,6 @@ def test_bom_and_line_endings_give_the_plain_file_vectors(tiny_model, tmp_path):
 # ------------------------------------------------------------ resume
 
 
-def start_embed(tiny_model, src, out, *flags):
-    return subprocess.Popen(
-        [sys.executable, "-m", "keras_elmo.cli", *embed_args(tiny_model, src, out, *flags)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def committed_parts(folder):
-    return sorted(folder.glob("part-*.hdf5")) if folder.is_dir() else []
-
-
 KILL_LINES = 800
 KILL_FLAGS = ("--batch-size", "4", "--flush-seconds", "0")
 
@@ -228,11 +168,7 @@ KILL_FLAGS = ("--batch-size", "4", "--flush-seconds", "0")
 @pytest.fixture(scope="module")
 def kill_job(tiny_model, tmp_path_factory):
     """An input of 200 batches and its uninterrupted output."""
-    folder = tmp_path_factory.mktemp("kill_job")
-    src = folder / "in.txt"
-    write_sentences(src, KILL_LINES)
-    assert main(embed_args(tiny_model, src, folder / "reference.hdf5", *KILL_FLAGS)) == 0
-    return src, folder / "reference.hdf5"
+    return reference_job(tiny_model, tmp_path_factory.mktemp("kill_job"), KILL_LINES, KILL_FLAGS)
 
 
 @pytest.mark.slow  # the real command in a subprocess, killed and resumed
@@ -247,11 +183,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_model, kill_job, tm
     partial = tmp_path / "out.hdf5.partial"
     proc = start_embed(tiny_model, src, out, *flags)
     try:
-        deadline = time.monotonic() + 240
-        while len(committed_parts(partial)) < 3 and proc.poll() is None:
-            assert time.monotonic() < deadline, "no progress in OUTPUT.partial/"
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be interrupted"
+        wait_for_parts(proc, partial, 3)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -289,7 +221,7 @@ def test_resume_refuses_a_different_job_and_stateful(tiny_model, tmp_path, capsy
     partial.mkdir()
     (partial / "job.json").write_text(json.dumps(job))
     assert main(embed_args(tiny_model, src, out, "--resume")) == 2
-    assert "it was started with a different input_sha256" in capsys.readouterr().err
+    assert "the input changed since the interrupted run" in capsys.readouterr().err
     assert main(embed_args(tiny_model, src, out, "--stateful", "--resume")) == 2
     assert "a --stateful run cannot resume" in capsys.readouterr().err
     assert not out.exists()

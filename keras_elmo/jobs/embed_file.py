@@ -16,12 +16,13 @@ The output is never one of the inputs (same path, link or hard link). The
 work goes to OUTPUT.partial/ (`jobs.parts.PartStore`) and the output is
 replaced only by the complete file, so a kill loses at most `flush_seconds` of work and
 `resume=True` continues it; the whole story is "An interrupted embed job"
-in docs/reliability.md.
+in docs/reliability.md. The input is read once before the model loads
+(`reader.open_input`: every line checked, a pipe copied) and checked
+unchanged just before the output is replaced; one run at a time holds
+OUTPUT.partial/ (a lock), created once the model has loaded.
 """
 
-import contextlib
 import os
-import shutil
 
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
@@ -154,10 +155,43 @@ def embed_file(
     source = source.resolve(progress=bool(progress))
     model_files = source.model_files()
     target = check_output_path(output_file, [input_file, *model_files])
-    total = reader.count_sentences(input_file)
+    # The input read once: a pipe is copied, a file is checked unchanged at the end.
+    with reader.open_input(input_file, os.path.dirname(target)) as text:
+        return _run(
+            text,
+            target,
+            source,
+            model_files,
+            layers=layers,
+            batch_size=batch_size,
+            matmul_dtype=matmul_dtype,
+            stateful=stateful,
+            progress=progress,
+            resume=resume,
+            flush_seconds=flush_seconds,
+        )
+
+
+def _run(
+    text,
+    target,
+    source,
+    model_files,
+    *,
+    layers,
+    batch_size,
+    matmul_dtype,
+    stateful,
+    progress,
+    resume,
+    flush_seconds,
+):
+    """The job on an `InputText`, once input, output and model files are checked."""
+    input_file = text.path  # the input, or the private copy of a stream
+    total = text.sentences
     job = {
         "format": parts.PARTIAL_FORMAT,
-        "input_sha256": download.file_sha256(input_file),
+        "input_sha256": text.sha256,
         "sentences": total,
         # The model by content (a copy elsewhere is the same model).
         "model_sha256": [download.file_sha256(path) for path in model_files],
@@ -166,7 +200,10 @@ def embed_file(
         "stateful": bool(stateful),
         "matmul_dtype": matmul_dtype,
     }
-    store = parts.PartStore(parts.partial_dir(output_file), job, resume, stateful)
+    folder = parts.partial_dir(target)
+    # A resume that cannot be is refused before the model loads; the store
+    # itself (and its lock) is made after, so a failed load leaves nothing.
+    parts.check_job(folder, job, resume, stateful)
 
     from keras_elmo.layers.elmo_layer import ElmoLayer
 
@@ -179,6 +216,7 @@ def embed_file(
     }
     layer = ElmoLayer.from_source(source, **settings)
     run = output.layer_output_fn(layer, layers)
+    store = parts.PartStore(folder, job, resume, stateful, notes={"input": text.stamp()})
 
     def plan():
         return _batches(input_file, batch_size, sort=not stateful)
@@ -197,12 +235,19 @@ def embed_file(
         store.commit()
     except KeyboardInterrupt:
         # Keep what is finished: the resumed run starts after it.
-        store.commit()
+        try:
+            store.commit()
+        finally:
+            store.close()
         raise
     except BaseException:
         store.abandon()
         raise
-    store.merge(plan(), target, {"sentences": total, "layers": layers})
-    with contextlib.suppress(OSError):
-        shutil.rmtree(store.folder)
+    try:
+        attrs = {"sentences": total, "layers": layers}
+        store.merge(plan(), target, attrs, check=lambda: reader.check_unchanged(text))
+    except BaseException:
+        store.close()
+        raise
+    store.finish()
     return total

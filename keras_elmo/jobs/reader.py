@@ -5,10 +5,21 @@ of the file is dropped; a line is UTF-8 and holds at least one
 whitespace-separated token, and is at most `MAX_LINE_BYTES` long.
 `keras-elmo embed` (`jobs.embed_file`) and `keras-elmo beam-embed`
 (`integrations.beam`) read their inputs with it.
+
+`open_input` reads the embed job's input once, up front: it checks every
+line, counts them and takes the input's size, modification time and
+SHA-256 in the same pass (`check_unchanged` compares them again before the
+output is written). An input that is not a regular file (a pipe such as
+`/dev/stdin` or `<(...)`, a FIFO, a device) cannot be read twice, so that
+pass copies it into a private file, which the job then reads instead.
 """
 
+import contextlib
+import hashlib
 import os
 import re
+import stat
+import tempfile
 
 from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.text import characters
@@ -85,22 +96,159 @@ def sentences_from_stream(stream, where):
         yield index, tokens
 
 
-def count_sentences(path):
-    """First pass: validate every line and count them (streaming)."""
-    count = sum(1 for _ in read_sentences(path))
-    if count == 0:
-        raise InputError(f"{path}: the input file has no sentences.")
-    return count
+def is_regular_file(path):
+    """Whether `path` is (or links to) a regular file, which can be read twice."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def check_input_file(input_file):
-    """Refuse an input that is missing, a folder or unreadable (cheap: opens it only)."""
+    """Refuse an input that is missing, a folder or unreadable (cheap: opens it only).
+
+    A pipe, FIFO or device is not opened here: opening and closing a FIFO
+    can end its writer, and its bytes are read once, by `open_input`.
+    """
     if not os.path.exists(input_file):
         raise MissingFileError(f"input file not found: {input_file}")
     if os.path.isdir(input_file):
         raise InputError(f"input {input_file} is a directory; give a text file.")
+    if not is_regular_file(input_file):
+        if not os.access(input_file, os.R_OK):
+            raise InputError(f"cannot read input {input_file}: permission denied.")
+        return
     try:
         with open(input_file, "rb"):
             pass
     except OSError as err:
         raise InputError(f"cannot read input {input_file}: {err.strerror}.") from None
+
+
+class _Tee:
+    """A binary stream that hashes, counts and optionally copies what is read from it."""
+
+    def __init__(self, stream, copy=None):
+        self.stream = stream
+        self.copy = copy
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size=-1):
+        block = self.stream.read(size)
+        self.digest.update(block)
+        self.size += len(block)
+        if self.copy is not None:
+            self.copy.write(block)
+        return block
+
+
+class InputText:
+    """The embed job's input as read once by `open_input`.
+
+    `path`: the file the job reads (the input, or the private copy of a
+    stream); `where`: the name the user gave, for messages; `sentences`,
+    `size`, `mtime_ns`, `sha256`: what `path` held when it was read.
+    """
+
+    def __init__(self, path, where, sentences, size, mtime_ns, sha256, copied):
+        self.path = path
+        self.where = where
+        self.sentences = sentences
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.sha256 = sha256
+        self.copied = copied
+
+    def stamp(self):
+        """Size, modification time and digest, as recorded in OUTPUT.partial/job.json."""
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "sha256": self.sha256}
+
+
+def _stamp(st):
+    return st.st_size, st.st_mtime_ns
+
+
+def _input_changed(where):
+    return InputError(
+        f"input {where} changed during the run (its size, modification time or contents "
+        "differ from when it was read); the output is not written. Rerun once it is "
+        "stable (--resume keeps the finished batches if it is the same text again)."
+    )
+
+
+def _scan(path, where):
+    """Read `path` once: (sentences, size, mtime_ns, sha256); every line checked."""
+    try:
+        return _scan_lines(path, where, None)
+    except OSError as err:
+        raise _read_error(where, err) from None
+
+
+def _read_error(where, err, copy_dir=None):
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    into = f" into a private copy in {copy_dir}" if copy_dir else ""
+    return InputError(f"cannot read input {where}{into}: {reason}.")
+
+
+def _scan_lines(path, where, copy):
+    with open(path, "rb") as f:
+        before = os.fstat(f.fileno())
+        tee = _Tee(f, copy)
+        count = sum(1 for _ in sentences_from_stream(tee, where))
+        after = os.fstat(f.fileno())
+    if count == 0:
+        raise InputError(f"{where}: the input file has no sentences.")
+    if copy is None and (_stamp(before) != _stamp(after) or tee.size != after.st_size):
+        raise _input_changed(where)
+    return count, tee.size, after.st_mtime_ns, tee.digest.hexdigest()
+
+
+@contextlib.contextmanager
+def open_input(input_file, copy_dir):
+    """Read `input_file` once (every line checked); yield its `InputText`.
+
+    A regular file is read in place. Anything else (a pipe, `/dev/stdin`,
+    `<(...)`, a FIFO, a device) is copied while it is read into a private
+    file in `copy_dir` (hidden: `.keras-elmo-input-*.txt`), which is
+    removed when the block ends; the job reads the copy.
+    """
+    where = os.fspath(input_file)
+    if is_regular_file(input_file):
+        count, size, mtime_ns, sha256 = _scan(input_file, where)
+        yield InputText(where, where, count, size, mtime_ns, sha256, copied=False)
+        return
+    try:
+        fd, copy_path = tempfile.mkstemp(dir=copy_dir, prefix=".keras-elmo-input-", suffix=".txt")
+    except OSError as err:
+        raise _read_error(where, err, copy_dir) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as copy:
+                count, size, _, sha256 = _scan_lines(input_file, where, copy)
+            mtime_ns = os.stat(copy_path).st_mtime_ns
+        except OSError as err:
+            raise _read_error(where, err, copy_dir) from None
+        yield InputText(copy_path, where, count, size, mtime_ns, sha256, copied=True)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(copy_path)
+
+
+def check_unchanged(text):
+    """InputError unless `text.path` still has the size, time and SHA-256 `open_input` saw."""
+    try:
+        with open(text.path, "rb") as f:
+            tee = _Tee(f)
+            for _ in iter(lambda: tee.read(_READ_BLOCK), b""):
+                pass
+            st = os.fstat(f.fileno())
+    except OSError:
+        raise _input_changed(text.where) from None
+    if (tee.size, st.st_size, st.st_mtime_ns, tee.digest.hexdigest()) != (
+        text.size,
+        text.size,
+        text.mtime_ns,
+        text.sha256,
+    ):
+        raise _input_changed(text.where)
