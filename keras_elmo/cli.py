@@ -548,8 +548,8 @@ def _add_export(sub):
         default=argparse.SUPPRESS,  # absent: follows --max-tokens-per-request
         metavar="N|none",
         help="request limit: bytes of a request's strings (default "
-        f"{BYTES_PER_TOKEN_POSITION} x --max-tokens-per-request, "
-        f"{SERVING_DEFAULTS['max_bytes_per_request']} by default; none: unbounded)",
+        f"{SERVING_DEFAULTS['max_bytes_per_request']}; unless given, "
+        f"{BYTES_PER_TOKEN_POSITION} x --max-tokens-per-request; none: unbounded)",
     )
     p.set_defaults(func=_run_export, check=_check_export)
 

@@ -23,6 +23,7 @@ import contextlib
 import os
 import shutil
 
+from keras_elmo import limits
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
@@ -153,6 +154,8 @@ def embed_file(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}.")
     batching.check_positive("batch tokens", batch_tokens, allow_none=True)
+    if stateful:  # one row of carried state per batch row, allocated with the layer
+        limits.check_state_rows(batch_size, "--stateful batch size")
     if not flush_seconds >= 0:
         raise InputError(f"flush interval must be >= 0 seconds, got {flush_seconds!r}.")
     source = ModelSource.of(
