@@ -362,8 +362,8 @@ def _add_layer_choice(parser):
     parser.set_defaults(layers=DEFAULT_LAYERS)
 
 
-def _add_embed_batch_size(parser, stateful_note=""):
-    """--batch-size and --batch-tokens, shared by embed and beam-embed."""
+def _add_embed_batch_size(parser, stateful_note="", old_names=()):
+    """--batch-size and --batch-tokens (also `old_names`), shared by embed and beam-embed."""
     from keras_elmo.jobs.batching import BATCH_TOKENS
     from keras_elmo.jobs.output import BATCH_SIZE
 
@@ -371,19 +371,18 @@ def _add_embed_batch_size(parser, stateful_note=""):
         "--batch-size",
         type=_positive_int,
         default=BATCH_SIZE,
-        help="at most this many sentences per model call (default %(default)s)",
+        help="sentences per model call",
     )
     parser.add_argument(
         "--batch-tokens",
-        "--max-batch-tokens",  # beam-embed's name in 0.4
+        *old_names,
         dest="batch_tokens",
         type=_limit,
         default=BATCH_TOKENS,
         metavar="N|none",
         help="token budget of a model call: lines sorted by length are batched while "
         "lines x the longest line's tokens stays within N, a longer line runs alone "
-        "(default %(default)s; none: --batch-size lines per call whatever their length)"
-        + stateful_note,
+        "(none: --batch-size lines per call whatever their length" + stateful_note + ")",
     )
 
 
@@ -493,7 +492,7 @@ def _add_beam_embed(sub):
     p.add_argument(
         "--format", default=BEAM_FORMATS[0], choices=BEAM_FORMATS, help="the shards' format"
     )
-    _add_embed_batch_size(p)
+    _add_embed_batch_size(p, old_names=("--max-batch-tokens",))  # its name in 0.3
     _add_matmul_dtype(p, model_default=True)
     p.add_argument(
         "--no-wait",

@@ -7,10 +7,12 @@ and the root attribute `complete` (True: every line is in the file).
 
 Lines are read by `jobs.reader`. Memory does not grow with the file: lines
 are read in chunks, each chunk is sorted by length so batches carry little
-padding. With
-`stateful=True` batches are consecutive lines in file order instead, so the
-LSTM state carries over from one batch row to the same row of the next batch,
-like the original code.
+padding. Nor with the longest line: a model call holds at most `batch_size`
+lines and `batch_tokens` token positions (`jobs.batching`), so a long line
+runs alone. With
+`stateful=True` batches are `batch_size` consecutive lines in file order
+instead, so the LSTM state carries over from one batch row to the same row of
+the next batch, like the original code.
 
 The output is never one of the inputs (same path, link or hard link). The
 work goes to OUTPUT.partial/ (`jobs.parts.PartStore`) and the output is
@@ -147,6 +149,8 @@ def embed_file(
     model directory); exactly one of them.
     `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
     in docs/performance.md).
+    `batch_tokens`: the token budget of a call (`jobs.batching`; None: calls
+    of `batch_size` lines whatever their length; not used with `stateful`).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """
