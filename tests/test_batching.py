@@ -7,6 +7,8 @@ vectors equal the old fixed batching's, and a line over the tokens-per-line
 bound is refused with one line naming it.
 """
 
+import doctest
+
 import h5py
 import numpy as np
 import pytest
@@ -90,6 +92,11 @@ def test_no_budget_is_the_old_fixed_batching():
         [4, 5],
         [6],
     ]
+
+
+def test_the_docstring_examples():
+    results = doctest.testmod(batching)
+    assert results.attempted == 2 and results.failed == 0
 
 
 def test_bad_arguments_and_results():

@@ -18,7 +18,7 @@ layer); a token budget bounds the call instead:
 - a line of 0 tokens counts as 1 (a padded batch has at least one column).
 
 Every index is in exactly one batch; `in_input_order` puts per-line results
-back in input order. Pure Python (no TensorFlow): `keras-elmo embed`
+back in input order. Pure Python, no TensorFlow import: `keras-elmo embed`
 (`jobs.embed_file`), `keras-elmo beam-embed` (`integrations.beam`) and
 other runners batch with these functions.
 
@@ -31,9 +31,11 @@ other runners batch with these functions.
 from keras_elmo.errors import InputError
 
 # The default token budget of a model call: rows x longest line's tokens.
-# Measured with benchmarks/memory_long_line.py (docs/performance.md,
-# "Memory of one long line"): above ~2048 positions the shipped model's speed
-# no longer improves, and 4096 keeps the full-size model's call under ~1 GB.
+# 64 lines x 64 tokens: a file whose lines have at most 64 tokens gets the
+# fixed batches of 64 lines of before. Measured with
+# benchmarks/memory_long_line.py (docs/performance.md, "Memory of one long
+# line"): 2048, 4096 and 8192 ran within noise of each other on the shipped and
+# the full-size model, and larger budgets only cost memory.
 BATCH_TOKENS = 4096
 
 
