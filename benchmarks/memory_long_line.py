@@ -6,8 +6,9 @@
 
 Files (written to a temporary folder, seeded): `short`, 63 lines of 3-12
 tokens; `long`, the same 63 lines with one line of `--long-tokens` (16,000)
-tokens among them, the issue's file (every token of the long line a distinct
-word, so the char CNN has 16,000 tokens to encode). Each case runs
+tokens among them (`--long-kind distinct`: every token a distinct word, so
+the char CNN has 16,000 tokens to encode; `letters`: one-letter tokens, the
+issue's 33 KB file). Each case runs
 `keras-elmo embed` in a fresh subprocess (the command line's `main`, in
 process) and reports its peak RSS (VmHWM at the end) and wall time. The
 old fixed batching (`--batch-tokens none`: 64 lines per call, every call
@@ -44,13 +45,16 @@ def _words(rng, n):
     return ["".join(rng.choice(letters, rng.integers(2, 10))) for _ in range(n)]
 
 
-def write_files(folder, long_tokens, budget_lines, seed):
+def write_files(folder, long_tokens, long_kind, budget_lines, seed):
     import numpy as np
 
     rng = np.random.default_rng(seed)
     vocab = _words(rng, 2000)
     short = [" ".join(rng.choice(vocab, rng.integers(3, 13))) for _ in range(63)]
-    long_line = " ".join(f"{word}{k}" for k, word in enumerate(rng.choice(vocab, long_tokens)))
+    if long_kind == "distinct":
+        long_line = " ".join(f"{w}{k}" for k, w in enumerate(rng.choice(vocab, long_tokens)))
+    else:  # the file: one-letter tokens (33 KB in all)
+        long_line = " ".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), long_tokens))
     files = {"short": short, "long": short[:31] + [long_line] + short[31:]}
     files["mixed"] = [
         " ".join(rng.choice(vocab, rng.integers(20, 201))) for _ in range(budget_lines)
@@ -128,6 +132,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="elmo-small-en", help="elmo-small-en or original")
     parser.add_argument("--long-tokens", type=int, default=16000)
+    parser.add_argument(
+        "--long-kind",
+        choices=("distinct", "letters"),
+        default="distinct",
+        help="the long line's tokens: all distinct words, or one-letter tokens (the issue's)",
+    )
     parser.add_argument("--budgets", default="", help="token budgets to time, e.g. 2048,none")
     parser.add_argument("--budget-lines", type=int, default=256)
     parser.add_argument("--cap-gb", type=float, default=8.0, help="kill a case above this RSS")
@@ -141,10 +151,13 @@ def main(argv=None):
 
     from keras_elmo.jobs import batching
 
-    output = args.output or os.path.join(HERE, "results", f"memory_long_line_{args.model}.md")
+    kind = "" if args.long_kind == "distinct" else f"_{args.long_kind}"
+    output = args.output or os.path.join(HERE, "results", f"memory_long_line_{args.model}{kind}.md")
     rows, budget_rows = [], []
     with tempfile.TemporaryDirectory() as folder:
-        paths, tokens = write_files(folder, args.long_tokens, args.budget_lines, args.seed)
+        paths, tokens = write_files(
+            folder, args.long_tokens, args.long_kind, args.budget_lines, args.seed
+        )
         if args.model == "elmo-small-en":
             model = ["--model", "elmo-small-en"]
             model_text = "the shipped elmo-small-en"
@@ -162,7 +175,7 @@ def main(argv=None):
 
         cases = [
             ("short", "63 short lines", ()),
-            ("long", f"the same + one line of {args.long_tokens:,} tokens", ()),
+            ("long", f"the same + one line of {args.long_tokens:,} {args.long_kind} tokens", ()),
         ]
         for name, what, flags in cases:
             res = embed(name, *flags)
