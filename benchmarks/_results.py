@@ -11,3 +11,21 @@ def write_table(lines, path):
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return text
+
+
+def header(script, argv, facts):
+    """A results file's head: `### script`, then the hardware, `facts` (lines), date and command."""
+    import datetime
+    import sys
+
+    from bench_elmo import hardware
+
+    command = " ".join(argv if argv is not None else sys.argv[1:])
+    return [
+        f"### {script}",
+        "",
+        f"- hardware: {hardware()}",
+        *(f"- {fact}" for fact in facts),
+        f"- date: {datetime.date.today().isoformat()}; command: "
+        f"`python benchmarks/{script}.py {command}`".rstrip(),
+    ]

@@ -141,6 +141,7 @@ def _run_embed(args):
             source=args.source,
             layers=args.layers,
             batch_size=args.batch_size,
+            batch_tokens=args.batch_tokens,
             stateful=args.stateful,
             progress=not args.quiet,
             resume=args.resume,
@@ -177,6 +178,8 @@ def _run_export(args):
         "max_tokens_per_sentence": args.max_tokens_per_sentence,
         "max_tokens_per_request": args.max_tokens_per_request,
     }
+    if hasattr(args, "max_bytes_per_request"):
+        limits["max_bytes_per_request"] = args.max_bytes_per_request
     path = export.export_from_files(
         source, args.export_dir, version=args.version, tokenizer=args.tokenizer, **limits
     )
@@ -203,7 +206,7 @@ def _run_beam_embed(args):
         tokenizer=args.tokenizer,
         file_format=args.format,
         batch_size=args.batch_size,
-        max_batch_tokens=args.max_batch_tokens,
+        max_batch_tokens=args.batch_tokens,
         matmul_dtype=args.matmul_dtype,
         pipeline_options=args.beam_options,
         wait=not args.no_wait,
@@ -361,11 +364,27 @@ def _add_layer_choice(parser):
     parser.set_defaults(layers=DEFAULT_LAYERS)
 
 
-def _add_embed_batch_size(parser):
+def _add_embed_batch_size(parser, stateful_note="", old_names=()):
+    """--batch-size and --batch-tokens (also `old_names`), shared by embed and beam-embed."""
+    from keras_elmo.jobs.batching import BATCH_TOKENS
     from keras_elmo.jobs.output import BATCH_SIZE
 
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=BATCH_SIZE, help="sentences per model call"
+        "--batch-size",
+        type=_positive_int,
+        default=BATCH_SIZE,
+        help="sentences per model call",
+    )
+    parser.add_argument(
+        "--batch-tokens",
+        *old_names,
+        dest="batch_tokens",
+        type=_limit,
+        default=BATCH_TOKENS,
+        metavar="N|none",
+        help="token budget of a model call: lines sorted by length are batched while "
+        "lines x the longest line's tokens stays within N, a longer line runs alone "
+        "(none: --batch-size lines per call whatever their length" + stateful_note + ")",
     )
 
 
@@ -430,7 +449,7 @@ def _add_embed(sub):
     p.add_argument("output_file", help="hdf5 file to write")
     _add_model_args(p)
     _add_layer_choice(p)
-    _add_embed_batch_size(p)
+    _add_embed_batch_size(p, "; --stateful batches --batch-size consecutive lines instead")
     p.add_argument(
         "--stateful",
         action="store_true",
@@ -482,13 +501,7 @@ def _add_beam_embed(sub):
     p.add_argument(
         "--format", default=BEAM_FORMATS[0], choices=BEAM_FORMATS, help="the shards' format"
     )
-    _add_embed_batch_size(p)
-    p.add_argument(
-        "--max-batch-tokens",
-        type=_positive_int,
-        default=None,
-        help="also bound each model call to this many padded tokens (batches by tokens)",
-    )
+    _add_embed_batch_size(p, old_names=("--max-batch-tokens",))  # its name in 0.3
     _add_matmul_dtype(p, model_default=True)
     p.add_argument(
         "--no-wait",
@@ -522,7 +535,7 @@ def _add_export(sub):
         "tf_text (TensorFlow Text's UnicodeScriptTokenizer; needs tensorflow-text wherever "
         "the export is loaded)",
     )
-    from keras_elmo.limits import SERVING_DEFAULTS
+    from keras_elmo.limits import BYTES_PER_TOKEN_POSITION, SERVING_DEFAULTS
 
     for name, what in (
         ("max_batch_size", "sentences per request"),
@@ -537,6 +550,15 @@ def _add_export(sub):
             help=f"request limit: {what} (default %(default)s; none: unbounded); a request "
             "over it fails with InvalidArgumentError before any model work",
         )
+    p.add_argument(
+        "--max-bytes-per-request",
+        type=_limit,
+        default=argparse.SUPPRESS,  # absent: follows --max-tokens-per-request
+        metavar="N|none",
+        help="request limit: bytes of a request's strings (default "
+        f"{SERVING_DEFAULTS['max_bytes_per_request']}; unless given, "
+        f"{BYTES_PER_TOKEN_POSITION} x --max-tokens-per-request; none: unbounded)",
+    )
     p.set_defaults(func=_run_export, check=_check_export)
 
 

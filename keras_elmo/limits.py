@@ -9,6 +9,15 @@ Three limits, each a positive integer or None (unbounded):
   sentence (every output holds that many vectors, and the model's working
   memory grows with it).
 
+The export adds `max_bytes_per_request` (`EXPORT_LIMIT_NAMES`): the bytes of
+the request's strings (sentences for `serving_default`, the tokens within
+`sequence_len` for `tokens`), which the token limits do not see (a token of
+100 KiB counts as one).
+
+Bounds outside requests: `MAX_TOKENS_PER_LINE` (a line of the embed jobs,
+`check_line_tokens`) and `MAX_STATE_ROWS` (the rows of carried state of a
+stateful layer, `check_state_rows`, checked before anything is allocated).
+
 A request over a limit fails at once with `tf.errors.InvalidArgumentError`
 whose message names the limit and the request's size. The checks read
 shapes and row lengths only, and the model's inputs are made to depend on
@@ -17,6 +26,8 @@ them, so no model work starts before they pass. The export
 """
 
 LIMIT_NAMES = ("max_batch_size", "max_tokens_per_sentence", "max_tokens_per_request")
+# The export's limits: the layer's, and the request's bytes.
+EXPORT_LIMIT_NAMES = (*LIMIT_NAMES, "max_bytes_per_request")
 
 # The export's defaults (`keras-elmo export`): a request at these limits keeps
 # the published full-size model's serving process under ~2 GB. Measured by
@@ -27,7 +38,25 @@ SERVING_DEFAULTS = {
     "max_batch_size": 128,
     "max_tokens_per_sentence": 400,
     "max_tokens_per_request": 2048,
+    # BYTES_PER_TOKEN_POSITION x max_tokens_per_request (128 KiB).
+    "max_bytes_per_request": 1 << 17,
 }
+# The export's max_bytes_per_request when it is not given: this many bytes per
+# token position allowed by max_tokens_per_request (None when that is None).
+# The char CNN reads at most 50 bytes of a token (`max_characters_per_token`),
+# so more only makes the server hold and scan bytes no vector depends on.
+BYTES_PER_TOKEN_POSITION = 64
+
+# Tokens of one line of `keras-elmo embed` / `beam-embed`. Token-budget
+# batching (`jobs.batching`) runs a long line alone; this bounds that call:
+# the shipped model's peak RSS with a line at this bound is in
+# docs/performance.md ("Memory of one long line").
+MAX_TOKENS_PER_LINE = 1 << 15
+
+# Rows of carried LSTM state of a stateful layer: (n_layers x 2 x rows x
+# (units + projection_dim)) floats are allocated when it is built (73.7 KB a
+# row for the full-size model, so 600 MB at this bound).
+MAX_STATE_ROWS = 8192
 
 
 def validate_limit(name, value, who):
@@ -37,6 +66,30 @@ def validate_limit(name, value, who):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{who}: {name} must be a positive integer or None, got {value!r}.")
     return value
+
+
+def check_line_tokens(n_tokens, where, limit=MAX_TOKENS_PER_LINE):
+    """Refuse a line of more than `limit` tokens (None: no limit): an InputError naming `where`."""
+    from keras_elmo.errors import InputError
+
+    if limit is not None and n_tokens > limit:
+        raise InputError(
+            f"{where} has {n_tokens} tokens, over the limit of {limit} tokens per line; "
+            "split it into shorter lines."
+        )
+
+
+def check_state_rows(rows, who, limit=MAX_STATE_ROWS):
+    """Refuse more than `limit` rows of carried state: an InputError (a ValueError) naming `who`."""
+    from keras_elmo.errors import InputError
+
+    if rows > limit:
+        raise InputError(
+            f"{who}: state_rows={rows} is over the limit of {limit} rows of carried state "
+            "(a stateful layer allocates state for every row; give a smaller state_rows or "
+            "batch size)."
+        )
+    return rows
 
 
 def _assert_at_most(value, limit, name, what):
@@ -53,6 +106,19 @@ def _assert_at_most(value, limit, name, what):
     return tf.debugging.Assert(
         value <= limit, [tf.strings.format(template, value)], name=f"check_{name}"
     )
+
+
+def bytes_checks(strings, max_bytes):
+    """Assert ops for the bytes of a string tensor (any shape): at most `max_bytes` (None: any).
+
+    Reads the strings' lengths only, never their bytes."""
+    import tensorflow as tf
+
+    if max_bytes is None:
+        return []
+    total = tf.reduce_sum(tf.cast(tf.strings.length(strings), tf.int64))
+    op = _assert_at_most(total, max_bytes, "max_bytes_per_request", "bytes of strings")
+    return [op] if op is not None else []
 
 
 def batch_checks(batch, max_batch_size):

@@ -43,7 +43,7 @@ ORDER = [
         ],
     ),
     ("training", ["data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
-    ("jobs", ["reader", "output", "parts", "embed_file"]),
+    ("jobs", ["reader", "batching", "output", "parts", "embed_file"]),
     ("serving", ["export"]),
     ("integrations", ["beam"]),
     # __main__ is `python -m keras_elmo`, the command line.

@@ -317,6 +317,52 @@ def test_model_batches_bound_sentences_and_tokens():
     assert sorted(k for call in calls for k, _ in call) == list(range(7))
 
 
+def test_token_budget_is_the_default():
+    """The issue's batch: one 16,000-token sentence among 63 short ones runs alone."""
+    from keras_elmo.jobs import batching
+
+    handler = kbeam.ElmoModelHandler("elmo-small-en")
+    assert handler.max_batch_tokens == batching.BATCH_TOKENS
+    elements = [(k, ["w"] * (3 + k % 10)) for k in range(63)] + [(63, ["w"] * 16000)]
+    calls = list(kbeam.model_batches(elements, batch_size=64))
+    assert [len(t) for _, t in calls[-1]] == [16000]
+    for call in calls[:-1]:
+        assert len(call) * max(len(t) for _, t in call) <= batching.BATCH_TOKENS
+    assert sorted(k for call in calls for k, _ in call) == list(range(64))
+    # None: sentences only, as before.
+    assert len(list(kbeam.model_batches(elements, batch_size=64, max_batch_tokens=None))) == 1
+
+
+def test_an_element_over_the_token_bound_is_refused():
+    from keras_elmo import limits
+    from keras_elmo.errors import InputError
+
+    tokenize = kbeam._Tokenizer("whitespace")
+    at = " ".join(["w"] * limits.MAX_TOKENS_PER_LINE)
+    assert len(tokenize(("a", at))[1]) == limits.MAX_TOKENS_PER_LINE
+    for value in (at + " w", [*at.split(), "w"]):
+        with pytest.raises(InputError, match=r"element 'k' has 32769 tokens, over the limit"):
+            tokenize(("k", value))
+
+
+def test_cli_batch_tokens(tmp_path, monkeypatch):
+    from keras_elmo.jobs import batching
+
+    seen = {}
+
+    def fake(inputs, output_dir, source, **kwargs):
+        seen.update(kwargs)
+        return {"inputs": [], "complete": True, "shards": []}
+
+    monkeypatch.setattr(kbeam, "embed_corpus", fake)
+    argv = ["beam-embed", "--input", str(tmp_path / "a.txt"), "--output-dir", str(tmp_path)]
+    assert main([*argv, "--quiet"]) == 0
+    assert seen["max_batch_tokens"] == batching.BATCH_TOKENS
+    for flag, value, want in (("--batch-tokens", "none", None), ("--max-batch-tokens", "9", 9)):
+        assert main([*argv, "--quiet", flag, value]) == 0
+        assert seen["max_batch_tokens"] == want
+
+
 def test_keras_file_source_has_the_same_weights_hash(fixture_dir, tmp_path):
     import keras
 

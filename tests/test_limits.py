@@ -9,7 +9,8 @@ import tensorflow as tf
 from support.tiny_model import traced_calls
 from support.tolerance import assert_same_up_to_path
 
-from keras_elmo import ElmoLayer, batch_to_ids
+from keras_elmo import ElmoLayer, batch_to_ids, limits
+from keras_elmo.errors import InputError
 from keras_elmo.layers.bilm import BidirectionalLM
 
 LIMITS = {"max_batch_size": 3, "max_tokens_per_sentence": 4, "max_tokens_per_request": 8}
@@ -147,6 +148,47 @@ def test_state_rows_and_the_request_limit_are_two_arguments(tiny_options):
     assert (again.state_rows, again.max_batch_size) == (6, 2)
     with pytest.raises(ValueError, match="state_rows"):
         ElmoLayer(tiny_options, stateful=True, state_rows=0)
+
+
+def test_state_rows_have_an_upper_bound_checked_before_allocation(tiny_options):
+    over = limits.MAX_STATE_ROWS + 1
+    message = f"state_rows={over} is over the limit of {limits.MAX_STATE_ROWS} rows"
+    for rows in ({"state_rows": over}, {"max_batch_size": over}):
+        with pytest.raises(InputError, match=message):
+            ElmoLayer(tiny_options, stateful=True, **rows)
+    # A .keras config asking for a billion rows fails before any allocation
+    # (Keras's from_config wraps the error in a TypeError, message kept).
+    config = {**ElmoLayer(tiny_options, stateful=True).get_config(), "state_rows": 10**9}
+    with pytest.raises((InputError, TypeError), match="state_rows=1000000000 is over the limit"):
+        ElmoLayer.from_config(config)
+    # Not stateful: max_batch_size is a request limit only, no state is allocated.
+    ElmoLayer(tiny_options, max_batch_size=10**9).build()
+    at = ElmoLayer(tiny_options, stateful=True, state_rows=limits.MAX_STATE_ROWS)
+    at.build()
+    assert at.bilm.state_c.shape[2] == limits.MAX_STATE_ROWS
+
+
+def test_embed_stateful_batch_size_bound(fixture_dir, tmp_path, capsys):
+    from keras_elmo.cli import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("a b\n", encoding="utf-8")
+    argv = ["embed", str(src), str(tmp_path / "o.hdf5"), "--options-file"]
+    argv += [
+        str(fixture_dir / "options.json"),
+        "--weight-file",
+        str(fixture_dir / "lm_weights.hdf5"),
+    ]
+    over = str(limits.MAX_STATE_ROWS + 1)
+    assert main([*argv, "--quiet", "--stateful", "--batch-size", over]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"--stateful batch size: state_rows={over} is over the limit of 8192 rows "
+        "of carried state (a stateful layer allocates state for every row; give a smaller "
+        "state_rows or batch size)."
+    )
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "o.hdf5.partial").exists()
 
 
 def test_a_config_saved_before_state_rows_keeps_its_rows(tiny_options):

@@ -173,7 +173,9 @@ def test_at_the_limit(served, sentences):
 
 def test_limits_in_metadata(served):
     with open(os.path.join(served["path"], export.METADATA_DIR, export.METADATA_FILE)) as f:
-        assert json.load(f)["limits"] == LIMITS
+        # The bytes follow the token positions unless given.
+        bytes_limit = LIMITS["max_tokens_per_request"] * limits.BYTES_PER_TOKEN_POSITION
+        assert json.load(f)["limits"] == {**LIMITS, "max_bytes_per_request": bytes_limit}
 
 
 def test_default_and_unbounded_limits(tmp_path, tiny_options):
@@ -187,6 +189,7 @@ def test_default_and_unbounded_limits(tmp_path, tiny_options):
         "max_batch_size": None,
         "max_tokens_per_sentence": limits.SERVING_DEFAULTS["max_tokens_per_sentence"],
         "max_tokens_per_request": None,
+        "max_bytes_per_request": None,
     }
     big = ["a"] * (limits.SERVING_DEFAULTS["max_batch_size"] + 1)
     out = signatures["default"](default=tf.constant(big))
@@ -215,6 +218,7 @@ def test_cli_export_limits(tmp_path, fixture_dir, capsys):
             "max_batch_size": 2,
             "max_tokens_per_sentence": None,
             "max_tokens_per_request": 30,
+            "max_bytes_per_request": 30 * limits.BYTES_PER_TOKEN_POSITION,
         }
     loaded = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_batch_size=2"):
@@ -231,3 +235,60 @@ def test_cli_export_limits(tmp_path, fixture_dir, capsys):
     for name, value in limits.SERVING_DEFAULTS.items():
         assert f"--{name.replace('_', '-')} N|none" in help_text
         assert f"(default {value};" in help_text
+
+
+def test_request_bytes_limit(tiny_options):
+    """Tokens of 100 KiB count as one token each: the bytes are bounded apart."""
+    layer = ElmoLayer(tiny_options)
+    module, signatures = export.build_serving_module(layer, max_bytes_per_request=20)
+    assert module.limits["max_bytes_per_request"] == 20
+    out = signatures["default"](default=tf.constant(["a" * 9, "b" * 11]))  # 20 bytes
+    assert out["sequence_len"].numpy().tolist() == [1, 1]
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"the request has 21 bytes of strings, over the limit max_bytes_per_request=20",
+    ):
+        signatures["default"](default=tf.constant(["a" * 10, "b" * 11]))
+    # The tokens signature counts every string it holds, also beyond sequence_len.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_bytes_per_request=20"):
+        signatures["tokens"](
+            tokens=tf.constant([["a", "b" * 20]]), sequence_len=tf.constant([1], tf.int32)
+        )
+    out = signatures["tokens"](tokens=tf.constant([["a", "b" * 19]]), sequence_len=[1])
+    assert out["sequence_len"].numpy().tolist() == [1]
+
+
+def test_default_bytes_limit_follows_the_token_positions(tiny_options):
+    layer = ElmoLayer(tiny_options)
+    per = limits.BYTES_PER_TOKEN_POSITION
+    module, signatures = export.build_serving_module(layer)
+    assert (
+        module.limits["max_bytes_per_request"]
+        == limits.SERVING_DEFAULTS["max_bytes_per_request"]
+        == limits.SERVING_DEFAULTS["max_tokens_per_request"] * per
+    )
+    # The issue's case: a few tokens of 100 KiB pass every token limit.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_bytes_per_request=131072"):
+        signatures["default"](default=tf.constant([" ".join(["x" * 102_400] * 2)]))
+    module, _ = export.build_serving_module(layer, max_tokens_per_request=100)
+    assert module.limits["max_bytes_per_request"] == 100 * per
+    module, signatures = export.build_serving_module(
+        layer, max_tokens_per_request=None, max_bytes_per_request=None
+    )
+    assert module.limits["max_bytes_per_request"] is None
+    out = signatures["default"](default=tf.constant(["x" * 300_000]))
+    assert out["sequence_len"].numpy().tolist() == [1]
+    with pytest.raises(ValueError, match="max_bytes_per_request must be a positive integer"):
+        export.build_serving_module(layer, max_bytes_per_request=0)
+
+
+def test_cli_export_bytes_limit(tmp_path, fixture_dir):
+    from keras_elmo import cli
+
+    argv = ["export", "--options-file", str(fixture_dir / "options.json")]
+    argv += ["--weight-file", str(fixture_dir / "lm_weights.hdf5"), str(tmp_path)]
+    assert cli.main([*argv, "--max-bytes-per-request", "1000"]) == 0
+    assert cli.main([*argv, "--max-bytes-per-request", "none"]) == 0
+    for version, want in (("1", 1000), ("2", None)):
+        with open(tmp_path / version / export.METADATA_DIR / export.METADATA_FILE) as f:
+            assert json.load(f)["limits"]["max_bytes_per_request"] == want

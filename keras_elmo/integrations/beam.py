@@ -8,7 +8,8 @@ keras_elmo imports this module. The pieces, from small to large:
   keyed elements `(key, tokens)` and returns `(key, array)`, the array in the
   shape `keras-elmo embed` writes for that sentence (padding cut off). Batches
   are bounded in tokens as well as in sentences: a model call holds at most
-  `batch_size` sentences and at most `max_batch_tokens` padded tokens.
+  `batch_size` sentences and at most `max_batch_tokens` padded tokens
+  (`jobs.batching`'s token budget, on by default as in `keras-elmo embed`).
 - `EmbedSentences`: a `PTransform` from `(key, tokens or raw sentence)` to
   `(key, array)`: tokenizes raw sentences with the export's tokenizers,
   sorts each bundle's sentences by length in chunks (as `keras-elmo embed`
@@ -53,10 +54,11 @@ except ImportError as err:  # pragma: no cover - depends on the installation
         "keras_elmo checkout."
     ) from err
 
+from keras_elmo import limits
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError, MissingFileError
-from keras_elmo.jobs import output, reader
+from keras_elmo.jobs import batching, output, reader
 from keras_elmo.text import characters, tokenization
 
 FORMATS = output.BEAM_FORMATS
@@ -179,26 +181,18 @@ def _check_positive(name, value, allow_none=False):
         raise InputError(f"{name} must be a positive integer, got {value!r}.")
 
 
-def model_batches(elements, batch_size, max_batch_tokens=None):
-    """Split elements, sorted by length, into model calls.
+def model_batches(elements, batch_size, max_batch_tokens=batching.BATCH_TOKENS):
+    """Split elements into model calls with `jobs.batching`'s token budget.
 
-    Each call has at most `batch_size` sentences and, when `max_batch_tokens`
-    is set, at most that many padded tokens (rows x longest); a sentence
-    longer than the budget goes alone.
+    Elements are sorted by length; each call has at most `batch_size`
+    sentences and, unless `max_batch_tokens` is None, at most that many
+    padded tokens (rows x longest); a sentence longer than the budget goes
+    alone.
     """
-    ordered = sorted(elements, key=lambda element: len(element[1]))
-    batch = []
-    for element in ordered:
-        width = max(1, len(element[1]))  # sorted: the newest is the longest
-        full = len(batch) == batch_size or (
-            max_batch_tokens is not None and batch and (len(batch) + 1) * width > max_batch_tokens
-        )
-        if full:
-            yield batch
-            batch = []
-        batch.append(element)
-    if batch:
-        yield batch
+    elements = list(elements)
+    lengths = [len(element[1]) for element in elements]
+    for batch in batching.token_budget_batches(lengths, max_batch_tokens, max_rows=batch_size):
+        yield [elements[index] for index in batch]
 
 
 class ElmoModelHandler(inference.ModelHandler):
@@ -209,9 +203,11 @@ class ElmoModelHandler(inference.ModelHandler):
         layers: "all" (n_layers + 1, T, 2P), "top" or "average" (T, 2P): the
             choices and shapes of `keras-elmo embed`.
         batch_size: at most this many sentences per model call.
-        max_batch_tokens: when set, Beam's batches are formed by tokens (its
-            `element_size_fn`), and a model call holds at most this many padded
-            tokens; None batches by sentences only, like `keras-elmo embed`.
+        max_batch_tokens: the token budget (`jobs.batching.BATCH_TOKENS` by
+            default, as `keras-elmo embed`): Beam's batches are formed by
+            tokens (its `element_size_fn`), and a model call holds at most this
+            many padded tokens (a longer sentence runs alone); None batches by
+            sentences only.
         matmul_dtype: None (the model's own), "float32", "bfloat16" or "float16".
         max_batch_duration_secs: Beam's stateful batching (streaming); with it,
             Beam also buckets elements by token count where it can.
@@ -222,7 +218,7 @@ class ElmoModelHandler(inference.ModelHandler):
         source,
         layers=output.DEFAULT_LAYERS,
         batch_size=output.BATCH_SIZE,
-        max_batch_tokens=None,
+        max_batch_tokens=batching.BATCH_TOKENS,
         matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
@@ -285,11 +281,13 @@ class _Tokenizer:
         if isinstance(value, bytes):
             value = characters.decode_utf8(value, f"element {key!r}")
         if isinstance(value, str):
-            return key, self.split(value)
-        tokens = list(value)
-        for token in tokens:
-            if not isinstance(token, str):
-                raise InputError(f"element {key!r}: token {token!r} is not a str.")
+            tokens = self.split(value)
+        else:
+            tokens = list(value)
+            for token in tokens:
+                if not isinstance(token, str):
+                    raise InputError(f"element {key!r}: token {token!r} is not a str.")
+        limits.check_line_tokens(len(tokens), f"element {key!r}")
         return key, tokens
 
     def split(self, sentence):
@@ -351,7 +349,7 @@ class EmbedSentences(beam.PTransform):
         layers=output.DEFAULT_LAYERS,
         tokenizer=tokenization.DEFAULT_TOKENIZER,
         batch_size=output.BATCH_SIZE,
-        max_batch_tokens=None,
+        max_batch_tokens=batching.BATCH_TOKENS,
         matmul_dtype=None,
         max_batch_duration_secs=None,
     ):

@@ -7,10 +7,12 @@ and the root attribute `complete` (True: every line is in the file).
 
 Lines are read by `jobs.reader`. Memory does not grow with the file: lines
 are read in chunks, each chunk is sorted by length so batches carry little
-padding. With
-`stateful=True` batches are consecutive lines in file order instead, so the
-LSTM state carries over from one batch row to the same row of the next batch,
-like the original code.
+padding. Nor with the longest line: a model call holds at most `batch_size`
+lines and `batch_tokens` token positions (`jobs.batching`), so a long line
+runs alone. With
+`stateful=True` batches are `batch_size` consecutive lines in file order
+instead, so the LSTM state carries over from one batch row to the same row of
+the next batch, like the original code.
 
 The output is never one of the inputs (same path, link or hard link). The
 work goes to OUTPUT.partial/ (`jobs.parts.PartStore`) and the output is
@@ -24,34 +26,44 @@ OUTPUT.partial/ (a lock), created once the model has loaded.
 
 import os
 
+from keras_elmo import limits
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
-from keras_elmo.jobs import output, parts, reader
+from keras_elmo.jobs import batching, output, parts, reader
 from keras_elmo.progress import progress_bar
 
 # Default seconds between commits of finished batches (a kill loses at most this).
 FLUSH_SECONDS = 30.0
 
 
-def _batches(path, batch_size, sort):
-    """Yield lists of (index, tokens); length-sorted within chunks unless `sort` is False."""
-    chunk = []
-    limit = batch_size * (output.CHUNK_BATCHES if sort else 1)
-    for item in reader.read_sentences(path):
-        chunk.append(item)
-        if len(chunk) == limit:
-            yield from _split(chunk, batch_size, sort)
-            chunk = []
-    if chunk:
-        yield from _split(chunk, batch_size, sort)
+def _batches(path, batch_size, batch_tokens, stateful):
+    """Yield lists of (index, tokens): the model calls, in run (and merge) order.
 
-
-def _split(chunk, batch_size, sort):
-    if sort:
-        chunk = sorted(chunk, key=lambda item: len(item[1]))
-    for start in range(0, len(chunk), batch_size):
-        yield chunk[start : start + batch_size]
+    Stateless: `jobs.batching`'s token budget, at most `batch_tokens` token
+    positions (None: no budget) and `batch_size` lines a call, lines sorted
+    by length inside chunks of `batch_size * CHUNK_BATCHES` lines. Stateful:
+    `batch_size` consecutive lines in file order (row r carries its state to
+    row r of the next call), whatever their length.
+    """
+    sentences = reader.read_sentences(path)
+    if stateful:
+        batch = []
+        for item in sentences:
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        return
+    yield from batching.iter_token_budget_batches(
+        sentences,
+        lambda item: len(item[1]),
+        batch_tokens,
+        window=batch_size * output.CHUNK_BATCHES,
+        max_rows=batch_size,
+    )
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -117,6 +129,7 @@ def embed_file(
     # What is computed (layers, batch_size, matmul_dtype: beam.embed_corpus's order).
     layers=output.DEFAULT_LAYERS,
     batch_size=output.BATCH_SIZE,
+    batch_tokens=batching.BATCH_TOKENS,
     matmul_dtype="float32",
     stateful=False,
     efml_dir=None,
@@ -137,12 +150,17 @@ def embed_file(
     model directory); exactly one of them.
     `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
     in docs/performance.md).
+    `batch_tokens`: the token budget of a call (`jobs.batching`; None: calls
+    of `batch_size` lines whatever their length; not used with `stateful`).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """
     output.check_layers(layers)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}.")
+    batching.check_positive("batch tokens", batch_tokens, allow_none=True)
+    if stateful:  # one row of carried state per batch row, allocated with the layer
+        limits.check_state_rows(batch_size, "--stateful batch size")
     if not flush_seconds >= 0:
         raise InputError(f"flush interval must be >= 0 seconds, got {flush_seconds!r}.")
     source = ModelSource.of(
@@ -164,6 +182,7 @@ def embed_file(
             model_files,
             layers=layers,
             batch_size=batch_size,
+            batch_tokens=batch_tokens,
             matmul_dtype=matmul_dtype,
             stateful=stateful,
             progress=progress,
@@ -180,6 +199,7 @@ def _run(
     *,
     layers,
     batch_size,
+    batch_tokens,
     matmul_dtype,
     stateful,
     progress,
@@ -197,6 +217,7 @@ def _run(
         "model_sha256": [download.file_sha256(path) for path in model_files],
         "layers": layers,
         "batch_size": batch_size,
+        "batch_tokens": None if stateful else batch_tokens,
         "stateful": bool(stateful),
         "matmul_dtype": matmul_dtype,
     }
@@ -219,7 +240,7 @@ def _run(
     store = parts.PartStore(folder, job, resume, stateful, notes={"input": text.stamp()})
 
     def plan():
-        return _batches(input_file, batch_size, sort=not stateful)
+        return _batches(input_file, batch_size, batch_tokens, stateful)
 
     bar = progress_bar(
         total, "keras-elmo embed", unit="sentence", enabled=bool(progress), initial=len(store.done)

@@ -2,7 +2,8 @@
 
 Lines end with \\n, \\r\\n or \\r; a UTF-8 byte-order mark at the start
 of the file is dropped; a line is UTF-8 and holds at least one
-whitespace-separated token, and is at most `MAX_LINE_BYTES` long.
+whitespace-separated token, is at most `MAX_LINE_BYTES` long and holds at
+most `limits.MAX_TOKENS_PER_LINE` tokens.
 `keras-elmo embed` (`jobs.embed_file`) and `keras-elmo beam-embed`
 (`integrations.beam`) read their inputs with it.
 
@@ -21,6 +22,7 @@ import re
 import stat
 import tempfile
 
+from keras_elmo import limits
 from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.text import characters
 
@@ -84,8 +86,11 @@ def read_sentences(path):
         yield from sentences_from_stream(f, str(path))
 
 
-def sentences_from_stream(stream, where):
-    """`read_sentences` on an open binary stream; `where` names it in errors."""
+def sentences_from_stream(stream, where, max_tokens=limits.MAX_TOKENS_PER_LINE):
+    """`read_sentences` on an open binary stream; `where` names it in errors.
+
+    A line of more than `max_tokens` tokens (None: no limit) is an InputError.
+    """
     for index, raw in enumerate(iter_lines(stream, where=where)):
         line = characters.decode_utf8(raw, f"{where}: line {index + 1}")
         tokens = line.split()
@@ -93,6 +98,7 @@ def sentences_from_stream(stream, where):
             raise InputError(
                 f"{where}: line {index + 1} is empty; every line must hold a sentence."
             )
+        limits.check_line_tokens(len(tokens), f"{where}: line {index + 1}", max_tokens)
         yield index, tokens
 
 

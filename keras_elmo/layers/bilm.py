@@ -15,6 +15,7 @@ and AllenNLP do; rows beyond the current batch keep their old state.
 import keras
 import tensorflow as tf
 
+from keras_elmo import limits
 from keras_elmo.layers.lstm import ProjectedLSTM
 
 
@@ -119,6 +120,8 @@ class BidirectionalLM(keras.layers.Layer):
             raise ValueError(
                 f"BidirectionalLM: state_rows must be a positive integer, got {state_rows!r}."
             )
+        if stateful:
+            limits.check_state_rows(state_rows, "BidirectionalLM")
         self.units = units
         self.projection_dim = projection_dim
         self.n_layers = n_layers

@@ -17,8 +17,9 @@ call) and without dropout, whatever the source layer's settings.
 
 Bounded work: each signature first checks the request against the export's
 limits (`max_batch_size`, `max_tokens_per_sentence`, `max_tokens_per_request`,
-see `keras_elmo.limits`; defaults `limits.SERVING_DEFAULTS`, stored in the
-export's metadata) and fails with `InvalidArgumentError` naming the limit
+`max_bytes_per_request`, see `keras_elmo.limits`; defaults
+`limits.SERVING_DEFAULTS`, the bytes following the token positions unless
+given, stored in the export's metadata) and fails with `InvalidArgumentError` naming the limit
 and the request's size before any model work. The `tokens` signature also
 requires `sequence_len` to have one entry per row, each in [0, T].
 """
@@ -64,16 +65,25 @@ def _resolve_limits(limits):
     """The export's limits: SERVING_DEFAULTS, overridden by `limits` (None = unbounded)."""
     from keras_elmo import limits as limits_lib
 
-    unknown = sorted(set(limits) - set(limits_lib.LIMIT_NAMES))
+    names = limits_lib.EXPORT_LIMIT_NAMES
+    unknown = sorted(set(limits) - set(names))
     if unknown:
-        raise TypeError(
-            f"export: unknown limit(s) {unknown}; the limits are {limits_lib.LIMIT_NAMES}."
-        )
+        raise TypeError(f"export: unknown limit(s) {unknown}; the limits are {names}.")
     resolved = {**limits_lib.SERVING_DEFAULTS, **limits}
-    return {
+    bounds = {
         name: limits_lib.validate_limit(name, resolved[name], "export")
         for name in limits_lib.LIMIT_NAMES
     }
+    if "max_bytes_per_request" in limits:
+        max_bytes = limits["max_bytes_per_request"]
+    else:  # follows the token positions allowed
+        per_request = bounds["max_tokens_per_request"]
+        per_position = limits_lib.BYTES_PER_TOKEN_POSITION
+        max_bytes = None if per_request is None else per_request * per_position
+    bounds["max_bytes_per_request"] = limits_lib.validate_limit(
+        "max_bytes_per_request", max_bytes, "export"
+    )
+    return bounds
 
 
 def _sequence_len_checks(sequence_len, batch, steps):
@@ -118,8 +128,9 @@ def build_serving_module(layer, tokenizer=tokenization.DEFAULT_TOKENIZER, **limi
     The module owns the serving copy's `tf.Variable`s (saved once, as
     variables, never as constants) and two `tf.function`s, `default` and
     `tokens`, which are also the exported signatures. `limits`: any of
-    `keras_elmo.limits.LIMIT_NAMES` (None: unbounded); the others take
-    `limits.SERVING_DEFAULTS`.
+    `keras_elmo.limits.EXPORT_LIMIT_NAMES` (None: unbounded); the others take
+    `limits.SERVING_DEFAULTS` (the bytes: `BYTES_PER_TOKEN_POSITION` x
+    `max_tokens_per_request`).
     """
     import tensorflow as tf
 
@@ -156,9 +167,9 @@ def build_serving_module(layer, tokenizer=tokenization.DEFAULT_TOKENIZER, **limi
         # The batch size is checked before tokenizing, the token counts on the
         # ragged split, before it is padded to a dense tensor.
         batch = tf.shape(default)[0]
-        sentences = limits_lib.after(
-            limits_lib.batch_checks(batch, bounds["max_batch_size"]), default
-        )
+        checks = limits_lib.batch_checks(batch, bounds["max_batch_size"])
+        checks += limits_lib.bytes_checks(default, bounds["max_bytes_per_request"])
+        sentences = limits_lib.after(checks, default)
         ragged = tokenization.tokenize_ragged(sentences, tokenizer)
         checks = token_checks(batch, limits_lib.longest_row(ragged.row_lengths()))
         return outputs(limits_lib.after(checks, ragged).to_tensor(default_value=""))
@@ -172,6 +183,9 @@ def build_serving_module(layer, tokenizer=tokenization.DEFAULT_TOKENIZER, **limi
     def tokens(tokens, sequence_len):
         batch, steps = tf.shape(tokens)[0], tf.shape(tokens)[1]
         checks = limits_lib.batch_checks(batch, bounds["max_batch_size"])
+        # Every string of the request counts, also beyond sequence_len: the
+        # server holds them all.
+        checks += limits_lib.bytes_checks(tokens, bounds["max_bytes_per_request"])
         checks += _sequence_len_checks(sequence_len, batch, steps)
         # The padded width T counts: every output holds batch x T positions.
         checks += token_checks(batch, steps)
@@ -331,9 +345,11 @@ def export_saved_model(
             tf-text extra, and the server and every loader
             then need the tensorflow-text ops). Defaults to `"whitespace"`.
         **limits: `max_batch_size`, `max_tokens_per_sentence`,
-            `max_tokens_per_request`: the request limits (see
-            `keras_elmo.limits`). Each defaults to
-            `keras_elmo.limits.SERVING_DEFAULTS`; `None` makes it unbounded.
+            `max_tokens_per_request`, `max_bytes_per_request`: the request
+            limits (see `keras_elmo.limits`). Each defaults to
+            `keras_elmo.limits.SERVING_DEFAULTS`, except that the bytes
+            default to `BYTES_PER_TOKEN_POSITION` x `max_tokens_per_request`
+            (unbounded when that is); `None` makes a limit unbounded.
             The source layer's own limits are not used.
 
     Returns:
