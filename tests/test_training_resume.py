@@ -181,3 +181,152 @@ def test_a_kill_during_a_checkpoint_save_resumes_to_the_uninterrupted_weights(
         "training_metadata.json",
         "training_metadata.json.bkp",
     ]
+
+
+# ------------------------------------------------------------ damaged checkpoints
+
+
+def _tiny_trainer(vocab_size=12, seed=0):
+    import keras
+
+    from keras_elmo.training import loop, trainer
+
+    keras.utils.set_random_seed(seed)
+    model = trainer.BiLMTrainer(TINY_OPTIONS, vocab_size, n_negative=4, seed=0)
+    model.compile(optimizer=loop.make_optimizer())
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _save_legacy(model, directory, epoch, suffix=""):
+    """A checkpoint as keras_elmo 0.3 wrote it (Keras's BackupAndRestore layout)."""
+    model.save_weights(str(directory / "latest.weights.h5"), overwrite=True)
+    if suffix:
+        os.replace(directory / "latest.weights.h5", directory / f"latest.weights.h5{suffix}")
+    (directory / f"training_metadata.json{suffix}").write_text(
+        json.dumps({"epoch": epoch, "batch": 0}), encoding="utf-8"
+    )
+
+
+def test_an_empty_metadata_file_resumes_from_the_valid_backup_beside_it(tmp_path):
+    # The state a kill during 0.3's unsynced metadata write leaves: an empty
+    # training_metadata.json, the previous checkpoint complete as the backup.
+    from keras_elmo.training import loop
+
+    saved = _tiny_trainer(seed=1)
+    _save_legacy(saved, tmp_path, 1, suffix=".bkp")
+    _tiny_trainer(seed=2).save_weights(str(tmp_path / "latest.weights.h5"))
+    (tmp_path / "training_metadata.json").write_bytes(b"")
+    with pytest.warns(RuntimeWarning, match=r"is empty; resuming from the backup .*epoch 1"):
+        assert loop.backup_epoch(str(tmp_path)) == 1
+    with pytest.warns(RuntimeWarning, match="is empty"):
+        record = checkpoint.resume_point(str(tmp_path))
+    model = _tiny_trainer(seed=3)
+    checkpoint.load_checkpoint(model, str(tmp_path), record)
+    for got, want in zip(model.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def _save_pair(tmp_path, seed=1):
+    model = _tiny_trainer(seed=seed)
+    first = checkpoint.save_checkpoint(model, str(tmp_path), 1, STEPS)
+    second = checkpoint.save_checkpoint(model, str(tmp_path), 2, STEPS, previous=first)
+    return first, second
+
+
+@pytest.mark.parametrize(
+    "damage,why",
+    [
+        (lambda d: (d / "training_metadata.json").unlink(), "is missing"),
+        (lambda d: (d / "training_metadata.json").write_bytes(b""), "is empty"),
+        (lambda d: (d / "training_metadata.json").write_bytes(b'{"epoch": 2, "wei'), "not valid"),
+        (lambda d: (d / "training_metadata.json").write_bytes(b"\xff\xfe"), "not valid JSON"),
+        (lambda d: (d / "training_metadata.json").write_text("[2]"), "not a JSON object"),
+        (lambda d: (d / "epoch-000002.weights.h5").unlink(), "epoch-000002.weights.h5 is missing"),
+        (lambda d: _truncate(d / "epoch-000002.weights.h5"), "has 100 bytes, the metadata says"),
+        (lambda d: _flip_a_byte(d / "epoch-000002.weights.h5"), "does not match the digest"),
+        (lambda d: _rewrite(d, weights="../epoch-000002.weights.h5"), "not a file of this dir"),
+        (lambda d: _rewrite(d, epoch=-1), "its epoch is -1"),
+        (lambda d: _rewrite(d, steps="6"), "its steps is '6'"),
+    ],
+)
+def test_a_damaged_checkpoint_falls_back_to_the_backup(tmp_path, damage, why):
+    first, _ = _save_pair(tmp_path)
+    damage(tmp_path)
+    with pytest.warns(RuntimeWarning) as caught:
+        record = checkpoint.resume_point(str(tmp_path))
+    assert record == first
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert why in message and "resuming from the backup checkpoint (epoch 1)" in message
+
+
+def test_no_usable_checkpoint_is_one_error_naming_both_files(tmp_path):
+    from keras_elmo.errors import InputError
+
+    _save_pair(tmp_path)
+    (tmp_path / "training_metadata.json").write_bytes(b"")
+    _flip_a_byte(tmp_path / "epoch-000001.weights.h5")
+    with pytest.raises(InputError) as err:
+        checkpoint.resume_point(str(tmp_path))
+    message = str(err.value)
+    assert "\n" not in message and str(tmp_path) in message
+    assert "training_metadata.json is empty" in message
+    assert "training_metadata.json.bkp is epoch-000001.weights.h5 does not match" in message
+
+
+def test_the_train_command_with_no_usable_checkpoint_exits_2_with_one_line(tmp_path, capsys):
+    from keras_elmo.cli import main
+
+    files = _corpus(tmp_path)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "training_metadata.json").write_bytes(b"")
+    assert main(_train_argv(files, tmp_path / "out", ckpt)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("keras-elmo train: error: no usable checkpoint")
+    assert "training_metadata.json is empty, training_metadata.json.bkp is missing" in err[0]
+
+
+def test_nothing_to_resume(tmp_path):
+    assert checkpoint.resume_point(str(tmp_path / "new")) is None
+    assert checkpoint.resume_point(str(tmp_path)) is None  # empty directory
+    (tmp_path / "notes.txt").write_text("mine")
+    assert checkpoint.resume_point(str(tmp_path)) is None
+
+
+def test_a_save_keeps_the_previous_checkpoint_and_removes_older_ones(tmp_path):
+    model = _tiny_trainer()
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / ".tmp-999-epoch-000002.weights.h5").write_bytes(b"half")
+    record = None
+    for epoch in (1, 2, 3):
+        record = checkpoint.save_checkpoint(model, str(tmp_path), epoch, STEPS, previous=record)
+    assert sorted(os.listdir(tmp_path)) == [
+        "epoch-000002.weights.h5",
+        "epoch-000003.weights.h5",
+        "notes.txt",
+        "training_metadata.json",
+        "training_metadata.json.bkp",
+    ]
+    assert checkpoint.resume_point(str(tmp_path)) == record
+    backup = json.loads((tmp_path / "training_metadata.json.bkp").read_text())
+    assert backup["epoch"] == 2 and backup["weights"] == "epoch-000002.weights.h5"
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(100)
+
+
+def _flip_a_byte(path):
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _rewrite(directory, **changes):
+    path = directory / "training_metadata.json"
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record))
