@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from support.paths import REPO
 
+from keras_elmo.errors import InputError
 from keras_elmo.text.characters import batch_to_ids
 from keras_elmo.training import data
 
@@ -130,3 +131,39 @@ def test_dataset_errors(tmp_path):
     path = _write(tmp_path, "a b\n")
     with pytest.raises(ValueError, match="batch_size"):
         data.make_dataset(path, ["<S>", "</S>", "<UNK>"], 0)
+
+
+# One whitespace (keras_elmo.text.tokenization): NBSP, EM SPACE, IDEOGRAPHIC
+# SPACE, NEL, U+001C; ZWSP and BOM are not whitespace. Lines end at \n and a
+# CR is dropped (tf.data.TextLineDataset's rule, which the Python side follows).
+WHITESPACE_LINES = [
+    ("the\u00a0cat sat", ["the", "cat", "sat"]),
+    ("a\u2003dog\u3000ran\x1cfar", ["a", "dog", "ran", "far"]),
+    ("\u0085the dog\rs\r\rat\u202f", ["the", "dogsat"]),
+    ("zero\u200bwidth \ufeffbom", ["zero\u200bwidth", "\ufeffbom"]),
+    ("\u00a0\u2003", []),
+]
+
+
+def test_training_splits_lines_as_build_vocab_counts_them(tmp_path):
+    path = tmp_path / "ws.txt"
+    path.write_bytes("\n".join(text for text, _ in WHITESPACE_LINES).encode() + b"\r\n")
+    want = [tokens for _, tokens in WHITESPACE_LINES if tokens]
+    assert list(data.read_tokenized(str(path))) == want
+    vocab = data.build_vocab(data.count_tokens(str(path)))
+    assert "cat" in vocab and "the\u00a0cat" not in vocab
+    # What make_dataset trains on: the same sentences, every token in the vocabulary.
+    (batch,) = list(data.make_dataset(str(path), vocab, batch_size=8, buckets=[]))
+    got = [
+        [vocab[i] for i in row if i >= 0][1:-1]  # without <S> and </S>
+        for row in batch["word_ids"].numpy()
+    ]
+    assert got == want
+    assert data.UNK_ID not in batch["word_ids"].numpy()
+
+
+def test_a_training_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"good line\ncaf\xe9 au lait\n")
+    with pytest.raises(InputError, match=r"latin1.txt, line 2: not valid UTF-8 \(byte 4"):
+        data.count_tokens(str(path))

@@ -16,7 +16,7 @@ import collections
 import os
 
 from keras_elmo.errors import InputError, MissingFileError
-from keras_elmo.text import characters
+from keras_elmo.text import characters, tokenization
 
 BOS, EOS, UNK = characters.BOS_TOKEN, characters.EOS_TOKEN, "<UNK>"
 SPECIAL_TOKENS = (BOS, EOS, UNK)
@@ -24,10 +24,25 @@ BOS_ID, EOS_ID, UNK_ID = 0, 1, 2
 
 
 def read_tokenized(path):
-    """Yield the whitespace-split tokens of each non-empty line of a file."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            tokens = line.split()
+    """Yield the whitespace-split tokens of each non-empty line of a file.
+
+    The lines and tokens `make_dataset` trains on. Lines end at LF and every
+    CR is dropped, as `tf.data.TextLineDataset` reads them (a CRLF file reads
+    like an LF one; a lone CR does not separate words). Tokens are split on
+    keras_elmo's one whitespace (`keras_elmo.text.tokenization`, Python's
+    `str.isspace()`). A line that is not UTF-8 is an `InputError` naming the
+    file and the line.
+    """
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    f"{path}, line {number}: not valid UTF-8 (byte {err.start + 1} of the line); "
+                    "training text must be UTF-8."
+                ) from None
+            tokens = tokenization.tokenize_python(line.replace("\r", ""))
             if tokens:
                 yield tokens
 
@@ -118,7 +133,8 @@ def make_dataset(
 ):
     """Stream tokenized text files into biLM batches.
 
-    Each line is one sentence of whitespace-separated tokens; a line longer
+    Each line is one sentence of whitespace-separated tokens (the whitespace
+    of `keras_elmo.text.tokenization`, as `read_tokenized`); a line longer
     than `max_len` tokens is cut into pieces of at most `max_len`. Every
     sentence becomes `<S> w1 .. wn </S>`. Sentences are grouped into buckets
     of similar length and padded to the longest in the batch.
@@ -157,7 +173,8 @@ def make_dataset(
         ds = ds.repeat()
     if shuffle_buffer:
         ds = _block_shuffle(ds, shuffle_buffer, seed)
-    ds = ds.map(lambda line: tf.strings.split(tf.strings.strip(line)))
+    # keras_elmo's one whitespace (tokenization.py), as read_tokenized and the tokenizers split.
+    ds = ds.map(lambda line: tf.strings.split(tokenization.normalize_whitespace(line)))
     ds = ds.filter(lambda tokens: tf.size(tokens) > 0)
 
     def chunk(tokens):
