@@ -167,3 +167,69 @@ def test_a_training_file_that_is_not_utf8_names_the_line(tmp_path):
     path.write_bytes(b"good line\ncaf\xe9 au lait\n")
     with pytest.raises(InputError, match=r"latin1.txt, line 2: not valid UTF-8 \(byte 4"):
         data.count_tokens(str(path))
+
+
+HEAD = b"<S>\n</S>\n<UNK>\n"
+
+
+@pytest.mark.parametrize(
+    "content,error",
+    [
+        (
+            b"<S>\n</S>\nthe\n",
+            r"line 3: a biLM vocabulary must start with <S>, </S>, <UNK> .*'the'",
+        ),
+        (b"</S>\n<S>\n<UNK>\n", r"line 1: a biLM vocabulary must start with <S>"),
+        (b"<S>\n</S>\n", r"must start with <S>, </S>, <UNK> .*the file has 2 lines"),
+        (b"", r"the file has 0 lines"),
+        (HEAD + b"cat\ndog\ncat\n", r"line 6: 'cat' is a duplicate of line 4"),
+        (HEAD + b"<UNK>\n", r"line 4: '<UNK>' is a duplicate of line 3"),
+        (HEAD + b"cat\n\ndog\n", r"line 5: an empty line"),
+        (HEAD + b"cat\n\n", r"line 5: an empty line"),
+        (HEAD + b"caf\xe9\n", r"line 4: not valid UTF-8 \(byte 4\)"),
+        (HEAD + b"ice cream\n", r"line 4: the entry 'ice cream' holds whitespace"),
+        (HEAD + "new\u00a0york\n".encode(), r"line 4: the entry 'new\\xa0york' holds whitespace"),
+        (HEAD + b"cat \n", r"line 4: the entry 'cat ' holds whitespace"),
+        (HEAD + b"\t\n", r"line 4: the entry '\\t' holds whitespace"),
+        ("\ufeff<S>\n</S>\n<UNK>\n".encode(), r"line 1: .* line 1 is '\\ufeff<S>'"),
+        (HEAD + b"x" * 500 + b" y\n", r"line 4: the entry 'x{40}'\.\.\. holds whitespace"),
+    ],
+)
+def test_a_bad_vocabulary_is_one_error_naming_the_file_and_line(tmp_path, content, error):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=error) as err:
+        data.load_vocab(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}") and "\n" not in message and len(message) < 300
+
+
+def test_a_vocabulary_with_crlf_lines_or_no_final_newline_loads(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"<S>\r\n</S>\r\n<UNK>\r\ncat\r\ndog")
+    assert data.load_vocab(str(path)) == ["<S>", "</S>", "<UNK>", "cat", "dog"]
+    with pytest.raises(FileNotFoundError, match="vocabulary file not found"):
+        data.load_vocab(str(tmp_path / "missing.txt"))
+
+
+def test_the_commands_report_bad_text_and_vocabularies_in_one_line(tmp_path, capsys):
+    from keras_elmo.cli import main
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"good line\ncaf\xe9 au lait\n")
+    vocab = tmp_path / "vocab.txt"
+    assert main(["build-vocab", str(vocab), str(latin1)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"keras-elmo build-vocab: error: {latin1}, line 2: not valid UTF-8 "
+        "(byte 4 of the line); training text must be UTF-8."
+    ]
+    assert not vocab.exists()
+    assert main(["build-vocab", str(tmp_path), str(latin1)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    vocab.write_bytes(HEAD + b"cat\ncat\n")
+    good = _write(tmp_path, CORPUS)
+    argv = ["train", good, "--vocab", str(vocab), "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"keras-elmo train: error: {vocab}, line 5: 'cat' is a duplicate of line 4."]

@@ -87,16 +87,58 @@ def write_vocab(vocab, path):
             f.write(word + "\n")
 
 
+def _entry(text):
+    """A vocabulary entry for an error message: quoted, at most 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
 def load_vocab(path):
-    """Read a vocabulary file; the first three entries must be `<S>`, `</S>`, `<UNK>`."""
-    with open(path, encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f if line.strip()]
-    if tuple(vocab[:3]) != SPECIAL_TOKENS:
+    """Read a vocabulary file (one token a line); check it, naming the file and line.
+
+    The first three entries must be `<S>`, `</S>`, `<UNK>`. Every line must
+    be UTF-8, non-empty, without whitespace (keras_elmo's one definition:
+    training splits tokens there, so such an entry could never be seen) and
+    unique. Lines end at LF; a CR before it is allowed (CRLF files).
+    Anything else is an `InputError` "PATH, line N: ...".
+    """
+    if not os.path.isfile(path):
+        raise MissingFileError(f"vocabulary file not found: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the LF that ends the last line
+    vocab, seen = [], {}
+    for number, line in enumerate(lines, 1):
+        where = f"{path}, line {number}"
+        line = line[:-1] if line.endswith(b"\r") else line
+        try:
+            word = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(
+                f"{where}: not valid UTF-8 (byte {err.start + 1}); a vocabulary file is UTF-8."
+            ) from None
+        if not word:
+            raise InputError(f"{where}: an empty line; a vocabulary has one token on every line.")
+        if tokenization.tokenize_python(word) != [word]:
+            raise InputError(
+                f"{where}: the entry {_entry(word)} holds whitespace; tokens are split on "
+                "whitespace, so it could never be seen."
+            )
+        if number <= len(SPECIAL_TOKENS) and word != SPECIAL_TOKENS[number - 1]:
+            raise InputError(
+                f"{where}: a biLM vocabulary must start with <S>, </S>, <UNK> (one a line); "
+                f"line {number} is {_entry(word)}."
+            )
+        if word in seen:
+            raise InputError(f"{where}: {_entry(word)} is a duplicate of line {seen[word]}.")
+        seen[word] = number
+        vocab.append(word)
+    if len(vocab) < len(SPECIAL_TOKENS):
         raise InputError(
-            f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK>; got {vocab[:3]}."
+            f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK> (one a line); "
+            f"the file has {len(vocab)} lines."
         )
-    if len(set(vocab)) != len(vocab):
-        raise InputError(f"{path}: the vocabulary has duplicate entries.")
     return vocab
 
 
