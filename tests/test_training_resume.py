@@ -330,3 +330,71 @@ def _rewrite(directory, **changes):
     record = json.loads(path.read_text())
     record.update(changes)
     path.write_text(json.dumps(record))
+
+
+# ------------------------------------------------------------ in one process
+
+
+class _StopAt(__import__("keras").callbacks.Callback):
+    """Stops training after `step` optimizer steps (a time limit that hits mid-epoch)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.step:
+            self.model.stop_training = True
+
+
+@pytest.mark.slow  # three short in-process training runs
+def test_a_run_stopped_inside_an_epoch_resumes_to_the_uninterrupted_weights(tmp_path):
+    from keras_elmo.training import loop
+
+    path, _, _ = _corpus(tmp_path)
+    vocab = data.build_vocab(data.count_tokens(str(path)))
+    kwargs = dict(batch_size=8, steps_per_epoch=STEPS, shuffle_buffer=20)
+
+    def fresh(seed=0):
+        model = _tiny_trainer(len(vocab), seed=seed)
+        model.optimizer.learning_rate.assign(0.01)
+        return model
+
+    straight = fresh()
+    loop.train(straight, str(path), vocab, epochs=EPOCHS, **kwargs)
+    ckpt = str(tmp_path / "ckpt")
+    # Stopped one step into epoch 2: only epoch 1 is a checkpoint.
+    first = fresh()
+    loop.train(
+        first,
+        str(path),
+        vocab,
+        epochs=EPOCHS,
+        checkpoint_dir=ckpt,
+        callbacks=[_StopAt(STEPS + 1)],
+        **kwargs,
+    )
+    assert int(first.optimizer.iterations.numpy()) == STEPS + 1
+    assert loop.backup_epoch(ckpt) == 1
+    resumed = fresh(seed=5)  # other initial weights: all comes from the checkpoint
+    log = loop.train(resumed, str(path), vocab, epochs=EPOCHS, checkpoint_dir=ckpt, **kwargs)
+    assert len(log.losses) == (EPOCHS - 1) * STEPS
+    assert int(resumed.optimizer.iterations.numpy()) == EPOCHS * STEPS
+    assert loop.backup_epoch(ckpt) == EPOCHS
+    # One process, one path: the same computation, bitwise.
+    for got, want in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_resuming_with_another_steps_per_epoch_is_refused(tmp_path):
+    from keras_elmo.errors import InputError
+    from keras_elmo.training import loop
+
+    path, _, _ = _corpus(tmp_path)
+    vocab = data.build_vocab(data.count_tokens(str(path)))
+    model = _tiny_trainer(len(vocab))
+    checkpoint.save_checkpoint(model, str(tmp_path / "ckpt"), 1, STEPS)
+    with pytest.raises(InputError, match="written with 3 steps per epoch, this run has 4"):
+        loop.train(
+            model, str(path), vocab, steps_per_epoch=4, checkpoint_dir=str(tmp_path / "ckpt")
+        )
