@@ -589,7 +589,10 @@ def _add_train(sub):
         required=True,
         help="the trained model goes here (options.json, weights.hdf5, vocab.txt, ...)",
     )
-    p.add_argument("--checkpoint-dir", help="BackupAndRestore directory; rerun to resume")
+    p.add_argument(
+        "--checkpoint-dir",
+        help="checkpoints after each epoch (atomic, with a backup); rerun the command to resume",
+    )
     p.add_argument("--options", help="options.json; otherwise the size flags below")
     for flag, kind, default, help_ in (
         ("--lstm-dim", _positive_int, 1024, "LSTM cell size"),
