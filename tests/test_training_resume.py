@@ -398,3 +398,34 @@ def test_resuming_with_another_steps_per_epoch_is_refused(tmp_path):
         loop.train(
             model, str(path), vocab, steps_per_epoch=4, checkpoint_dir=str(tmp_path / "ckpt")
         )
+
+
+@pytest.mark.slow  # traces the training step (over 5 s)
+def test_a_training_file_deleted_during_training_is_one_error(tmp_path):
+    import keras
+
+    from keras_elmo.errors import MissingFileError
+    from keras_elmo.training import loop
+
+    path, _, _ = _corpus(tmp_path)
+    vocab = data.build_vocab(data.count_tokens(str(path)))
+
+    class Delete(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            path.unlink()  # after make_dataset checked it, before the first batch
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(MissingFileError) as err:
+        loop.train(
+            _tiny_trainer(len(vocab)),
+            str(path),
+            vocab,
+            batch_size=8,
+            steps_per_epoch=2,
+            checkpoint_dir=str(ckpt),
+            callbacks=[Delete()],
+        )
+    assert str(err.value) == (
+        f"training file {path} disappeared during training; the checkpoints in {ckpt} are "
+        "kept: put it back and run again to resume."
+    )

@@ -7,7 +7,7 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_elmo.errors import InputError
+from keras_elmo.errors import InputError, MissingFileError
 from keras_elmo.training import checkpoint
 from keras_elmo.training import data as data_lib
 from keras_elmo.training.callbacks import AtomicCheckpoint, BatchLog
@@ -182,17 +182,31 @@ def train(
         chief = is_chief(strategy)
         cbs.append(AtomicCheckpoint(checkpoint_dir, steps_per_epoch, chief=chief, previous=resumed))
     cbs += [log] + list(callbacks)
-    model.fit(
-        dataset,
-        epochs=epochs,
-        initial_epoch=start_epoch,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=cbs,
-        verbose=verbose,
-        # The dataset shuffles itself (seeded blocks); Keras cannot shuffle
-        # a tf.data stream and warns when asked to (its default).
-        shuffle=False,
-    )
+    try:
+        model.fit(
+            dataset,
+            epochs=epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=cbs,
+            verbose=verbose,
+            # The dataset shuffles itself (seeded blocks); Keras cannot shuffle
+            # a tf.data stream and warns when asked to (its default).
+            shuffle=False,
+        )
+    except tf.errors.NotFoundError:
+        paths = [train_files] if isinstance(train_files, (str, os.PathLike)) else train_files
+        gone = [os.fspath(p) for p in paths if not os.path.isfile(p)]
+        if not gone:
+            raise
+        resume = (
+            f"; the checkpoints in {checkpoint_dir} are kept: put it back and run again to resume."
+            if checkpoint_dir
+            else "."
+        )
+        raise MissingFileError(
+            f"training file {gone[0]} disappeared during training{resume}"
+        ) from None
     return log
 
 
