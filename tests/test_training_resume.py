@@ -429,3 +429,42 @@ def test_a_training_file_deleted_during_training_is_one_error(tmp_path):
         f"training file {path} disappeared during training; the checkpoints in {ckpt} are "
         "kept: put it back and run again to resume."
     )
+
+
+@pytest.mark.parametrize("fail_at", ["weights write", "weights rename", "backup", "metadata"])
+def test_a_full_disk_during_a_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch, fail_at):
+    import errno
+
+    model = _tiny_trainer()
+    first = checkpoint.save_checkpoint(model, str(tmp_path), 1, STEPS)
+    second = checkpoint.save_checkpoint(model, str(tmp_path), 2, STEPS, previous=first)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    real_replace, real_save = os.replace, model.save_weights
+    targets = {
+        "weights rename": "epoch-000003.weights.h5",
+        "backup": "training_metadata.json.bkp",
+        "metadata": "training_metadata.json",
+    }
+
+    def replace(src, dst):
+        if os.path.basename(dst) == targets.get(fail_at):
+            raise full
+        real_replace(src, dst)
+
+    def save_weights(path, **kwargs):
+        real_save(path, **kwargs)
+        with open(path, "r+b") as f:  # half of it written
+            f.truncate(os.path.getsize(path) // 2)
+        raise full
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    if fail_at == "weights write":
+        monkeypatch.setattr(model, "save_weights", save_weights)
+    with pytest.raises(checkpoint.CheckpointWriteError) as err:
+        checkpoint.save_checkpoint(model, str(tmp_path), 3, STEPS, previous=second)
+    assert str(err.value) == (
+        f"could not write the checkpoint of epoch 3 in {tmp_path}: No space left on device; "
+        "the previous checkpoint there is intact."
+    )
+    assert checkpoint.resume_point(str(tmp_path)) == second  # no warning: it is the current one
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]

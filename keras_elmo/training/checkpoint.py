@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import warnings
 
-from keras_elmo.errors import InputError
+from keras_elmo.errors import ElmoError, InputError
 
 METADATA_FILE = "training_metadata.json"
 BACKUP_SUFFIX = ".bkp"
@@ -44,6 +44,10 @@ _WEIGHTS_RE = re.compile(r"epoch-\d{6,}\.weights\.h5")
 # The files this module writes: anything else in the directory is left alone.
 _OURS_RE = re.compile(r"(epoch-\d{6,}\.weights\.h5|latest\.weights\.h5(\.bkp)?|\.tmp-.*)")
 _MAX_METADATA_BYTES = 1 << 16
+
+
+class CheckpointWriteError(ElmoError, OSError):
+    """A checkpoint could not be written (disk full, I/O error); the previous one is intact."""
 
 
 def weights_name(epoch):
@@ -63,8 +67,6 @@ def _fsync_path(path):
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    except OSError:  # a directory on a platform that cannot sync one
-        pass
     finally:
         os.close(fd)
 
@@ -175,6 +177,23 @@ def save_checkpoint(model, directory, epoch, steps_per_epoch, previous=None):
     backup, and its weights file is kept. See the module docstring for the
     order of the writes.
     """
+    try:
+        return _save(model, directory, epoch, steps_per_epoch, previous)
+    except OSError as err:
+        mine = f"{_TMP_PREFIX}{os.getpid()}-"
+        for entry in os.listdir(directory) if os.path.isdir(directory) else ():
+            if entry.startswith(mine):  # do not leave half a file on a full disk
+                try:
+                    os.remove(os.path.join(directory, entry))
+                except OSError:
+                    pass
+        raise CheckpointWriteError(
+            f"could not write the checkpoint of epoch {epoch} in {directory}: "
+            f"{err.strerror or err}; the previous checkpoint there is intact."
+        ) from None
+
+
+def _save(model, directory, epoch, steps_per_epoch, previous):
     os.makedirs(directory, exist_ok=True)
     name = weights_name(epoch)
     final = os.path.join(directory, name)
