@@ -468,3 +468,18 @@ def test_a_full_disk_during_a_save_leaves_the_previous_checkpoint(tmp_path, monk
     )
     assert checkpoint.resume_point(str(tmp_path)) == second  # no warning: it is the current one
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
+
+
+def test_a_checkpoint_directory_of_0_3_resumes_and_is_replaced_by_the_new_layout(tmp_path):
+    saved = _tiny_trainer(seed=1)
+    _save_legacy(saved, tmp_path, 1, suffix=".bkp")
+    _save_legacy(saved, tmp_path, 2)
+    record = checkpoint.resume_point(str(tmp_path))
+    assert record == {"epoch": 2, "weights": "latest.weights.h5"}
+    model = _tiny_trainer(seed=3)
+    checkpoint.load_checkpoint(model, str(tmp_path), record)
+    for got, want in zip(model.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    new = checkpoint.save_checkpoint(model, str(tmp_path), 3, STEPS, previous=record)
+    assert sorted(os.listdir(tmp_path)) == ["epoch-000003.weights.h5", "training_metadata.json"]
+    assert checkpoint.resume_point(str(tmp_path)) == new
