@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 from support.paths import REPO
@@ -187,8 +188,6 @@ def test_a_kill_during_a_checkpoint_save_resumes_to_the_uninterrupted_weights(
 
 
 def _tiny_trainer(vocab_size=12, seed=0):
-    import keras
-
     from keras_elmo.training import loop, trainer
 
     keras.utils.set_random_seed(seed)
@@ -335,7 +334,7 @@ def _rewrite(directory, **changes):
 # ------------------------------------------------------------ in one process
 
 
-class _StopAt(__import__("keras").callbacks.Callback):
+class _StopAt(keras.callbacks.Callback):
     """Stops training after `step` optimizer steps (a time limit that hits mid-epoch)."""
 
     def __init__(self, step):
@@ -402,8 +401,6 @@ def test_resuming_with_another_steps_per_epoch_is_refused(tmp_path):
 
 @pytest.mark.slow  # traces the training step (over 5 s)
 def test_a_training_file_deleted_during_training_is_one_error(tmp_path):
-    import keras
-
     from keras_elmo.errors import MissingFileError
     from keras_elmo.training import loop
 
