@@ -6,7 +6,7 @@
 # to get them. WORK_DIR (default ./train_run) receives the splits, the
 # vocabulary, the checkpoints and the trained model. Re-running the train
 # command with the same WORK_DIR resumes from the last checkpoint
-# (keras.callbacks.BackupAndRestore in WORK_DIR/ckpt).
+# (atomic checkpoints in WORK_DIR/ckpt, docs/training.md).
 set -euo pipefail
 DATA=${1:-${KERAS_ELMO_DATA:-../shared/data}}
 WORK=${2:-train_run}

@@ -221,10 +221,21 @@ def _run_beam_embed(args):
     return 0
 
 
+def _check_build_vocab(args):
+    from keras_elmo.errors import InputError, MissingFileError
+
+    if os.path.isdir(args.output):
+        raise InputError(f"the vocabulary to write, {args.output}, is a directory.")
+    parent = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(parent):
+        raise MissingFileError(f"the folder of {args.output} does not exist.")
+    args.paths = _expand(args.files)
+
+
 def _run_build_vocab(args):
     from keras_elmo.training import data
 
-    counts = data.count_tokens(_expand(args.files))
+    counts = data.count_tokens(args.paths)
     vocab = data.build_vocab(counts, min_count=args.min_count, max_size=args.max_size)
     data.write_vocab(vocab, args.output)
     total = sum(counts.values())
@@ -590,7 +601,7 @@ def _add_build_vocab(sub):
         default=None,
         help="keep at most this many entries (the most frequent; default: all)",
     )
-    p.set_defaults(func=_run_build_vocab, needs_tensorflow=False)
+    p.set_defaults(func=_run_build_vocab, check=_check_build_vocab, needs_tensorflow=False)
 
 
 def _add_train(sub):
@@ -609,7 +620,10 @@ def _add_train(sub):
         required=True,
         help="the trained model goes here (options.json, weights.hdf5, vocab.txt, ...)",
     )
-    p.add_argument("--checkpoint-dir", help="BackupAndRestore directory; rerun to resume")
+    p.add_argument(
+        "--checkpoint-dir",
+        help="checkpoints after each epoch (atomic, with a backup); rerun the command to resume",
+    )
     p.add_argument("--options", help="options.json; otherwise the size flags below")
     for flag, kind, default, help_ in (
         ("--lstm-dim", _positive_int, 1024, "LSTM cell size"),

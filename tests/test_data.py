@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from support.paths import REPO
 
+from keras_elmo.errors import InputError
 from keras_elmo.text.characters import batch_to_ids
 from keras_elmo.training import data
 
@@ -130,3 +131,105 @@ def test_dataset_errors(tmp_path):
     path = _write(tmp_path, "a b\n")
     with pytest.raises(ValueError, match="batch_size"):
         data.make_dataset(path, ["<S>", "</S>", "<UNK>"], 0)
+
+
+# One whitespace (keras_elmo.text.tokenization): NBSP, EM SPACE, IDEOGRAPHIC
+# SPACE, NEL, U+001C; ZWSP and BOM are not whitespace. Lines end at \n and a
+# CR is dropped (tf.data.TextLineDataset's rule, which the Python side follows).
+WHITESPACE_LINES = [
+    ("the\u00a0cat sat", ["the", "cat", "sat"]),
+    ("a\u2003dog\u3000ran\x1cfar", ["a", "dog", "ran", "far"]),
+    ("\u0085the dog\rs\r\rat\u202f", ["the", "dogsat"]),
+    ("zero\u200bwidth \ufeffbom", ["zero\u200bwidth", "\ufeffbom"]),
+    ("\u00a0\u2003", []),
+]
+
+
+def test_training_splits_lines_as_build_vocab_counts_them(tmp_path):
+    path = tmp_path / "ws.txt"
+    path.write_bytes("\n".join(text for text, _ in WHITESPACE_LINES).encode() + b"\r\n")
+    want = [tokens for _, tokens in WHITESPACE_LINES if tokens]
+    assert list(data.read_tokenized(str(path))) == want
+    vocab = data.build_vocab(data.count_tokens(str(path)))
+    assert "cat" in vocab and "the\u00a0cat" not in vocab
+    # What make_dataset trains on: the same sentences, every token in the vocabulary.
+    (batch,) = list(data.make_dataset(str(path), vocab, batch_size=8, buckets=[]))
+    got = [
+        [vocab[i] for i in row if i >= 0][1:-1]  # without <S> and </S>
+        for row in batch["word_ids"].numpy()
+    ]
+    assert got == want
+    assert data.UNK_ID not in batch["word_ids"].numpy()
+
+
+def test_a_training_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"good line\ncaf\xe9 au lait\n")
+    with pytest.raises(InputError, match=r"latin1.txt, line 2: not valid UTF-8 \(byte 4"):
+        data.count_tokens(str(path))
+
+
+HEAD = b"<S>\n</S>\n<UNK>\n"
+
+
+@pytest.mark.parametrize(
+    "content,error",
+    [
+        (
+            b"<S>\n</S>\nthe\n",
+            r"line 3: a biLM vocabulary must start with <S>, </S>, <UNK> .*'the'",
+        ),
+        (b"</S>\n<S>\n<UNK>\n", r"line 1: a biLM vocabulary must start with <S>"),
+        (b"<S>\n</S>\n", r"must start with <S>, </S>, <UNK> .*the file has 2 lines"),
+        (b"", r"the file has 0 lines"),
+        (HEAD + b"cat\ndog\ncat\n", r"line 6: 'cat' is a duplicate of line 4"),
+        (HEAD + b"<UNK>\n", r"line 4: '<UNK>' is a duplicate of line 3"),
+        (HEAD + b"cat\n\ndog\n", r"line 5: an empty line"),
+        (HEAD + b"cat\n\n", r"line 5: an empty line"),
+        (HEAD + b"caf\xe9\n", r"line 4: not valid UTF-8 \(byte 4\)"),
+        (HEAD + b"ice cream\n", r"line 4: the entry 'ice cream' holds whitespace"),
+        (HEAD + "new\u00a0york\n".encode(), r"line 4: the entry 'new\\xa0york' holds whitespace"),
+        (HEAD + b"cat \n", r"line 4: the entry 'cat ' holds whitespace"),
+        (HEAD + b"\t\n", r"line 4: the entry '\\t' holds whitespace"),
+        ("\ufeff<S>\n</S>\n<UNK>\n".encode(), r"line 1: .* line 1 is '\\ufeff<S>'"),
+        (HEAD + b"x" * 500 + b" y\n", r"line 4: the entry 'x{40}'\.\.\. holds whitespace"),
+    ],
+)
+def test_a_bad_vocabulary_is_one_error_naming_the_file_and_line(tmp_path, content, error):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=error) as err:
+        data.load_vocab(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}") and "\n" not in message and len(message) < 300
+
+
+def test_a_vocabulary_with_crlf_lines_or_no_final_newline_loads(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"<S>\r\n</S>\r\n<UNK>\r\ncat\r\ndog")
+    assert data.load_vocab(str(path)) == ["<S>", "</S>", "<UNK>", "cat", "dog"]
+    with pytest.raises(FileNotFoundError, match="vocabulary file not found"):
+        data.load_vocab(str(tmp_path / "missing.txt"))
+
+
+def test_the_commands_report_bad_text_and_vocabularies_in_one_line(tmp_path, capsys):
+    from keras_elmo.cli import main
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"good line\ncaf\xe9 au lait\n")
+    vocab = tmp_path / "vocab.txt"
+    assert main(["build-vocab", str(vocab), str(latin1)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"keras-elmo build-vocab: error: {latin1}, line 2: not valid UTF-8 "
+        "(byte 4 of the line); training text must be UTF-8."
+    ]
+    assert not vocab.exists()
+    assert main(["build-vocab", str(tmp_path), str(latin1)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    vocab.write_bytes(HEAD + b"cat\ncat\n")
+    good = _write(tmp_path, CORPUS)
+    argv = ["train", good, "--vocab", str(vocab), "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"keras-elmo train: error: {vocab}, line 5: 'cat' is a duplicate of line 4."]

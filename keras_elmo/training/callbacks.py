@@ -1,10 +1,12 @@
-"""Keras callbacks for biLM training: a per-step loss log, a wall-clock limit, backups."""
+"""Keras callbacks for biLM training: a per-step loss log, a wall-clock limit, checkpoints."""
 
 import math
 import time
 
 import keras
 import numpy as np
+
+from keras_elmo.training import checkpoint
 
 
 class BatchLog(keras.callbacks.Callback):
@@ -53,25 +55,34 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` for several workers: every worker restores, only the chief saves.
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint after each complete epoch (`checkpoint.save_checkpoint`).
 
-    Keras's callback would have every worker write the same files at once.
-    The backup directory must be one that all workers see (a shared disk or
-    a bucket). The previous backup is kept (`double_checkpoint`), so a
-    worker killed while saving leaves a usable one.
+    Only the chief saves (`chief=False` on the other workers); the directory
+    must be one all workers see (a shared disk). `previous` is the
+    checkpoint the run resumed from, kept as the backup until the next one
+    is complete. An epoch cut short (`TimeLimit`) is not saved: a resumed
+    run starts again at the last complete epoch, so its batches and steps
+    are the ones an uninterrupted run would take.
     """
 
-    def __init__(self, backup_dir, chief=True):
-        super().__init__(
-            backup_dir, save_freq="epoch", delete_checkpoint=False, double_checkpoint=True
-        )
+    def __init__(self, directory, steps_per_epoch, chief=True, previous=None):
+        super().__init__()
+        self.directory = directory
+        self.steps_per_epoch = steps_per_epoch
         self.chief = chief
+        self.last = previous
+        self.epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.chief:
-            super().on_epoch_end(epoch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.chief:
-            super().on_train_batch_end(batch, logs)
+        if not self.chief:
+            return
+        steps = int(self.model.optimizer.iterations.numpy()) - self.epoch_start
+        if steps != self.steps_per_epoch:
+            return  # stopped inside the epoch
+        self.last = checkpoint.save_checkpoint(
+            self.model, self.directory, epoch + 1, self.steps_per_epoch, previous=self.last
+        )

@@ -16,7 +16,7 @@ import collections
 import os
 
 from keras_elmo.errors import InputError, MissingFileError
-from keras_elmo.text import characters
+from keras_elmo.text import characters, tokenization
 
 BOS, EOS, UNK = characters.BOS_TOKEN, characters.EOS_TOKEN, "<UNK>"
 SPECIAL_TOKENS = (BOS, EOS, UNK)
@@ -24,10 +24,25 @@ BOS_ID, EOS_ID, UNK_ID = 0, 1, 2
 
 
 def read_tokenized(path):
-    """Yield the whitespace-split tokens of each non-empty line of a file."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            tokens = line.split()
+    """Yield the whitespace-split tokens of each non-empty line of a file.
+
+    The lines and tokens `make_dataset` trains on. Lines end at LF and every
+    CR is dropped, as `tf.data.TextLineDataset` reads them (a CRLF file reads
+    like an LF one; a lone CR does not separate words). Tokens are split on
+    keras_elmo's one whitespace (`keras_elmo.text.tokenization`, Python's
+    `str.isspace()`). A line that is not UTF-8 is an `InputError` naming the
+    file and the line.
+    """
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    f"{path}, line {number}: not valid UTF-8 (byte {err.start + 1} of the line); "
+                    "training text must be UTF-8."
+                ) from None
+            tokens = tokenization.tokenize_python(line.replace("\r", ""))
             if tokens:
                 yield tokens
 
@@ -72,16 +87,58 @@ def write_vocab(vocab, path):
             f.write(word + "\n")
 
 
+def _entry(text):
+    """A vocabulary entry for an error message: quoted, at most 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
 def load_vocab(path):
-    """Read a vocabulary file; the first three entries must be `<S>`, `</S>`, `<UNK>`."""
-    with open(path, encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f if line.strip()]
-    if tuple(vocab[:3]) != SPECIAL_TOKENS:
+    """Read a vocabulary file (one token a line); check it, naming the file and line.
+
+    The first three entries must be `<S>`, `</S>`, `<UNK>`. Every line must
+    be UTF-8, non-empty, without whitespace (keras_elmo's one definition:
+    training splits tokens there, so such an entry could never be seen) and
+    unique. Lines end at LF; a CR before it is allowed (CRLF files).
+    Anything else is an `InputError` "PATH, line N: ...".
+    """
+    if not os.path.isfile(path):
+        raise MissingFileError(f"vocabulary file not found: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the LF that ends the last line
+    vocab, seen = [], {}
+    for number, line in enumerate(lines, 1):
+        where = f"{path}, line {number}"
+        line = line[:-1] if line.endswith(b"\r") else line
+        try:
+            word = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(
+                f"{where}: not valid UTF-8 (byte {err.start + 1}); a vocabulary file is UTF-8."
+            ) from None
+        if not word:
+            raise InputError(f"{where}: an empty line; a vocabulary has one token on every line.")
+        if tokenization.tokenize_python(word) != [word]:
+            raise InputError(
+                f"{where}: the entry {_entry(word)} holds whitespace; tokens are split on "
+                "whitespace, so it could never be seen."
+            )
+        if number <= len(SPECIAL_TOKENS) and word != SPECIAL_TOKENS[number - 1]:
+            raise InputError(
+                f"{where}: a biLM vocabulary must start with <S>, </S>, <UNK> (one a line); "
+                f"line {number} is {_entry(word)}."
+            )
+        if word in seen:
+            raise InputError(f"{where}: {_entry(word)} is a duplicate of line {seen[word]}.")
+        seen[word] = number
+        vocab.append(word)
+    if len(vocab) < len(SPECIAL_TOKENS):
         raise InputError(
-            f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK>; got {vocab[:3]}."
+            f"{path}: a biLM vocabulary must start with <S>, </S>, <UNK> (one a line); "
+            f"the file has {len(vocab)} lines."
         )
-    if len(set(vocab)) != len(vocab):
-        raise InputError(f"{path}: the vocabulary has duplicate entries.")
     return vocab
 
 
@@ -118,7 +175,8 @@ def make_dataset(
 ):
     """Stream tokenized text files into biLM batches.
 
-    Each line is one sentence of whitespace-separated tokens; a line longer
+    Each line is one sentence of whitespace-separated tokens (the whitespace
+    of `keras_elmo.text.tokenization`, as `read_tokenized`); a line longer
     than `max_len` tokens is cut into pieces of at most `max_len`. Every
     sentence becomes `<S> w1 .. wn </S>`. Sentences are grouped into buckets
     of similar length and padded to the longest in the batch.
@@ -157,7 +215,8 @@ def make_dataset(
         ds = ds.repeat()
     if shuffle_buffer:
         ds = _block_shuffle(ds, shuffle_buffer, seed)
-    ds = ds.map(lambda line: tf.strings.split(tf.strings.strip(line)))
+    # keras_elmo's one whitespace (tokenization.py), as read_tokenized and the tokenizers split.
+    ds = ds.map(lambda line: tf.strings.split(tokenization.normalize_whitespace(line)))
     ds = ds.filter(lambda tokens: tf.size(tokens) > 0)
 
     def chunk(tokens):

@@ -7,9 +7,10 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_elmo.errors import InputError
+from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.training import checkpoint
 from keras_elmo.training import data as data_lib
-from keras_elmo.training.callbacks import BatchLog, ChiefBackupAndRestore
+from keras_elmo.training.callbacks import AtomicCheckpoint, BatchLog
 
 
 def make_optimizer(name="adam", learning_rate=1e-3, clipnorm=5.0):
@@ -24,12 +25,30 @@ def make_optimizer(name="adam", learning_rate=1e-3, clipnorm=5.0):
 
 
 def backup_epoch(backup_dir):
-    """The epoch BackupAndRestore will resume from (0 when there is no backup)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.isfile(path):
-        return 0
-    with open(path, encoding="utf-8") as f:
-        return int(json.load(f).get("epoch", 0))
+    """The epoch `train` resumes from in `backup_dir` (0 when there is no checkpoint).
+
+    The newest complete checkpoint's (`checkpoint.resume_point`): the backup
+    one, with a warning, when the current one is missing or damaged.
+    """
+    record = checkpoint.resume_point(backup_dir)
+    return record["epoch"] if record else 0
+
+
+def _resume(model, checkpoint_dir, steps_per_epoch):
+    """Load the newest complete checkpoint into `model`; returns (its epoch, its metadata)."""
+    record = checkpoint.resume_point(checkpoint_dir)
+    if record is None:
+        return 0, None
+    saved = record.get("steps_per_epoch")
+    if saved is not None and saved != steps_per_epoch:
+        raise InputError(
+            f"the checkpoint in {checkpoint_dir} was written with {saved} steps per epoch, this "
+            f"run has {steps_per_epoch}: resume with the same value (or another checkpoint "
+            "directory), or the input stream would not continue where it stopped."
+        )
+    with model.distribute_strategy.scope():
+        checkpoint.load_checkpoint(model, checkpoint_dir, record)
+    return record["epoch"], record
 
 
 def strategy_from_env():
@@ -101,10 +120,12 @@ def train(
     """Fit `model` on tokenized text files, resumable through `checkpoint_dir`.
 
     An epoch is `steps_per_epoch` batches of an endless, deterministic
-    stream. With `checkpoint_dir`, `keras.callbacks.BackupAndRestore` saves
-    the weights and optimizer state after each epoch; calling `train` again
-    with the same directory resumes at the next epoch, skipping the batches
-    already used, so the loss curve continues exactly.
+    stream. With `checkpoint_dir`, the weights and optimizer state are saved
+    after each complete epoch (`checkpoint.save_checkpoint`: atomic, the
+    previous checkpoint kept as a backup); calling `train` again with the
+    same directory loads the newest complete checkpoint and resumes at the
+    next epoch, skipping the batches already used, so the loss curve and the
+    final weights are those of an uninterrupted run.
 
     Several replicas (the model built and compiled under a
     `tf.distribute` strategy's scope, e.g. `strategy_from_env()`):
@@ -119,7 +140,9 @@ def train(
     if model.optimizer is None:
         with strategy.scope():
             model.compile(optimizer=optimizer or make_optimizer())
-    start_epoch = backup_epoch(checkpoint_dir) if checkpoint_dir else 0
+    start_epoch, resumed = 0, None
+    if checkpoint_dir:
+        start_epoch, resumed = _resume(model, checkpoint_dir, steps_per_epoch)
     options = dict(
         max_len=max_len,
         shuffle_buffer=shuffle_buffer,
@@ -156,18 +179,34 @@ def train(
     log = BatchLog()
     cbs = []
     if checkpoint_dir:
-        cbs.append(ChiefBackupAndRestore(checkpoint_dir, chief=is_chief(strategy)))
+        chief = is_chief(strategy)
+        cbs.append(AtomicCheckpoint(checkpoint_dir, steps_per_epoch, chief=chief, previous=resumed))
     cbs += [log] + list(callbacks)
-    model.fit(
-        dataset,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=cbs,
-        verbose=verbose,
-        # The dataset shuffles itself (seeded blocks); Keras cannot shuffle
-        # a tf.data stream and warns when asked to (its default).
-        shuffle=False,
-    )
+    try:
+        model.fit(
+            dataset,
+            epochs=epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=cbs,
+            verbose=verbose,
+            # The dataset shuffles itself (seeded blocks); Keras cannot shuffle
+            # a tf.data stream and warns when asked to (its default).
+            shuffle=False,
+        )
+    except tf.errors.NotFoundError:
+        paths = [train_files] if isinstance(train_files, (str, os.PathLike)) else train_files
+        gone = [os.fspath(p) for p in paths if not os.path.isfile(p)]
+        if not gone:
+            raise
+        resume = (
+            f"; the checkpoints in {checkpoint_dir} are kept: put it back and run again to resume."
+            if checkpoint_dir
+            else "."
+        )
+        raise MissingFileError(
+            f"training file {gone[0]} disappeared during training{resume}"
+        ) from None
     return log
 
 
