@@ -42,7 +42,7 @@ ORDER = [
             "elmo_layer",
         ],
     ),
-    ("training", ["data", "sampler", "trainer", "callbacks", "model_dir", "loop"]),
+    ("training", ["data", "sampler", "checkpoint", "trainer", "callbacks", "model_dir", "loop"]),
     ("jobs", ["reader", "batching", "output", "parts", "embed_file"]),
     ("serving", ["export"]),
     ("integrations", ["beam"]),

@@ -186,7 +186,7 @@ def test_a_line_over_the_token_bound_is_refused(tiny_model, tmp_path, capsys):
         encoding="utf-8",
     )
     with pytest.raises(InputError, match=r"line 2 has 32769 tokens, over the limit of 32768"):
-        reader.count_sentences(src)
+        list(reader.read_sentences(src))
     options_file, weight_file = tiny_model
     out = tmp_path / "out.hdf5"
     argv = ["embed", str(src), str(out), "--options-file", options_file]
@@ -198,7 +198,7 @@ def test_a_line_over_the_token_bound_is_refused(tiny_model, tmp_path, capsys):
     assert not out.exists()
     # At the bound it is read.
     src.write_text(" ".join(["w"] * limits.MAX_TOKENS_PER_LINE) + "\n", encoding="utf-8")
-    assert reader.count_sentences(src) == 1
+    assert len(list(reader.read_sentences(src))) == 1
 
 
 def test_cli_batch_tokens(tiny_model, tmp_path, capsys, monkeypatch):
