@@ -146,6 +146,7 @@ def _run_embed(args):
             resume=args.resume,
             flush_seconds=args.flush_seconds,
             matmul_dtype=args.matmul_dtype,
+            file_format=args.format,
         )
     except KeyboardInterrupt:
         # embed_file has committed the finished batches; say where they are.
@@ -359,6 +360,18 @@ def _add_layer_choice(parser):
     parser.set_defaults(layers=DEFAULT_LAYERS)
 
 
+def _add_output_format(parser):
+    from keras_elmo.jobs.parquet import FORMATS
+
+    parser.add_argument(
+        "--format",
+        default=FORMATS[0],
+        choices=FORMATS,
+        help="hdf5: a dataset per line; parquet: a row per line (index, tokens, vectors; "
+        "the schema is in the keras_elmo documentation, 'Parquet output')",
+    )
+
+
 def _add_embed_batch_size(parser):
     from keras_elmo.jobs.output import BATCH_SIZE
 
@@ -418,9 +431,10 @@ def _add_embed(sub):
         epilog=EMBED_EPILOG,
     )
     p.add_argument("input_file", help="one whitespace-tokenized sentence per line (UTF-8)")
-    p.add_argument("output_file", help="hdf5 file to write")
+    p.add_argument("output_file", help="hdf5 (or --format parquet) file to write")
     _add_model_args(p)
     _add_layer_choice(p)
+    _add_output_format(p)
     _add_embed_batch_size(p)
     p.add_argument(
         "--stateful",

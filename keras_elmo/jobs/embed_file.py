@@ -26,7 +26,7 @@ import shutil
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
-from keras_elmo.jobs import output, parts, reader
+from keras_elmo.jobs import output, parquet, parts, reader
 from keras_elmo.progress import progress_bar
 
 # Default seconds between commits of finished batches (a kill loses at most this).
@@ -92,14 +92,17 @@ def check_output_path(output_file, inputs):
                     "refusing to write over an input."
                 )
         try:
-            replaceable = os.path.getsize(target) == 0 or _is_hdf5(target)
+            replaceable = (
+                os.path.getsize(target) == 0 or _is_hdf5(target) or parquet.is_parquet(target)
+            )
         except OSError as err:
             raise InputError(f"output {output_file}: cannot read it ({err.strerror}).") from None
         if not replaceable:
             # An earlier output is replaced by the new one; anything else is
             # more likely a slip of the command line than a file to lose.
             raise InputError(
-                f"output {output_file} exists and is not an HDF5 file; refusing to replace "
+                f"output {output_file} exists and is not an HDF5 or Parquet file; refusing to "
+                "replace "
                 "it (delete it or give another output path)."
             )
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -121,6 +124,7 @@ def embed_file(
     efml_dir=None,
     source=None,
     # How the job runs.
+    file_format="hdf5",
     progress=False,
     resume=False,
     flush_seconds=FLUSH_SECONDS,
@@ -136,10 +140,13 @@ def embed_file(
     model directory); exactly one of them.
     `matmul_dtype`: `ElmoLayer`'s lower-precision option ("Lower precision"
     in docs/performance.md).
+    `file_format`: "hdf5" (the layout above) or "parquet" (one row per line,
+    `jobs.parquet`'s schema; the same part store, so `resume` works alike).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """
     output.check_layers(layers)
+    parquet.check_format(file_format)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}.")
     if not flush_seconds >= 0:
@@ -202,7 +209,10 @@ def embed_file(
     except BaseException:
         store.abandon()
         raise
-    store.merge(plan(), target, {"sentences": total, "layers": layers})
+    if file_format == "parquet":
+        parquet.merge_parts(store, plan(), target, layers, total)
+    else:
+        store.merge(plan(), target, {"sentences": total, "layers": layers})
     with contextlib.suppress(OSError):
         shutil.rmtree(store.folder)
     return total
