@@ -207,7 +207,8 @@ def _close_all(sources):
 
 
 def read_vectors(path):
-    """Iterate (index, tokens, float32 array) over a Parquet output, in file order."""
+    """Iterate (index, tokens, float32 array) over a Parquet output, in file order
+    (`keras-elmo embed`'s or one `spark-embed` part; a flagged row's array is None)."""
     _, pq = _pyarrow()
     f = pq.ParquetFile(path)
     meta = f.schema_arrow.metadata or {}
@@ -225,7 +226,8 @@ def read_vectors(path):
         tokens = batch.column("tokens").to_pylist()
         vectors = batch.column("vectors")
         for row, index in enumerate(indices):
-            yield index, tokens[row], list_to_numpy(vectors[row], rank)
+            cell = vectors[row]
+            yield index, tokens[row], list_to_numpy(cell, rank) if cell.is_valid else None
 
 
 def list_to_numpy(scalar, rank):
