@@ -237,3 +237,40 @@ def test_cli_format_parquet(tiny_model, corpus, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'csv'" in capsys.readouterr().err
     assert not os.path.exists(parts.partial_dir(out))
+
+
+@pytest.mark.slow
+def test_beam_embed_parquet_equals_embed(tiny_model, corpus, tmp_path):
+    beam = pytest.importorskip("keras_elmo.integrations.beam")
+    from keras_elmo.checkpoints.model_source import ModelSource
+
+    run_embed(tiny_model, corpus, tmp_path / "e.parquet", layers="all", file_format="parquet")
+    want = {
+        index: (tokens, array)
+        for index, tokens, array in parquet.read_vectors(tmp_path / "e.parquet")
+    }
+    source = ModelSource(options_file=tiny_model[0], weight_file=tiny_model[1])
+    out = tmp_path / "beam"
+    manifest = beam.embed_corpus(
+        [str(corpus)],
+        str(out),
+        source,
+        file_format="parquet",
+        layers="all",
+        batch_size=3,
+        pipeline_options=["--runner=DirectRunner"],
+    )
+    assert manifest["complete"] and manifest["format"] == "parquet"
+    assert all(name.endswith(".parquet") for name in manifest["shards"])
+    got = {line: array for _, line, array in beam.read_embeddings(str(out))}
+    assert sorted(got) == sorted(want) == list(range(len(LINES)))
+    for line, (_, array) in want.items():
+        assert_same_up_to_path(got[line], array, err_msg=f"line {line}")
+    # The shards are one table for pyarrow: input_index, index, tokens, vectors.
+    import pyarrow.dataset as ds
+
+    shards = [str(out / name) for name in manifest["shards"]]
+    table = ds.dataset(shards, format="parquet").to_table()
+    assert table.column_names == ["input_index", "index", "tokens", "vectors"]
+    rows = {row["index"]: row["tokens"] for row in table.select(["index", "tokens"]).to_pylist()}
+    assert rows == {line: tokens for line, (tokens, _) in want.items()}

@@ -16,7 +16,7 @@ BATCH_SIZE = 64
 CHUNK_BATCHES = 32
 # The shard formats of `keras-elmo beam-embed` (keras_elmo.integrations.beam;
 # here, so that the command line reads them without importing Beam).
-BEAM_FORMATS = ("hdf5", "tfrecord")
+BEAM_FORMATS = ("hdf5", "tfrecord", "parquet")
 
 
 def check_layers(layers):

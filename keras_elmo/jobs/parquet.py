@@ -73,10 +73,12 @@ def vectors_type(layers):
     return pa.list_(inner) if layers == "all" else inner
 
 
-def schema(layers, metadata=None):
+def schema(layers, metadata=None, extra=()):
+    """The Arrow schema; `extra`: int64 columns before `index` (beam-embed's `input_index`)."""
     pa, _ = _pyarrow()
     return pa.schema(
-        [
+        [(name, pa.int64()) for name in extra]
+        + [
             ("index", pa.int64()),
             ("tokens", pa.list_(pa.string())),
             ("vectors", vectors_type(layers)),
@@ -110,16 +112,19 @@ def vectors_rank(layers):
     return 3 if layers == "all" else 2
 
 
-def record_batch(indices, token_lists, arrays, layers):
-    """Rows (line index, tokens, the HDF5 output's array) -> an Arrow RecordBatch."""
+def record_batch(indices, token_lists, arrays, layers, extra=None):
+    """Rows (line index, tokens, the HDF5 output's array) -> an Arrow RecordBatch;
+    `extra`: {name: int values} of the extra columns."""
     pa, _ = _pyarrow()
+    extra = extra or {}
     return pa.RecordBatch.from_arrays(
-        [
+        [pa.array(values, type=pa.int64()) for values in extra.values()]
+        + [
             pa.array(indices, type=pa.int64()),
             pa.array(token_lists, type=pa.list_(pa.string())),
             nested_array(arrays).cast(vectors_type(layers)),
         ],
-        schema=schema(layers),
+        schema=schema(layers, extra=tuple(extra)),
     )
 
 
@@ -132,26 +137,32 @@ def file_metadata(layers, sentences, dim):
 
 
 class RowWriter:
-    """Write rows to `tmp_path` in row groups; `close()` ends the file (not durable yet)."""
+    """Write rows to `tmp_path` in row groups; `close()` ends the file (not durable yet).
 
-    def __init__(self, tmp_path, layers, metadata=None, row_group_rows=ROW_GROUP_ROWS):
+    `extra_columns`: names of int64 columns each `add` also gives (keywords)."""
+
+    def __init__(
+        self, tmp_path, layers, metadata=None, row_group_rows=ROW_GROUP_ROWS, extra_columns=()
+    ):
         _, pq = _pyarrow()
         self.layers = layers
+        self.extra = tuple(extra_columns)
         self.rows = []
         self.row_group_rows = row_group_rows
-        self.dim = None
-        self.writer = pq.ParquetWriter(tmp_path, schema(layers, metadata))
+        self.writer = pq.ParquetWriter(tmp_path, schema(layers, metadata, self.extra))
 
-    def add(self, index, tokens, array):
-        self.dim = array.shape[-1]
-        self.rows.append((index, tokens, array))
+    def add(self, index, tokens, array, **extra):
+        self.rows.append((index, tokens, array, tuple(extra[name] for name in self.extra)))
         if len(self.rows) >= self.row_group_rows:
             self.flush()
 
     def flush(self):
         if self.rows:
-            indices, tokens, arrays = zip(*self.rows)
-            self.writer.write_batch(record_batch(list(indices), list(tokens), arrays, self.layers))
+            indices, tokens, arrays, extras = zip(*self.rows)
+            columns = {name: [e[k] for e in extras] for k, name in enumerate(self.extra)}
+            self.writer.write_batch(
+                record_batch(list(indices), list(tokens), arrays, self.layers, columns)
+            )
             self.rows = []
 
     def close(self):
@@ -206,9 +217,11 @@ def _close_all(sources):
     sources.clear()
 
 
-def read_vectors(path):
+def read_vectors(path, extra_column=None):
     """Iterate (index, tokens, float32 array) over a Parquet output, in file order
-    (`keras-elmo embed`'s or one `spark-embed` part; a flagged row's array is None)."""
+    (`keras-elmo embed`'s or one `spark-embed` part; a flagged row's array is None).
+
+    With `extra_column` (beam-embed's `input_index`): ((index, tokens, array), value)."""
     _, pq = _pyarrow()
     f = pq.ParquetFile(path)
     meta = f.schema_arrow.metadata or {}
@@ -221,13 +234,16 @@ def read_vectors(path):
         rank = depth
     else:
         rank = vectors_rank(layers)
-    for batch in f.iter_batches(columns=["index", "tokens", "vectors"]):
+    columns = ["index", "tokens", "vectors"] + ([extra_column] if extra_column else [])
+    for batch in f.iter_batches(columns=columns):
         indices = batch.column("index").to_pylist()
         tokens = batch.column("tokens").to_pylist()
         vectors = batch.column("vectors")
+        extra = batch.column(extra_column).to_pylist() if extra_column else None
         for row, index in enumerate(indices):
             cell = vectors[row]
-            yield index, tokens[row], list_to_numpy(cell, rank) if cell.is_valid else None
+            item = index, tokens[row], list_to_numpy(cell, rank) if cell.is_valid else None
+            yield (item, extra[row]) if extra_column else item
 
 
 def list_to_numpy(scalar, rank):
