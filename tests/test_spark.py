@@ -349,3 +349,22 @@ def test_spark_embed_refuses_another_job_and_other_folders(tmp_path, capsys):
     notes = str(other / "notes.txt")
     assert main(["spark-embed", notes, notes]) == 2
     assert f"output {notes} exists and is not a directory." in capsys.readouterr().err
+
+
+def test_spark_reads_the_embed_parquet_output(spark, tiny_model, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(LINES[k] for k in KEPT[:30]) + "\n", encoding="utf-8")
+    out = tmp_path / "e.parquet"
+    embed_lib.embed_file(str(src), str(out), *tiny_model, layers="all", file_format="parquet")
+    back = spark.read.parquet(str(out))
+    assert back.schema.simpleString() == (
+        "struct<index:bigint,tokens:array<string>,vectors:array<array<array<float>>>>"
+    )
+    rows = {row["index"]: row for row in back.collect()}
+    assert sorted(rows) == list(range(30))
+    for index, tokens, array in parquet.read_vectors(out):
+        assert rows[index]["tokens"] == tokens
+        got = as_array(rows[index]["vectors"])
+        assert got.shape == (3, len(tokens), 12)
+        # float32 through the JVM and back: the very numbers.
+        np.testing.assert_array_equal(got, array)
