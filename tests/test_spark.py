@@ -27,7 +27,8 @@ pq = pytest.importorskip("pyarrow.parquet")
 from keras_elmo.jobs import embed_file as embed_lib
 from keras_elmo.jobs import parquet
 
-pytestmark = pytest.mark.slow
+# One JVM for the module: with `pytest -n 2 --dist loadgroup` its tests stay on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
 WORDS = "the a of cat dog sat on mat ran far away quickly big small red green blue".split()
 FOREIGN = ["Zürich", "café", "naïve", "日本語", "Ωμέγα", "straße", "ÆØÅ"]

@@ -39,12 +39,8 @@ import re
 
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
-from keras_elmo.integrations.spark_cli import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    DEFAULT_MAX_TOKENS,
-    HANDLE_INVALID,
-)
 from keras_elmo.jobs import output, reader
+from keras_elmo.limits import SERVING_DEFAULTS
 from keras_elmo.text import characters, tokenization
 
 try:
@@ -66,6 +62,11 @@ _LSTM_OUTPUT = re.compile(r"lstm_outputs[1-9]\d*")
 # Rows sorted together (and one output Arrow batch): bounds a worker's memory.
 CHUNK_ROWS = 512
 DEFAULT_ERROR_COL = "elmo_error"
+HANDLE_INVALID = output.SPARK_HANDLE_INVALID
+# Padded tokens (rows x longest) per model call; a longer sentence goes alone.
+DEFAULT_MAX_BATCH_TOKENS = output.SPARK_MAX_BATCH_TOKENS
+# A sentence over this many tokens is a bad row (the export's request limit).
+DEFAULT_MAX_TOKENS = SERVING_DEFAULTS["max_tokens_per_sentence"]
 
 
 def check_layers(layers):
@@ -739,7 +740,7 @@ def embed_files(
     output_dir,
     source="elmo-small-en",
     *,
-    input_format_=None,
+    file_format=None,
     column=None,
     partitions=None,
     **embed_options,
@@ -762,7 +763,7 @@ def embed_files(
     output_dir = os.path.abspath(os.fspath(output_dir))
     check_output_dir(output_dir)
     files = _input_files(input_path)
-    file_format = input_format_ or input_format(input_path)
+    file_format = file_format or input_format(input_path)
     df, column = read_input(spark, input_path, file_format, partitions, column)
     n_partitions = df.rdd.getNumPartitions()
     job = _job_record(files, file_format, source, dict(sorted(embed_options.items())), n_partitions)

@@ -10,13 +10,12 @@ import re
 import sys
 
 from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.jobs import output
 from keras_elmo.limits import SERVING_DEFAULTS
 
-HANDLE_INVALID = ("error", "skip", "keep")
-HUB_CHOICES = ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo")
-# Padded tokens (rows x longest) per model call; a longer sentence goes alone.
-DEFAULT_MAX_BATCH_TOKENS = 4096
-# A sentence over this many tokens is a bad row (the export's request limit).
+# The choices and defaults of keras_elmo.integrations.spark, for the command line.
+HANDLE_INVALID, HUB_CHOICES = output.SPARK_HANDLE_INVALID, output.SPARK_HUB_OUTPUTS
+DEFAULT_MAX_BATCH_TOKENS = output.SPARK_MAX_BATCH_TOKENS
 DEFAULT_MAX_TOKENS = SERVING_DEFAULTS["max_tokens_per_sentence"]
 # An ElmoError raised on an executor, as the driver's exception text shows it.
 _EXECUTOR_ERROR = re.compile(r"keras_elmo\.errors\.(?:InputError|MissingFileError): (.+)")
