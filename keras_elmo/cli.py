@@ -6,6 +6,7 @@
     keras-elmo train FILES... --vocab V --output-dir D [sizes | --options O] ...
     keras-elmo perplexity FILES... --model-dir D
     keras-elmo beam-embed --input PATTERN --output-dir DIR [model] [layers] ... [Beam options]
+    keras-elmo spark-embed INPUT OUTPUT_DIR [model] [layers] [--master M] [--conf K=V] ...
     keras-elmo presets
 
 One argparse tree; each command is a function `_run_<name>(args)` set as
@@ -147,6 +148,7 @@ def _run_embed(args):
             resume=args.resume,
             flush_seconds=args.flush_seconds,
             matmul_dtype=args.matmul_dtype,
+            file_format=args.format,
         )
     except KeyboardInterrupt:
         # embed_file has committed the finished batches; say where they are.
@@ -230,6 +232,27 @@ def _check_build_vocab(args):
     if not os.path.isdir(parent):
         raise MissingFileError(f"the folder of {args.output} does not exist.")
     args.paths = _expand(args.files)
+
+
+def _check_spark_embed(args):
+    from keras_elmo.integrations import spark_cli
+
+    args.spark_conf = spark_cli.parse_conf(args.conf)
+    spark_cli.check_paths(args.input, args.output)
+    # Each executor resolves the model itself; checked here without TensorFlow.
+    args.source = _model_source(args, resolve=False)
+
+
+def _run_spark_embed(args):
+    from keras_elmo.integrations import spark_cli
+
+    result = spark_cli.run(args)
+    if not args.quiet:
+        print(
+            f"complete: {result['partitions']} partitions ({result['skipped']} done before), "
+            f"{result['rows']} rows -> {args.output}"
+        )
+    return 0
 
 
 def _run_build_vocab(args):
@@ -375,6 +398,18 @@ def _add_layer_choice(parser):
     parser.set_defaults(layers=DEFAULT_LAYERS)
 
 
+def _add_output_format(parser):
+    from keras_elmo.jobs.parquet import FORMATS
+
+    parser.add_argument(
+        "--format",
+        default=FORMATS[0],
+        choices=FORMATS,
+        help="hdf5: a dataset per line; parquet: a row per line (index, tokens, vectors; "
+        "the schema is in the keras_elmo documentation, 'Parquet output')",
+    )
+
+
 def _add_embed_batch_size(parser, stateful_note="", old_names=()):
     """--batch-size and --batch-tokens (also `old_names`), shared by embed and beam-embed."""
     from keras_elmo.jobs.batching import BATCH_TOKENS
@@ -457,9 +492,10 @@ def _add_embed(sub):
         "(/dev/stdin, <(...), a FIFO) is read once into a private copy beside OUTPUT, "
         "removed at the end",
     )
-    p.add_argument("output_file", help="hdf5 file to write")
+    p.add_argument("output_file", help="hdf5 (or --format parquet) file to write")
     _add_model_args(p)
     _add_layer_choice(p)
+    _add_output_format(p)
     _add_embed_batch_size(p, "; --stateful batches --batch-size consecutive lines instead")
     p.add_argument(
         "--stateful",
@@ -520,6 +556,61 @@ def _add_beam_embed(sub):
         help="return once the job is submitted (remote runners); the manifest says when it is done",
     )
     p.set_defaults(func=_run_beam_embed, check=_check_beam_embed, pass_through=True)
+
+
+def _add_spark_embed(sub):
+    from keras_elmo.integrations import spark_cli
+
+    p = _add_parser(
+        sub,
+        "spark-embed",
+        help="embed text or Parquet files on Apache Spark into Parquet (needs the spark extra)",
+        description="Embed every line of INPUT (text files, or a Parquet table's column) on "
+        "Apache Spark into OUTPUT/part-NNNNN.parquet, one file per partition, each renamed "
+        "into place when whole: rerunning a killed job finishes the missing partitions.",
+    )
+    p.add_argument("input", help="a text file, a folder or glob of them, or Parquet files")
+    p.add_argument("output", help="output folder (new, or an unfinished run of this job)")
+    _add_model_args(p, keras_file=True)
+    _add_layer_choice(p)
+    p.add_argument(
+        "--tf-hub-output",
+        choices=spark_cli.HUB_CHOICES,
+        help="one of TF Hub's outputs instead of the layer choice (Spark NLP's poolingLayer "
+        "names): word_emb (T, P), lstm_outputs1/2 or elmo (T, 2P)",
+    )
+    _add_tokenizer(p, "how a line is split into tokens (whitespace: as embed)")
+    p.add_argument("--column", help="Parquet input: the column to embed (default: text)")
+    p.add_argument(
+        "--sentence-vector",
+        action="store_true",
+        help="also a column `sentence`: the mean of the vectors over the tokens",
+    )
+    p.add_argument(
+        "--handle-invalid",
+        choices=spark_cli.HANDLE_INVALID,
+        default="error",
+        help="a bad row (empty, invalid UTF-8, over --max-tokens): fail naming it, skip it, "
+        "or keep it with null vectors and the reason in `elmo_error`",
+    )
+    p.add_argument("--partitions", type=_positive_int, help="at least this many partitions")
+    _add_embed_batch_size(p)
+    p.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=spark_cli.DEFAULT_MAX_TOKENS,
+        help="tokens per sentence at most",
+    )
+    _add_matmul_dtype(p, model_default=True)
+    p.add_argument("--master", help="Spark master URL (default: Spark's, e.g. local[*])")
+    p.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark configuration property; repeatable",
+    )
+    p.set_defaults(func=_run_spark_embed, check=_check_spark_embed)
 
 
 def _add_export(sub):
@@ -754,6 +845,7 @@ def build_parser():
         _add_train,
         _add_perplexity,
         _add_beam_embed,
+        _add_spark_embed,
         _add_presets,
     ):
         add(sub)

@@ -43,9 +43,9 @@ ORDER = [
         ],
     ),
     ("training", ["data", "sampler", "checkpoint", "trainer", "callbacks", "model_dir", "loop"]),
-    ("jobs", ["reader", "batching", "output", "parts", "embed_file"]),
+    ("jobs", ["reader", "batching", "output", "parts", "parquet", "embed_file"]),
     ("serving", ["export"]),
-    ("integrations", ["beam"]),
+    ("integrations", ["beam", "spark", "spark_cli"]),
     # __main__ is `python -m keras_elmo`, the command line.
     ("", ["cli", "__main__"]),
 ]

@@ -65,7 +65,7 @@ FORMATS = output.BEAM_FORMATS
 MANIFEST = "manifest.json"
 MANIFEST_KIND = "keras_elmo.beam_embed"
 SHARD_PREFIX = "embeddings"
-SUFFIXES = {"hdf5": ".hdf5", "tfrecord": ".tfrecord"}
+SUFFIXES = {"hdf5": ".hdf5", "tfrecord": ".tfrecord", "parquet": ".parquet"}
 # Length buckets (in tokens) for Beam's own length-aware batching, which acts
 # on its stateful path (`max_batch_duration_secs`, i.e. streaming).
 BUCKET_BOUNDARIES = [8, 16, 24, 32, 48, 64, 96, 128, 256, 512]
@@ -432,6 +432,47 @@ class _Hdf5Sink(filebasedsink.FileBasedSink):
             os.remove(shard.local_path)
 
 
+class _ParquetSink(_Hdf5Sink):
+    """One Parquet file per bundle (`jobs.parquet`'s rows plus `input_index`).
+
+    Elements are `(((index, line), tokens), array)`: the tokens ride in the key.
+    Written locally like the hdf5 shards (pyarrow's writer wants a local file).
+    """
+
+    def __init__(self, file_path_prefix, layers):
+        filebasedsink.FileBasedSink.__init__(
+            self,
+            file_path_prefix,
+            coder=None,
+            file_name_suffix=SUFFIXES["parquet"],
+            mime_type="application/vnd.apache.parquet",
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        )
+        self.layers = layers
+
+    def open(self, temp_path):
+        from keras_elmo.jobs import parquet
+
+        local = temp_path
+        if not _is_local(temp_path):
+            fd, local = tempfile.mkstemp(suffix=SUFFIXES["parquet"])
+            os.close(fd)
+        shard = _ParquetShard(temp_path, local)
+        shard.file = parquet.RowWriter(local, self.layers, extra_columns=("input_index",))
+        return shard
+
+    def write_record(self, shard, element):
+        ((index, line), tokens), array = element
+        shard.file.add(line, list(tokens), array, input_index=index)
+
+
+class _ParquetShard:
+    def __init__(self, temp_path, local_path):
+        self.temp_path = temp_path
+        self.local_path = local_path
+        self.file = None
+
+
 def _to_example(element):
     """((index, line), array) -> a serialized tf.train.Example."""
     import tensorflow as tf
@@ -609,13 +650,19 @@ def embed_corpus(
         | "Inputs" >> beam.Create(list(enumerate(paths)))
         | "ReadLines" >> beam.ParDo(_ReadLines()).with_outputs("counts", main="lines")
     )
+    lines = read.lines
+    if file_format == "parquet":
+        # The tokens ride in the key to the sink (a Parquet row holds them).
+        lines = lines | "KeepTokens" >> beam.Map(lambda kv: ((kv[0], tuple(kv[1])), kv[1]))
     embedded = (
-        read.lines
+        lines
         # Spreads the lines of few large files over every worker.
         | "Spread" >> beam.Reshuffle()
         | "Embed" >> transform
     )
-    if file_format == "hdf5":
+    if file_format == "parquet":
+        shards = embedded | "WriteParquet" >> beam.io.Write(_ParquetSink(prefix, handler.layers))
+    elif file_format == "hdf5":
         shards = embedded | "WriteHdf5" >> beam.io.Write(_Hdf5Sink(prefix))
     else:
         shards = (
@@ -668,6 +715,14 @@ def _hdf5_records(path):
                 yield int(group), int(line), f[group][line][()]
 
 
+def _parquet_records(path):
+    from keras_elmo.jobs import parquet
+
+    with _local_copy(path, SUFFIXES["parquet"]) as local:
+        for (line, _, array), index in parquet.read_vectors(local, extra_column="input_index"):
+            yield index, line, array
+
+
 def _tfrecord_records(path):
     import tensorflow as tf
 
@@ -689,7 +744,11 @@ def read_embeddings(output_dir, allow_incomplete=False):
             "pass allow_incomplete=True to read what is there."
         )
     paths = [entry["path"] for entry in manifest["inputs"]]
-    reader = _hdf5_records if manifest["format"] == "hdf5" else _tfrecord_records
+    reader = {
+        "hdf5": _hdf5_records,
+        "tfrecord": _tfrecord_records,
+        "parquet": _parquet_records,
+    }[manifest["format"]]
     seen = [set() for _ in paths]
     for shard in manifest["shards"]:
         for index, line, array in reader(FileSystems.join(os.fspath(output_dir), shard)):

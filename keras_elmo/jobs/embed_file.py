@@ -30,7 +30,7 @@ from keras_elmo import limits
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
-from keras_elmo.jobs import batching, output, parts, reader
+from keras_elmo.jobs import batching, output, parquet, parts, reader
 from keras_elmo.progress import progress_bar
 
 # Default seconds between commits of finished batches (a kill loses at most this).
@@ -105,14 +105,17 @@ def check_output_path(output_file, inputs):
                     "refusing to write over an input."
                 )
         try:
-            replaceable = os.path.getsize(target) == 0 or _is_hdf5(target)
+            replaceable = (
+                os.path.getsize(target) == 0 or _is_hdf5(target) or parquet.is_parquet(target)
+            )
         except OSError as err:
             raise InputError(f"output {output_file}: cannot read it ({err.strerror}).") from None
         if not replaceable:
             # An earlier output is replaced by the new one; anything else is
             # more likely a slip of the command line than a file to lose.
             raise InputError(
-                f"output {output_file} exists and is not an HDF5 file; refusing to replace "
+                f"output {output_file} exists and is not an HDF5 or Parquet file; refusing to "
+                "replace "
                 "it (delete it or give another output path)."
             )
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -135,6 +138,7 @@ def embed_file(
     efml_dir=None,
     source=None,
     # How the job runs.
+    file_format="hdf5",
     progress=False,
     resume=False,
     flush_seconds=FLUSH_SECONDS,
@@ -152,10 +156,13 @@ def embed_file(
     in docs/performance.md).
     `batch_tokens`: the token budget of a call (`jobs.batching`; None: calls
     of `batch_size` lines whatever their length; not used with `stateful`).
+    `file_format`: "hdf5" (the layout above) or "parquet" (one row per line,
+    `jobs.parquet`'s schema; the same part store, so `resume` works alike).
     Returns the number of sentences. A KeyboardInterrupt commits the finished
     batches to OUTPUT.partial/ before it propagates (resume with `resume=True`).
     """
     output.check_layers(layers)
+    parquet.check_format(file_format)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}.")
     batching.check_positive("batch tokens", batch_tokens, allow_none=True)
@@ -188,6 +195,7 @@ def embed_file(
             progress=progress,
             resume=resume,
             flush_seconds=flush_seconds,
+            file_format=file_format,
         )
 
 
@@ -205,6 +213,7 @@ def _run(
     progress,
     resume,
     flush_seconds,
+    file_format,
 ):
     """The job on an `InputText`, once input, output and model files are checked."""
     input_file = text.path  # the input, or the private copy of a stream
@@ -266,7 +275,12 @@ def _run(
         raise
     try:
         attrs = {"sentences": total, "layers": layers}
-        store.merge(plan(), target, attrs, check=lambda: reader.check_unchanged(text))
+        if file_format == "parquet":
+            parquet.merge_parts(
+                store, plan(), target, layers, total, check=lambda: reader.check_unchanged(text)
+            )
+        else:
+            store.merge(plan(), target, attrs, check=lambda: reader.check_unchanged(text))
     except BaseException:
         store.close()
         raise

@@ -16,7 +16,11 @@ BATCH_SIZE = 64
 CHUNK_BATCHES = 32
 # The shard formats of `keras-elmo beam-embed` (keras_elmo.integrations.beam;
 # here, so that the command line reads them without importing Beam).
-BEAM_FORMATS = ("hdf5", "tfrecord")
+BEAM_FORMATS = ("hdf5", "tfrecord", "parquet")
+# keras_elmo.integrations.spark's choices and defaults (here too, for the same reason):
+# what a bad row does, TF Hub's output names, padded tokens per model call.
+SPARK_HANDLE_INVALID = ("error", "skip", "keep")
+SPARK_HUB_OUTPUTS = ("word_emb", "lstm_outputs1", "lstm_outputs2", "elmo")
 
 
 def check_layers(layers):
