@@ -86,12 +86,14 @@ def test_fixture_token_vectors_match_the_numpy_reference(fixture_dir, record_pro
     layer = fixture_layer(fixture_dir)
     options = json.loads((fixture_dir / "options.json").read_text())
     ref = NumpyElmo(options, fixture_dir / "lm_weights.hdf5")
-    worst = 0.0
+    worst, vectors = 0.0, {}  # the reference's vector of each distinct token
     for i in range(N_BATCHES):
         batch = [sentences[k][i].split() for k in range(3)]
         layers, tokens, mask = representations(layer, batch)
         for k, sentence in enumerate(batch):
-            want = np.stack([ref.token_vector(token) for token in sentence])
+            for token in set(sentence) - vectors.keys():
+                vectors[token] = ref.token_vector(token)
+            want = np.stack([vectors[token] for token in sentence])
             got = tokens[k, : len(sentence)]
             worst = max(worst, float(np.abs(got - want).max()))
             assert allclose(got, want), (i, k, np.abs(got - want).max())
@@ -317,3 +319,27 @@ def test_the_switch_picks_the_path(monkeypatch):
     assert not backend_path.use_tf_kernels()
     monkeypatch.setenv(backend_path.PORTABLE_ENV, "0")
     assert backend_path.use_tf_kernels() == (BACKEND == "tensorflow")
+
+
+@pytest.mark.parametrize("model", ["model_legacy", "model_zip"])
+def test_efml_numeric_part_in_keras_ops_matches_its_tf_encoder(model):
+    """ELMoForManyLangs' char CNN + highway + projection on ids (`encode_ids`,
+    keras.ops) against its TensorFlow encoder on the same tokens; the string
+    lookups that make the ids are TensorFlow tables."""
+    if BACKEND != "tensorflow":
+        pytest.skip("the EFML lexicon lookups are TensorFlow tables")
+    import tensorflow as tf
+    from support.efml_fixture import EFML
+    from support.efml_fixture import SENTENCES as EFML_SENTENCES
+
+    encoder = ElmoLayer.from_elmoformanylangs(EFML / model).token_encoder
+    for tokens, boundary in (
+        (sorted({t for s in EFML_SENTENCES for t in s}), False),
+        (["<bos>", "<eos>"], True),
+    ):
+        tokens = tf.constant(tokens)
+        ids, keys = encoder.char_ids(tokens, boundary=boundary)
+        words = encoder._word_table.lookup(keys) if encoder.word_dim else None
+        got = numpy_of(encoder.encode_ids(ids, words))
+        assert_same_up_to_path(got, encoder.encode_unique(tokens, boundary=boundary).numpy())
+        assert np.abs(got).max() > 0
