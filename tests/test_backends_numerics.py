@@ -142,6 +142,20 @@ def test_stateful_carries_and_resets(fixture_dir):
 
 
 @pytest.mark.multi_backend
+def test_a_stateful_batch_over_state_rows_is_refused(fixture_dir):
+    layer = fixture_layer(fixture_dir, stateful=True, state_rows=2)
+    if backend_path.use_tf_kernels():
+        import tensorflow as tf
+
+        error = tf.errors.InvalidArgumentError
+    else:
+        error = ValueError
+    with pytest.raises(error, match="state_rows=2"):
+        representations(layer, SENTENCES[:3])
+    np.testing.assert_array_equal(numpy_of(layer.bilm.state_c), 0.0)
+
+
+@pytest.mark.multi_backend
 def test_skip_connections_and_clipping_match_the_numpy_reference(random_files):
     """The published models' features the fixture lacks: the residual between
     layers and cell/projection clips that bite (random weights, scale 0.5)."""
@@ -236,7 +250,18 @@ def test_gradients_reach_what_fine_tune_trains(fine_tune):
 
 
 @pytest.mark.multi_backend
-def test_lstm_layouts_and_chunking_give_one_model(random_files, monkeypatch):
+def test_stateful_training_steps_do_not_backpropagate_into_the_past():
+    """Two gradient steps in a row on a stateful layer: the carried state is
+    a value, not a path back into the first step's graph (torch would refuse
+    a second backward through it)."""
+    layer = random_tiny_layer(fine_tune="all", stateful=True, state_rows=4)
+    for _ in range(2):
+        grads = _gradients(layer, layer.trainable_weights, SENTENCES)
+        assert all(np.isfinite(g).all() and np.abs(g).sum() > 0 for g in grads)
+
+
+@pytest.mark.multi_backend
+def test_lstm_layouts_give_one_model(random_files, monkeypatch):
     """The feature-major weight layout (stored W^T) runs the same model."""
     options, weights, _ = random_files
     batch_major = representations(ElmoLayer.from_original(options, weights), SENTENCES)[0]
