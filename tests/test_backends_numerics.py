@@ -142,6 +142,20 @@ def test_stateful_carries_and_resets(fixture_dir):
 
 
 @pytest.mark.multi_backend
+@pytest.mark.parametrize("shape", [(2, 0), (0, 3), (0, 0), (2, 3)])
+def test_empty_and_all_padding_batches(shape):
+    """No tokens at all (an empty batch, T = 0, or padding only): zeros of
+    the right shapes, on every backend."""
+    layer = random_tiny_layer()
+    layers, tokens, mask, _ = layer._representations(np.zeros(shape + (50,), "int32"))
+    p = layer.projection_dim
+    assert tuple(tokens.shape) == shape + (p,)
+    assert [tuple(x.shape) for x in layers] == [shape + (2 * p,)] * 3
+    assert all(not np.abs(numpy_of(x)).any() for x in layers)
+    assert not numpy_of(mask).any()
+
+
+@pytest.mark.multi_backend
 def test_a_stateful_batch_over_state_rows_is_refused(fixture_dir):
     layer = fixture_layer(fixture_dir, stateful=True, state_rows=2)
     if backend_path.use_tf_kernels():

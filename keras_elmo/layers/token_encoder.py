@@ -292,6 +292,9 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         char_ids = ops.cast(ops.convert_to_tensor(char_ids), "int32")
         lead = tuple(ops.shape(char_ids)[:-1])
         flat = ops.reshape(char_ids, (-1, self.max_chars))
+        # One padding row in front keeps the rows non-empty (an empty batch or
+        # T = 0: torch's max refuses empty tensors); its zeros are dropped.
+        flat = ops.pad(flat, [[1, 0], [0, 0]])
         weights = self._portable_weights()
         if backend_path.eager_jax(flat):
             if self._jax_encode is None:
@@ -299,7 +302,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
             encoded = self._jax_encode(flat, weights)
         else:
             encoded = self._encode_rows(flat, weights)
-        return ops.reshape(encoded, lead + (self.output_dim,))
+        return ops.reshape(encoded[1:], lead + (self.output_dim,))
 
     def _portable_weights(self):
         def value(var):
