@@ -47,6 +47,8 @@ def numpy_of(x):
 def representations(layer, sentences):
     """ElmoLayer's model on char ids: (layers as numpy, word_emb, mask)."""
     layers, tokens, mask, _ = layer._representations(char_ids(sentences))
+    # This backend's own tensors (0.3 returned TensorFlow tensors on JAX and torch).
+    assert all(ops.is_tensor(x) for x in layers + [tokens, mask])
     return [numpy_of(x) for x in layers], numpy_of(tokens), numpy_of(mask)
 
 
