@@ -33,6 +33,7 @@ ORDER = [
     (
         "layers",
         [
+            "backend_path",
             "token_encoder",
             "efml_token_encoder",
             "token_cache",
