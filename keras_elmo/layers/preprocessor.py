@@ -215,10 +215,15 @@ class ElmoPreprocessor(keras.layers.Layer):
             `jit` compiles a bounded number of shapes; the padding is
             all-zero tokens, whose ELMo vectors are zero and masked. Nothing
             is ever cut. Defaults to `None` (the longest sentence's length).
-        max_batch_size, max_tokens_per_sentence, max_tokens_per_request:
-            int or `None`. The request limits of `ElmoLayer` (see
-            `keras_elmo.limits`), checked on the tokens before padding.
-            Default `None` (unbounded).
+        max_batch_size: int or `None`. Request limit: the largest batch.
+            Defaults to `None` (any).
+        max_tokens_per_sentence: int or `None`. Request limit on the
+            longest sentence's tokens, counted before any bucket padding.
+            Defaults to `None` (unbounded).
+        max_tokens_per_request: int or `None`. Request limit on batch x the
+            longest sentence's tokens. Defaults to `None` (unbounded). As in
+            `ElmoLayer`, a request over a limit raises
+            `tf.errors.InvalidArgumentError` naming it (`keras_elmo.limits`).
         **kwargs: other `keras.layers.Layer` arguments (`name`).
 
     Call arguments:
