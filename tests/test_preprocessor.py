@@ -12,7 +12,7 @@ import tensorflow as tf
 from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
-from keras_elmo import ElmoLayer, ElmoPreprocessor, batch_to_ids
+from keras_elmo import ElmoLayer, ElmoPreprocessor, ElmoTokenizer, batch_to_ids
 from keras_elmo.errors import BackendError, InputError
 from keras_elmo.text import tokenization
 
@@ -130,6 +130,8 @@ def test_a_string_input_in_a_model_works_only_on_tensorflow():
         layer(text)
     with pytest.raises(BackendError, match="tf.data"):
         ElmoPreprocessor()(text)
+    with pytest.raises(BackendError, match="ElmoTokenizer: on the"):
+        ElmoTokenizer()(text)
 
 
 def test_elmo_layer_limits_on_char_ids_and_text():
