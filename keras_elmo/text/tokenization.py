@@ -124,6 +124,9 @@ def import_tensorflow_text(feature):
     versions than TensorFlow and each release fits one TensorFlow minor
     version, so requiring it would narrow every install for one tokenizer.
     """
+    from keras_elmo.errors import require_tensorflow
+
+    require_tensorflow(feature, 'use the "punctuation" or "whitespace" tokenizer')
     try:
         import tensorflow_text
     except ImportError as error:
@@ -133,6 +136,30 @@ def import_tensorflow_text(feature):
             "(it picks the tensorflow-text release that matches the installed TensorFlow)."
         ) from error
     return tensorflow_text
+
+
+def text_in_model_error(who):
+    """The error for a string `keras.Input` on a backend whose tensors hold no strings."""
+    import keras
+
+    from keras_elmo.errors import BackendError
+
+    return BackendError(
+        f"{who}: on the {keras.config.backend()!r} backend a Keras model cannot take text "
+        "(its tensors hold no strings): map keras_elmo.ElmoPreprocessor over a tf.data "
+        "pipeline and give the model char ids, keras.Input(shape=(None, 50), dtype='int32')."
+    )
+
+
+def check_tokenizer(mode, who, argument):
+    """A layer's tokenizer name: `ValueError` unless known; "tf_text" imported now.
+
+    (Failing here names the extra, or the backend, rather than at the first call.)
+    """
+    if mode not in TOKENIZERS:
+        raise ValueError(f"{who}: {argument} must be one of {TOKENIZERS}, got {mode!r}.")
+    if mode == "tf_text":
+        import_tensorflow_text(f'{who}({argument}="tf_text")')
 
 
 def tokenize(sentences, mode="whitespace"):
