@@ -770,6 +770,23 @@ def _one_line_warnings(command):
     return show
 
 
+# The commands that run TensorFlow programs, and what to do on another backend.
+TENSORFLOW_ONLY_COMMANDS = {
+    "export": "save a .keras file instead",
+    "beam-embed": "use keras-elmo embed",
+    "train": "fine-tune a pretrained model with ElmoLayer(fine_tune='all')",
+    "perplexity": None,
+}
+
+
+def _require_tensorflow_for(command):
+    """A TensorFlow-only command under another KERAS_BACKEND: one-line `BackendError`."""
+    if command in TENSORFLOW_ONLY_COMMANDS:
+        from keras_elmo.errors import require_tensorflow
+
+        require_tensorflow(f"the {command} command", TENSORFLOW_ONLY_COMMANDS[command])
+
+
 def main(argv=None):
     """Entry point; returns the process exit status.
 
@@ -794,6 +811,8 @@ def main(argv=None):
             # units) as one line, not a source location inside the library.
             warnings.showwarning = _one_line_warnings(args.command)
             # What needs no model (files, names) is checked before TensorFlow.
+            if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+                _require_tensorflow_for(args.command)  # before any file or download
             check = getattr(args, "check", None)
             if check is not None:
                 check(args)

@@ -42,3 +42,30 @@ class InputError(ElmoError, ValueError):
 
 class MissingFileError(ElmoError, FileNotFoundError):
     """A file or directory the user named does not exist."""
+
+
+class BackendError(ElmoError, RuntimeError):
+    """A TensorFlow-only feature asked for while Keras runs on another backend.
+
+    SavedModel export, `beam-embed`, biLM training and the `tf_text`
+    tokenizer are TensorFlow programs; on JAX or PyTorch they raise this,
+    naming the backend and what to do instead, before any work starts.
+    """
+
+
+def keras_backend():
+    """The name of the Keras backend this process runs ("tensorflow", "jax", "torch", ...)."""
+    import keras
+
+    return keras.config.backend()
+
+
+def require_tensorflow(feature, instead=None):
+    """Raise `BackendError` unless Keras runs on TensorFlow; `instead`: what else to do."""
+    backend = keras_backend()
+    if backend != "tensorflow":
+        other = f", or {instead}" if instead else ""
+        raise BackendError(
+            f"{feature} needs the TensorFlow backend, but Keras runs on {backend!r}: "
+            f"run it with KERAS_BACKEND=tensorflow{other}."
+        )

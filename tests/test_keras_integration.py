@@ -375,6 +375,26 @@ def test_a_token_cache_saved_by_0_2_still_loads(fixture_dir):
     assert_same_up_to_path(loaded(x).numpy(), fresh(x).numpy())
 
 
+def test_a_raw_text_model_saved_by_0_3_gives_its_numbers():
+    """tests/fixtures/keras-elmo-0.3 (see its SOURCE.md): a raw-text model saved
+    by 0.3 (tokenizer, token cache, layer norm, set mix weights, pooling and a
+    head, and the layer called on raw sentences too) loads and gives the
+    numbers 0.3 itself computed for it when it was saved."""
+    folder = REPO / "tests" / "fixtures" / "keras-elmo-0.3"
+    loaded = keras.models.load_model(folder / "raw_text_model.keras")
+    elmo = elmo_of(loaded)
+    assert elmo.token_cache.active and len(elmo.token_cache.vocabulary) == 7
+    np.testing.assert_array_equal(elmo.mixes[0].gamma.numpy(), [1.5])
+    expected = np.load(folder / "expected.npz")
+    got = loaded(tf.constant(expected["sentences"]))
+    assert sorted(got) == ["probs", "raw", "tokenized"]
+    for key in got:
+        assert_same_up_to_path(got[key].numpy(), expected[key], err_msg=key)
+    # "A dog, unseen, sat!": 7 tokens split off by punctuation, 4 on whitespace.
+    assert np.abs(expected["tokenized"][1, 6]).max() > 0 and expected["raw"].shape[1] == 6
+    assert np.abs(expected["raw"][1, 4:]).max() == 0
+
+
 def test_token_cache_errors(tiny_options):
     with pytest.raises(ValueError, match="frozen token encoder"):
         ElmoLayer(tiny_options, fine_tune="all").cache_vocabulary(["a"])

@@ -55,7 +55,7 @@ except ImportError as err:  # pragma: no cover - depends on the installation
 
 from keras_elmo.checkpoints import download
 from keras_elmo.checkpoints.model_source import ModelSource
-from keras_elmo.errors import InputError, MissingFileError
+from keras_elmo.errors import InputError, MissingFileError, require_tensorflow
 from keras_elmo.jobs import output, reader
 from keras_elmo.text import characters, tokenization
 
@@ -69,6 +69,9 @@ SUFFIXES = {"hdf5": ".hdf5", "tfrecord": ".tfrecord"}
 BUCKET_BOUNDARIES = [8, 16, 24, 32, 48, 64, 96, 128, 256, 512]
 # Older Beams have no length-aware batching; feature-test instead of a version check.
 _HAS_LENGTH_BUCKETS = "batch_length_fn" in inspect.signature(inference.ModelHandler).parameters
+
+# The Beam job's workers run TensorFlow: on JAX or PyTorch, this instead.
+BEAM_INSTEAD = "call ElmoLayer on batches of sentences in your own loop"
 
 
 # ---------------------------------------------------------------- files anywhere
@@ -355,6 +358,7 @@ class EmbedSentences(beam.PTransform):
         matmul_dtype=None,
         max_batch_duration_secs=None,
     ):
+        require_tensorflow("EmbedSentences (the Beam job)", BEAM_INSTEAD)
         super().__init__()
         self.handler = ElmoModelHandler(
             source,
@@ -572,6 +576,7 @@ def embed_corpus(
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    require_tensorflow("beam-embed (the Beam job)", BEAM_INSTEAD)
     if file_format not in FORMATS:
         raise InputError(f"format must be one of {FORMATS}, got {file_format!r}.")
     # Checks the embedding options (and resolves a preset name) before any I/O.

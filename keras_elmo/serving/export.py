@@ -28,9 +28,11 @@ import os
 import shutil
 import tempfile
 
-from keras_elmo.errors import InputError
+from keras_elmo.errors import InputError, require_tensorflow
 from keras_elmo.text import tokenization
 
+# A SavedModel is a TensorFlow graph: on JAX or PyTorch, this instead.
+EXPORT_INSTEAD = "save a .keras file (model.save), which loads on every backend"
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "keras_elmo.json"
 SIGNATURE_NAMES = ("serving_default", "default", "tokens")
@@ -355,6 +357,7 @@ def export_saved_model(
     >>> tuple(out["elmo"].shape), out["sequence_len"].numpy().tolist()
     ((2, 4, 256), [4, 2])
     """
+    require_tensorflow("SavedModel export", EXPORT_INSTEAD)
     import tensorflow as tf
 
     import keras_elmo
@@ -406,6 +409,7 @@ def export_from_files(
     (the original format), a model directory or a `.keras` file."""
     from keras_elmo.checkpoints.model_source import ModelSource
 
+    require_tensorflow("SavedModel export", EXPORT_INSTEAD)
     check_export_dir(export_dir, version)  # before the model loads
     if isinstance(source, (tuple, list)):
         if len(source) != 2:

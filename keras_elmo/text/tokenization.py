@@ -124,6 +124,9 @@ def import_tensorflow_text(feature):
     versions than TensorFlow and each release fits one TensorFlow minor
     version, so requiring it would narrow every install for one tokenizer.
     """
+    from keras_elmo.errors import require_tensorflow
+
+    require_tensorflow(feature, 'use the "punctuation" or "whitespace" tokenizer')
     try:
         import tensorflow_text
     except ImportError as error:

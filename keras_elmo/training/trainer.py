@@ -32,6 +32,7 @@ import keras
 import tensorflow as tf
 
 from keras_elmo import options as options_lib
+from keras_elmo.errors import require_tensorflow
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.token_encoder import CharCNNTokenEncoder
 from keras_elmo.training import data as data_lib
@@ -95,6 +96,10 @@ class BiLMTrainer(keras.Model):
     """
 
     def __init__(self, options, vocab_size, n_negative=512, dropout=0.1, seed=0, **kwargs):
+        require_tensorflow(
+            "biLM training (BiLMTrainer, keras-elmo train)",
+            "fine-tune a pretrained model: ElmoLayer(fine_tune='all') in model.fit",
+        )
         super().__init__(**kwargs)
         self.options = options_lib.validate_options(options)
         if not isinstance(vocab_size, int) or vocab_size <= len(data_lib.SPECIAL_TOKENS):
