@@ -106,7 +106,6 @@ def _batches(args):
 
 def _keras_call(layer, backend, bucket, counter):
     """ids (numpy) -> vectors (numpy) on `backend`, the way a user of it would run it."""
-    import keras
     import numpy as np
 
     if backend == "tensorflow":
@@ -140,7 +139,10 @@ def _keras_call(layer, backend, bucket, counter):
 
     def call(ids):
         with torch.no_grad():
-            return keras.ops.convert_to_numpy(layer(torch.from_numpy(ids)))
+            out = layer(torch.from_numpy(ids))
+        if not isinstance(out, torch.Tensor):  # not torch's own ops: not what is measured
+            raise TypeError(f"the torch backend's layer returned a {type(out).__name__}")
+        return out.numpy()
 
     return call
 
@@ -191,9 +193,13 @@ def worker_run(args):
     batches, _ = _batches(args)
     ids = [batch_to_ids(batch, layer.max_chars).astype("int32") for batch in batches]
     n_tokens = sum(len(s) for batch in batches for s in batch)
-    first = {}
-    for name, call in variants.items():  # warm-up: traces, compiles, first touch
-        first[name] = [call(x) for x in ids]
+    first, errors = {}, {}
+    for name, call in list(variants.items()):  # warm-up: traces, compiles, first touch
+        try:
+            first[name] = [call(x) for x in ids]
+        except Exception as err:  # reported in the table, the other variant still runs
+            errors[name] = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+            del variants[name]
     compiles_after_warmup = counter[0]
 
     def one_pass(call):
@@ -222,6 +228,7 @@ def worker_run(args):
         "tokens": n_tokens,
         "pass_s": times,
         "tokens_per_s": {name: n_tokens / statistics.median(t) for name, t in times.items()},
+        "errors": errors,
     }
     if backend == "jax":
         result["jax_compiles"] = {"warm_up": compiles_after_warmup, "total": counter[0]}
@@ -380,6 +387,7 @@ def main(argv=None):
     _, text_source = make_sentences(args.sentences, args.seed, args.data)
     runs = {m: {} for m in models}  # model -> variant -> [tokens/s per round]
     extra = {m: {} for m in models}
+    failed = {m: {} for m in models}  # model -> variant -> its error
     for rnd in range(args.rounds):
         order = variants if rnd % 2 == 0 else variants[::-1]
         for model in models:
@@ -393,6 +401,9 @@ def main(argv=None):
                 if variant == "torch" and allennlp:
                     argv_ += ["--with-allennlp", "--allennlp", allennlp]
                 res = _sub(argv_, _env(backend, path, args.threads))
+                for name, error in res["errors"].items():
+                    failed[model][name] = error
+                    print(f"# round {rnd + 1} {model} {name} failed: {error}", file=sys.stderr)
                 for name, rate in res["tokens_per_s"].items():
                     runs[model].setdefault(name, []).append(rate)
                     print(
@@ -444,6 +455,9 @@ def main(argv=None):
                 + f" | {r + ' ' + what if r and r != '-' else '-'} | "
                 f"{_sci(agr.get('vs_allennlp'))} | {_sci(agr.get('vs_tensorflow'))} |"
             )
+        for variant, error in failed[model].items():
+            if variant not in m:
+                lines.append(f"| {model} | {variant} | failed: {error} | | | | |")
     jax_compiles = {m: extra[m].get("jax", {}).get("jax_compiles") for m in models}
     if any(jax_compiles.values()):
         lines += [
@@ -463,6 +477,7 @@ def main(argv=None):
                 "median": med,
                 "agreement": agreement,
                 "workers": extra,
+                "failed": failed,
             },
             f,
             indent=1,
