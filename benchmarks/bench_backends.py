@@ -203,15 +203,18 @@ def worker_run(args):
     compiles_after_warmup = counter[0]
 
     def one_pass(call):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         for batch in batches:
             call(batch_to_ids(batch, layer.max_chars).astype("int32"))
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - cpu
 
     times = {name: [] for name in variants}
+    cpu_times = {name: [] for name in variants}
     for _ in range(args.passes):
         for name, call in variants.items():  # alternating, same process
-            times[name].append(one_pass(call))
+            wall, cpu = one_pass(call)
+            times[name].append(wall)
+            cpu_times[name].append(cpu)
     np.savez(
         args.vectors_out,
         **{
@@ -227,7 +230,11 @@ def worker_run(args):
         "threads": threads,
         "tokens": n_tokens,
         "pass_s": times,
+        "pass_cpu_s": cpu_times,
         "tokens_per_s": {name: n_tokens / statistics.median(t) for name, t in times.items()},
+        "tokens_per_cpu_s": {
+            name: n_tokens / statistics.median(t) for name, t in cpu_times.items()
+        },
         "errors": errors,
     }
     if backend == "jax":
@@ -386,6 +393,7 @@ def main(argv=None):
     ] + (["--data", args.data] if args.data else [])
     _, text_source = make_sentences(args.sentences, args.seed, args.data)
     runs = {m: {} for m in models}  # model -> variant -> [tokens/s per round]
+    cpu_runs = {m: {} for m in models}  # model -> variant -> [tokens per CPU-second]
     extra = {m: {} for m in models}
     failed = {m: {} for m in models}  # model -> variant -> its error
     for rnd in range(args.rounds):
@@ -406,6 +414,7 @@ def main(argv=None):
                     print(f"# round {rnd + 1} {model} {name} failed: {error}", file=sys.stderr)
                 for name, rate in res["tokens_per_s"].items():
                     runs[model].setdefault(name, []).append(rate)
+                    cpu_runs[model].setdefault(name, []).append(res["tokens_per_cpu_s"][name])
                     print(
                         f"# round {rnd + 1} {model} {name}: {rate:.0f} tokens/s",
                         file=sys.stderr,
@@ -418,6 +427,7 @@ def main(argv=None):
     agreement = {m: agreement_of(weights_dir, m, variants) for m in models}
     ver = versions()
     med = {m: {v: statistics.median(r) for v, r in runs[m].items()} for m in models}
+    cpu_med = {m: {v: statistics.median(r) for v, r in cpu_runs[m].items()} for m in models}
     lines = [
         "### bench_backends: CPU",
         "",
@@ -435,29 +445,29 @@ def main(argv=None):
         lines += ["", f"- {model}: {files[model][2]}"]
     lines += [
         "",
-        "| model | variant | tokens/s (median) | per round | ratio | max abs diff vs AllenNLP | vs TF backend |",
-        "|---|---|---:|---|---|---:|---:|",
+        "| model | variant | tokens/s (median) | per round | tokens per CPU-s | ratio: tokens/s, per CPU-s | max abs diff vs AllenNLP | vs TF backend |",
+        "|---|---|---:|---|---:|---|---:|---:|",
     ]
+    pairs = {"torch": "allennlp", "jax": "tensorflow", "tensorflow": "before"}
     for model in models:
-        m = med[model]
-        ratios = {
-            "torch": ("vs AllenNLP", _ratio(m.get("torch"), m.get("allennlp"))),
-            "jax": ("vs TF backend", _ratio(m.get("jax"), m.get("tensorflow"))),
-            "tensorflow": ("vs before", _ratio(m.get("tensorflow"), m.get("before"))),
-        }
+        m, c = med[model], cpu_med[model]
         for variant, rate in m.items():
-            what, r = ratios.get(variant, ("", ""))
+            base = pairs.get(variant)
+            ratio = (
+                f"{_ratio(rate, m[base])}, {_ratio(c[variant], c[base])} vs {base}"
+                if base in m
+                else "-"
+            )
             agr = agreement[model].get(variant, {})
-
             lines.append(
                 f"| {model} | {variant} | {rate:.0f} | "
                 + " / ".join(f"{x:.0f}" for x in runs[model][variant])
-                + f" | {r + ' ' + what if r and r != '-' else '-'} | "
+                + f" | {c[variant]:.0f} | {ratio} | "
                 f"{_sci(agr.get('vs_allennlp'))} | {_sci(agr.get('vs_tensorflow'))} |"
             )
         for variant, error in failed[model].items():
             if variant not in m:
-                lines.append(f"| {model} | {variant} | failed: {error} | | | | |")
+                lines.append(f"| {model} | {variant} | failed: {error} | | | | | |")
     jax_compiles = {m: extra[m].get("jax", {}).get("jax_compiles") for m in models}
     if any(jax_compiles.values()):
         lines += [
@@ -474,6 +484,7 @@ def main(argv=None):
                 "args": vars(args),
                 "models": {m: files[m][2] for m in models},
                 "tokens_per_s": runs,
+                "tokens_per_cpu_s": cpu_runs,
                 "median": med,
                 "agreement": agreement,
                 "workers": extra,
