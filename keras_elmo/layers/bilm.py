@@ -10,12 +10,31 @@ Initial state: every call starts from a stored state, `initial_c`/`initial_h`
 With `stateful=True` the final state of each batch row is kept in variables
 and becomes the initial state of the same row in the next call, as bilm-tf
 and AllenNLP do; rows beyond the current batch keep their old state.
+
+On the TensorFlow backend the biLM runs TensorFlow's ops (`tf.reverse_sequence`
+and the LSTM's packed kernels); elsewhere (or with
+`keras_elmo.layers.backend_path`'s portable switch) the same model in
+`keras.ops` with static shapes (`call_portable`).
 """
 
 import keras
 import tensorflow as tf
+from keras import ops
 
+from keras_elmo.layers import backend_path
 from keras_elmo.layers.lstm import ProjectedLSTM
+
+
+def reverse_within_lengths(x, lengths):
+    """Each row of `x` (B, T, ...) reversed within its first `lengths[b]`
+    positions, the rest left in place (`tf.reverse_sequence` in `keras.ops`)."""
+    steps = ops.shape(x)[1]
+    position = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)  # (1, T)
+    length = ops.expand_dims(ops.cast(lengths, "int32"), 1)  # (B, 1)
+    source = ops.where(position < length, length - 1 - position, position)  # (B, T)
+    for _ in range(len(x.shape) - 2):
+        source = ops.expand_dims(source, -1)
+    return ops.take_along_axis(x, source, axis=1)
 
 
 @keras.saving.register_keras_serializable(package="keras_elmo")
@@ -198,6 +217,8 @@ class BidirectionalLM(keras.layers.Layer):
         return c, h
 
     def call(self, inputs, mask, initial_state=None):
+        if not backend_path.use_tf_kernels():
+            return self.call_portable(inputs, mask, initial_state)
         mask = tf.cast(mask, tf.bool)
         lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
         batch = tf.shape(inputs)[0]
@@ -234,6 +255,53 @@ class BidirectionalLM(keras.layers.Layer):
         ]
         return outputs, final_state
 
+    def call_portable(self, inputs, mask, initial_state=None):
+        """`call` in `keras.ops` (every backend); the same model and results."""
+        mask = ops.cast(mask, "bool")
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        batch = ops.shape(inputs)[0]
+        if self.stateful and isinstance(batch, int) and batch > self.state_rows:
+            raise ValueError(
+                f"keras_elmo: stateful batch of {batch} is larger than the carried state's "
+                f"state_rows={self.state_rows}"
+            )
+        if initial_state is None:
+            initial_state = self._initial_state_portable(batch)
+        c0, h0 = (ops.convert_to_tensor(s) for s in initial_state)
+        # (2, B, T, P): each direction in its own time order.
+        x = ops.stack([inputs, reverse_within_lengths(inputs, lengths)])
+        outputs, finals = [], []
+        for layer, lstm in enumerate(self.lstms):
+            out, final = lstm(x, mask, (c0[layer], h0[layer]))
+            if self.use_skip_connections and layer > 0:
+                out = out + x  # into what the layer emits, not its recurrent state
+            outputs.append(out)
+            finals.append(final)
+            x = out
+        final_state = (ops.stack([c for c, _ in finals]), ops.stack([h for _, h in finals]))
+        if self.stateful:
+            new_c, new_h = final_state  # rows past the batch keep their state
+            for var, new in ((self.state_c, new_c), (self.state_h, new_h)):
+                var.assign(ops.slice_update(ops.convert_to_tensor(var), (0, 0, 0, 0), new))
+        outputs = [
+            ops.concatenate([out[0], reverse_within_lengths(out[1], lengths)], axis=-1)
+            for out in outputs
+        ]
+        return outputs, final_state
+
+    def _initial_state_portable(self, batch):
+        if self.stateful:
+            c = ops.convert_to_tensor(self.state_c)
+            h = ops.convert_to_tensor(self.state_h)
+            return c[:, :, :batch], h[:, :, :batch]
+        c = ops.broadcast_to(
+            ops.expand_dims(self.initial_c, 2), (self.n_layers, 2, batch, self.units)
+        )
+        h = ops.broadcast_to(
+            ops.expand_dims(self.initial_h, 2), (self.n_layers, 2, batch, self.projection_dim)
+        )
+        return c, h
+
     def _store_state(self, final_state, batch):
         new_c, new_h = final_state  # (L, 2, B, D), (L, 2, B, P)
         self.state_c.assign(tf.concat([new_c, self.state_c[:, :, batch:]], axis=2))
@@ -243,8 +311,10 @@ class BidirectionalLM(keras.layers.Layer):
         """Set every row of the carried state back to the stored initial state."""
         if not self.stateful:
             return
-        self.state_c.assign(tf.broadcast_to(self.initial_c[:, :, None, :], self.state_c.shape))
-        self.state_h.assign(tf.broadcast_to(self.initial_h[:, :, None, :], self.state_h.shape))
+        initial_c = ops.expand_dims(self.initial_c, 2)
+        initial_h = ops.expand_dims(self.initial_h, 2)
+        self.state_c.assign(ops.broadcast_to(initial_c, self.state_c.shape))
+        self.state_h.assign(ops.broadcast_to(initial_h, self.state_h.shape))
 
     def get_config(self):
         config = super().get_config()

@@ -4,6 +4,7 @@ import json
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from keras_elmo import limits as limits_lib
 from keras_elmo import options as options_lib
@@ -11,6 +12,7 @@ from keras_elmo.checkpoints import download, efml
 from keras_elmo.checkpoints import original as conversion
 from keras_elmo.checkpoints.model_source import ModelSource
 from keras_elmo.errors import InputError
+from keras_elmo.layers import backend_path
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
@@ -579,47 +581,73 @@ class ElmoLayer(keras.layers.Layer):
     def _representations(self, char_ids, initial_state=None, token_vectors=None):
         """char ids -> (list of (B, T, 2P) layers, word_emb, mask, final_state).
 
+        `char_ids`: int32 (B, T, max_chars), a tensor of the backend.
         `token_vectors`: optional precomputed (vectors (B, T, P), mask) that
         replace the char CNN (the token cache); `char_ids` is then unused.
+        Written in `keras.ops` (static shapes) for every backend; the
+        sublayers run TensorFlow's kernels on the TensorFlow backend.
         """
         if token_vectors is None:
-            mask = tf.reduce_any(char_ids > 0, axis=-1)
+            char_ids = ops.convert_to_tensor(char_ids)
+            steps, extra = self._eager_jax_padding(char_ids)
+            if extra:
+                char_ids = ops.pad(char_ids, [[0, 0], [0, extra], [0, 0]])
+            mask = ops.any(ops.greater(char_ids, 0), axis=-1)
             tokens = self.token_encoder(char_ids)  # (B, T, P), zeros at padding
         else:
-            tokens, mask = token_vectors
+            tokens, mask = (ops.convert_to_tensor(t) for t in token_vectors)
+            steps, extra = self._eager_jax_padding(tokens)
+            if extra:
+                tokens = ops.pad(tokens, [[0, 0], [0, extra], [0, 0]])
+                mask = ops.pad(mask, [[0, 0], [0, extra]])
         if self.fine_tune != "all":
             # A frozen char CNN needs no backward pass (the tape would run one).
-            tokens = tf.stop_gradient(tokens)
-        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+            tokens = ops.stop_gradient(tokens)
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
         # The model always runs on <S> tokens </S>; the two boundary vectors
         # are encoded once and written at position 0 and at length + 1.
         # (Called as a layer, not via encode_unique, so that a mixed-precision
         # autocast scope of this layer never reaches the float32 weights.)
         if self.is_efml:
-            bos, eos = tf.unstack(self.token_encoder.boundary_vectors())
+            boundary = self.token_encoder.boundary_vectors()
         else:
-            bos, eos = tf.unstack(
-                self.token_encoder(tf.constant(characters.boundary_char_ids(self.max_chars)))
+            boundary = self.token_encoder(
+                ops.convert_to_tensor(characters.boundary_char_ids(self.max_chars), "int32")
             )
+        boundary = ops.convert_to_tensor(boundary)
+        bos, eos = boundary[0], boundary[1]
         if self.fine_tune != "all":
-            bos, eos = tf.stop_gradient(bos), tf.stop_gradient(eos)
-        padded = tf.pad(tokens, [[0, 0], [1, 1], [0, 0]])
-        pos = tf.range(tf.shape(padded)[1])[None, :, None]
+            bos, eos = ops.stop_gradient(bos), ops.stop_gradient(eos)
+        padded = ops.pad(tokens, [[0, 0], [1, 1], [0, 0]])
+        pos = ops.arange(ops.shape(padded)[1], dtype="int32")[None, :, None]
         len_ = lengths[:, None, None]
-        padded = tf.where(pos == 0, bos, tf.where(pos == len_ + 1, eos, padded))
+        padded = ops.where(pos == 0, bos, ops.where(pos == len_ + 1, eos, padded))
         outputs, final_state = self.bilm(
             padded, pos[..., 0] < len_[..., 0] + 2, initial_state=initial_state
         )
         # Drop the boundary positions: row i keeps positions 1..length_i.
-        m = tf.cast(mask, tokens.dtype)[..., None]
+        m = ops.cast(mask, tokens.dtype)[..., None]
         outputs = [out[:, 1:-1] * m for out in outputs]
         if self.fine_tune == "mix":
             # A frozen biLM needs no gradients: keep its activations off the tape.
-            outputs = [tf.stop_gradient(out) for out in outputs]
+            outputs = [ops.stop_gradient(out) for out in outputs]
         elif self.fine_tune == "top":
-            outputs = [tf.stop_gradient(out) for out in outputs[:-1]] + outputs[-1:]
-        layers = [tf.concat([tokens, tokens], axis=-1)] + outputs
+            outputs = [ops.stop_gradient(out) for out in outputs[:-1]] + outputs[-1:]
+        layers = [ops.concatenate([tokens, tokens], axis=-1)] + outputs
+        if extra:
+            layers = [layer[:, :steps] for layer in layers]
+            tokens, mask = tokens[:, :steps], mask[:, :steps]
         return layers, tokens, mask, final_state
+
+    @staticmethod
+    def _eager_jax_padding(x):
+        """(T, extra positions): an eager JAX call pads T so that T + 2 (with
+        the boundary tokens) is one of a few lengths (`backend_path.time_bucket`),
+        reusing compiled functions; padding positions change no real output."""
+        steps = x.shape[1]
+        if not backend_path.eager_jax(x):
+            return steps, 0
+        return steps, backend_path.time_bucket(steps + 2) - 2 - steps
 
     def __call__(self, *args, **kwargs):
         # Keras takes only tensors and arrays as positional inputs; the README's

@@ -14,12 +14,20 @@ in the same time step with batched matmuls. Per direction and step:
 time steps at once in one large matmul (a chunk of CHUNK_ROWS positions);
 each step only does the two small matmuls of the recurrence. Padding steps
 keep the previous state and emit zeros.
+
+Two implementations compute this: `run_packed` in TensorFlow (the TensorFlow
+backend's fast path: packed sequences, chunks, the feature-major layout) and
+`run_masked` in `keras.ops` (every backend: a masked recurrence over all T
+steps with `keras.ops.scan`, static shapes, jittable by JAX and
+differentiable by torch); `keras_elmo.layers.backend_path` chooses.
 """
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from keras_elmo import cpu
+from keras_elmo.layers import backend_path
 from keras_elmo.options import validate_matmul_dtype
 
 # TF1's LSTMCell adds this to the forget gate at run time; it is not in B.
@@ -230,12 +238,103 @@ def run_packed(
 _run_packed_graph = tf.function(run_packed, reduce_retracing=True)
 
 
+def run_masked(
+    inputs,
+    mask,
+    kernel,
+    bias,
+    w_rec,
+    w_proj,
+    c0,
+    h0,
+    cell_clip,
+    proj_clip,
+    matmul_dtype=None,
+    feature_major=False,
+):
+    """The whole layer in `keras.ops`: a masked recurrence over every time step.
+
+    The arguments and results are `run_packed`'s (the directions are a batch
+    axis here). Static shapes throughout: the input side `x W_x + B` for all
+    positions in one matmul, then `keras.ops.scan` over the T steps, where a
+    masked (padding) step keeps each row's state and emits zeros, so the
+    final state is each row's after its last real step, whatever the mask's
+    pattern. JAX compiles it once per input shape; torch differentiates it.
+    `matmul_dtype` rounds the matmuls' operands only, as in `run_packed`.
+    """
+    if feature_major:  # stored W^T: back to W (x @ W below)
+        kernel, w_rec, w_proj = (ops.swapaxes(w, 1, 2) for w in (kernel, w_rec, w_proj))
+    state_dtype = c0.dtype
+    if matmul_dtype is None:
+
+        def low(t):
+            return t
+
+        def back(t):
+            return t
+    else:
+
+        def low(t):
+            return ops.cast(t, matmul_dtype)
+
+        def back(t):
+            return ops.cast(t, state_dtype)
+
+    kernel, w_rec, w_proj = low(kernel), low(w_rec), low(w_proj)
+    # (n_dir, B, T, in) @ (n_dir, 1, in, 4D): every position's input side at once.
+    pre = back(ops.matmul(low(inputs), ops.expand_dims(kernel, 1)))
+    pre = pre + ops.expand_dims(ops.expand_dims(bias, 1), 1)
+    pre = ops.transpose(pre, (2, 0, 1, 3))  # time-major (T, n_dir, B, 4D)
+    mask_tm = ops.transpose(ops.cast(mask, "bool"))  # (T, B)
+
+    def step(carry, xs):
+        c_prev, h_prev = carry
+        pre_t, real = xs
+        z = pre_t + back(ops.matmul(low(h_prev), w_rec))  # (n_dir, B, 4D)
+        # TF1's gate order i, j, f, o along the 4D axis.
+        i, j, f, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f + FORGET_BIAS) * c_prev + ops.sigmoid(i) * ops.tanh(j)
+        if cell_clip is not None:
+            c = ops.clip(c, -cell_clip, cell_clip)
+        h = back(ops.matmul(low(ops.sigmoid(o) * ops.tanh(c)), w_proj))
+        if proj_clip is not None:
+            h = ops.clip(h, -proj_clip, proj_clip)
+        real = real[None, :, None]
+        out = ops.where(real, h, ops.zeros_like(h))
+        carry = (ops.where(real, c, c_prev), ops.where(real, h, h_prev))
+        # Keras's TensorFlow scan wants the per-step outputs shaped as the
+        # carry: there c rides along (and is dropped below).
+        return carry, ((carry[0], out) if tf_scan else out)
+
+    tf_scan = keras.backend.backend() == "tensorflow"
+    (c, h), outputs = ops.scan(step, (c0, ops.cast(h0, state_dtype)), (pre, mask_tm))
+    if tf_scan:
+        outputs = outputs[1]
+    return ops.transpose(outputs, (1, 2, 0, 3)), c, h
+
+
+_jax_compiled = []  # the jitted run_masked, made on first eager JAX use
+
+
+def _run_masked_eager_jax(inputs, mask, *weights_and_state, static):
+    """`run_masked` compiled once per (bucketed) shape for eager JAX calls."""
+    if not _jax_compiled:
+        _jax_compiled.append(backend_path.jax_jit(run_masked, static_argnums=(8, 9, 10, 11)))
+    steps = inputs.shape[2]
+    extra = backend_path.time_bucket(steps) - steps
+    if extra:
+        inputs = ops.pad(inputs, [[0, 0], [0, 0], [0, extra], [0, 0]])
+        mask = ops.pad(ops.cast(mask, "bool"), [[0, 0], [0, extra]])
+    outputs, c, h = _jax_compiled[0](inputs, mask, *weights_and_state, *static)
+    return outputs[:, :, :steps], c, h
+
+
 def _transposed(initializer):
     """Draws a (d, a, b) weight as (d, b, a) and returns its transpose."""
 
     def init(shape, dtype=None):
         d, a, b = shape
-        return tf.transpose(initializer((d, b, a), dtype=dtype), [0, 2, 1])
+        return ops.transpose(initializer((d, b, a), dtype=dtype), (0, 2, 1))
 
     return init
 
@@ -385,6 +484,23 @@ class ProjectedLSTM(keras.layers.Layer):
 
     def call(self, inputs, mask, initial_state):
         c0, h0 = initial_state
+        if not backend_path.use_tf_kernels():
+            inputs = ops.convert_to_tensor(inputs)
+            args = [
+                ops.convert_to_tensor(t)
+                for t in (self.kernel, self.bias, self.recurrent_kernel, self.projection, c0, h0)
+            ]
+            static = (
+                self.cell_clip,
+                self.proj_clip,
+                None if self.matmul_dtype == "float32" else self.matmul_dtype,
+                self.feature_major,
+            )
+            if backend_path.eager_jax(inputs):
+                outputs, c, h = _run_masked_eager_jax(inputs, mask, *args, static=static)
+            else:
+                outputs, c, h = run_masked(inputs, mask, *args, *static)
+            return outputs, (c, h)
         # Eager callers get the loop as one compiled graph; inside a graph
         # (tf.function, fit, export) it is built inline.
         run = _run_packed_graph if tf.executing_eagerly() else run_packed

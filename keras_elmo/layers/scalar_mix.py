@@ -1,7 +1,7 @@
 """The scalar mix: `gamma * sum_k softmax(w)_k * layer_k` (the ELMo vector)."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 # bilm-tf's epsilon for its masked layer norm (AllenNLP uses 1e-13).
 LAYER_NORM_EPSILON = 1e-12
@@ -12,13 +12,14 @@ def masked_layer_norm(x, mask):
 
     This is bilm-tf's `do_layer_norm`: statistics are over every real token
     and feature of the whole batch (so the result depends on the batch).
+    Written in `keras.ops`: the same code on every backend.
     """
-    m = tf.cast(mask, x.dtype)[..., None]
-    n = tf.reduce_sum(m) * tf.cast(tf.shape(x)[-1], x.dtype)
-    n = tf.maximum(n, 1.0)
-    mean = tf.reduce_sum(x * m) / n
-    variance = tf.reduce_sum(tf.square((x - mean) * m)) / n
-    return (x - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON)
+    m = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+    n = ops.sum(m) * ops.cast(ops.shape(x)[-1], x.dtype)
+    n = ops.maximum(n, 1.0)
+    mean = ops.sum(x * m) / n
+    variance = ops.sum(ops.square((x - mean) * m)) / n
+    return (x - mean) * ops.rsqrt(variance + LAYER_NORM_EPSILON)
 
 
 def _shared_mask(mask):
@@ -121,7 +122,7 @@ class ScalarMix(keras.layers.Layer):
             layers = [masked_layer_norm(x, mask) for x in layers]
         if self.use_top_only:
             return self.gamma * layers[-1]
-        weights = tf.nn.softmax(tf.convert_to_tensor(self.scalar_weights))
+        weights = ops.softmax(ops.convert_to_tensor(self.scalar_weights), axis=-1)
         mixed = weights[0] * layers[0]
         for k in range(1, self.n_layers):
             mixed = mixed + weights[k] * layers[k]

@@ -2,8 +2,10 @@
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from keras_elmo import options as options_lib
+from keras_elmo.layers import backend_path
 from keras_elmo.text import characters
 
 # Distinct tokens go through the CNN in chunks of at most this many rows. The
@@ -86,6 +88,7 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         self.output_dim = self.options["lstm"]["projection_dim"]
         self.use_projection = options_lib.has_projection(self.options)
         self.supports_masking = False
+        self._jax_encode = None  # the compiled _encode_rows of eager JAX calls
 
     def build(self, input_shape=None):
         # Row 0 is the batch-padding id; the published file stores rows 1..261.
@@ -248,6 +251,8 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         )
 
     def call(self, char_ids):
+        if not backend_path.use_tf_kernels():
+            return self.encode_portable(char_ids)
         char_ids = tf.cast(char_ids, tf.int32)
         shape = tf.shape(char_ids)
         flat = tf.reshape(char_ids, [-1, self.max_chars])
@@ -265,6 +270,74 @@ class CharCNNTokenEncoder(keras.layers.Layer):
         encoded = tf.where(is_token, encoded, tf.zeros_like(encoded))
         out = tf.gather(encoded, index)
         return tf.reshape(out, tf.concat([shape[:-1], [self.output_dim]], 0))
+
+    # ------------------------------------------------ keras.ops (every backend)
+    def _low_portable(self, t):
+        t = ops.convert_to_tensor(t)
+        return t if self.matmul_dtype == "float32" else ops.cast(t, self.matmul_dtype)
+
+    def _matmul_portable(self, a, b):
+        """`a @ b` with `matmul_dtype` operands, the result in the compute dtype."""
+        product = ops.matmul(self._low_portable(a), self._low_portable(b))
+        return ops.cast(product, self.compute_dtype)
+
+    def encode_portable(self, char_ids):
+        """The encoder in `keras.ops` with static shapes: (..., max_chars) -> (..., P).
+
+        Every token row goes through the CNN (no distinct-token pass: its
+        count is dynamic) over all `max_chars` positions; the same numbers
+        as the TensorFlow kernels up to float32 rounding. Rows of all-0 ids
+        give zeros. Eager JAX calls run it compiled (once per row count).
+        """
+        char_ids = ops.cast(ops.convert_to_tensor(char_ids), "int32")
+        lead = tuple(ops.shape(char_ids)[:-1])
+        flat = ops.reshape(char_ids, (-1, self.max_chars))
+        weights = self._portable_weights()
+        if backend_path.eager_jax(flat):
+            if self._jax_encode is None:
+                self._jax_encode = backend_path.jax_jit(self._encode_rows)
+            encoded = self._jax_encode(flat, weights)
+        else:
+            encoded = self._encode_rows(flat, weights)
+        return ops.reshape(encoded, lead + (self.output_dim,))
+
+    def _portable_weights(self):
+        def value(var):
+            return ops.convert_to_tensor(var)
+
+        return {
+            "char_embed": value(self.char_embed),
+            "conv": [(value(k), value(b)) for k, b in zip(self.conv_kernels, self.conv_biases)],
+            "highway": [{name: value(var) for name, var in hw.items()} for hw in self.highway],
+            "proj": (value(self.w_proj), value(self.b_proj)) if self.use_projection else None,
+        }
+
+    def _encode_rows(self, flat, weights):
+        """(N, max_chars) ids -> (N, P), a pure function of the ids and `weights`."""
+        is_token = ops.any(ops.greater(flat, 0), axis=-1, keepdims=True)
+        # The batch-padding rows go in as padding chars (their output is zeroed).
+        flat = ops.where(is_token, flat, characters.PAD_CHAR + 1)
+        x = ops.take(self._low_portable(weights["char_embed"]), flat, axis=0)  # (N, C, d)
+        pieces = []
+        for kernel, bias in weights["conv"]:
+            # (1, width, d, count) -> a 1-D conv kernel (width, d, count).
+            kernel = self._low_portable(kernel)[0]
+            conv = ops.conv(x, kernel, strides=1, padding="valid", data_format="channels_last")
+            pooled = ops.cast(ops.max(conv, axis=1), self.compute_dtype)  # max over positions
+            # then bias and activation, as bilm-tf does (the max commutes with the bias)
+            pieces.append(self._act_portable(pooled + bias))
+        h = ops.concatenate(pieces, axis=-1)
+        for hw in weights["highway"]:
+            gate = ops.sigmoid(self._matmul_portable(h, hw["w_carry"]) + hw["b_carry"])
+            transform = ops.relu(self._matmul_portable(h, hw["w_transform"]) + hw["b_transform"])
+            h = gate * transform + (1.0 - gate) * h
+        if weights["proj"] is not None:
+            w_proj, b_proj = weights["proj"]
+            h = self._matmul_portable(h, w_proj) + b_proj
+        return ops.where(is_token, h, ops.zeros_like(h))
+
+    def _act_portable(self, x):
+        return ops.relu(x) if self.activation == "relu" else ops.tanh(x)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.output_dim,)
