@@ -24,6 +24,7 @@ from keras_elmo.version import __version__
 # public name -> the module that defines it
 _PUBLIC = {
     "ElmoLayer": "keras_elmo.layers.elmo_layer",
+    "ElmoPreprocessor": "keras_elmo.layers.preprocessor",
     "ElmoTokenizer": "keras_elmo.text.tokenizer",
     "ScalarMix": "keras_elmo.layers.scalar_mix",
     "batch_to_ids": "keras_elmo.text.characters",

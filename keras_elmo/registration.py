@@ -22,6 +22,7 @@ KERAS_MODULES = (
     "keras_elmo.layers.efml_token_encoder",
     "keras_elmo.layers.elmo_layer",
     "keras_elmo.layers.lstm",
+    "keras_elmo.layers.preprocessor",
     "keras_elmo.layers.scalar_mix",
     "keras_elmo.layers.token_cache",
     "keras_elmo.layers.token_encoder",

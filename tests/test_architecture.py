@@ -33,6 +33,8 @@ ORDER = [
     (
         "layers",
         [
+            # Text -> char ids (TensorFlow ops), before the model's layers.
+            "preprocessor",
             "token_encoder",
             "efml_token_encoder",
             "token_cache",

@@ -7,10 +7,11 @@ with one `BackendError` line naming the backend, before any work.
 """
 
 import os
+import re
 import textwrap
 
 import pytest
-from support.paths import TESTS
+from support.paths import REPO, TESTS
 from support.processes import run_python_json
 
 OTHER_BACKENDS = ("jax", "torch")
@@ -86,3 +87,50 @@ def test_tensorflow_only_features_say_so_on_other_backends(backend, tmp_path):
         prefix = f"keras-elmo {command}: error: the {command} command needs the TensorFlow"
         assert stderr.startswith(prefix), stderr
     assert out["left"] == []  # nothing was written before the errors
+
+
+def ci_command():
+    """.ci/run's one command line (its continued lines joined)."""
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    return " ".join(re.sub(r"\\\n\s*", "", script).splitlines()[-1].split())
+
+
+def test_ci_runs_the_suite_on_tensorflow_and_the_multi_backend_tests_on_the_others():
+    steps = ci_command().split(" && ")
+    install = next(step for step in steps if "pip install" in step)
+    assert "-c .ci/constraints.txt" in install
+    assert re.search(r"\[[^]]*\bjax\b[^]]*\]", install) and "torch" in install, install
+    runs = [step for step in steps if "pytest" in step]
+    assert runs[0] == ".venv/bin/python -m pytest -q -n 2", runs  # everything, TensorFlow
+    assert runs[1:] == [
+        f"KERAS_BACKEND={backend} .venv/bin/python -m pytest -q -n 2 -m multi_backend"
+        for backend in OTHER_BACKENDS
+    ]
+    marked = [p.name for p in TESTS.glob("test_*.py") if "mark.multi_backend" in p.read_text()]
+    assert "test_preprocessor.py" in marked, marked
+
+
+def test_the_extras_floors_fit_the_ci_pins():
+    """pyproject's [jax] and [torch] floors are at or below the CI pins, and the
+    pinned torch is the CPU-only build."""
+    # (pyproject.toml's own lines: tomllib is Python >= 3.11, the package >= 3.10.)
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    extras = {
+        name: re.findall(r'"([^"]+)"', specs)
+        for name, specs in re.findall(r"^(jax|torch) = \[(.*)\]$", text, flags=re.M)
+    }
+    pins = dict(
+        line.split("==")
+        for line in (REPO / ".ci" / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert pins["torch"].endswith("+cpu"), pins["torch"]
+
+    def version(text):
+        return tuple(int(part) for part in text.split("+")[0].split("."))
+
+    for extra, names in (("jax", ("jax", "jaxlib")), ("torch", ("torch",))):
+        floors = dict(spec.split(">=") for spec in extras[extra])
+        assert sorted(floors) == sorted(names), extras[extra]
+        for name in names:
+            assert version(floors[name]) <= version(pins[name]), (name, floors[name], pins[name])

@@ -11,8 +11,9 @@ from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import download, efml
 from keras_elmo.checkpoints import original as conversion
 from keras_elmo.checkpoints.model_source import ModelSource
-from keras_elmo.errors import InputError
+from keras_elmo.errors import BackendError, InputError
 from keras_elmo.layers import backend_path
+from keras_elmo.layers import preprocessor as preprocessor_lib
 from keras_elmo.layers import token_cache as token_cache_lib
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
@@ -213,8 +214,9 @@ class ElmoLayer(keras.layers.Layer):
         self.output_mode = output_mode
         self.matmul_dtype = options_lib.validate_matmul_dtype(matmul_dtype, "ElmoLayer")
         # String ops and UniqueV2 have no XLA kernels: keep model.fit's
-        # jit_compile="auto" from compiling this layer on GPU.
-        self.supports_jit = False
+        # jit_compile="auto" from compiling this layer on GPU. On JAX and
+        # PyTorch the layer sees char ids only (text stays in the preprocessor).
+        self.supports_jit = keras.config.backend() != "tensorflow"
 
         lstm = self.options["lstm"]
         self.projection_dim = lstm["projection_dim"]
@@ -503,79 +505,30 @@ class ElmoLayer(keras.layers.Layer):
         return vectors, mask
 
     # ------------------------------------------------------------------ inputs
+    # The text handling is keras_elmo.layers.preprocessor's (ElmoPreprocessor's
+    # functions); on TensorFlow it runs inside this layer's graph.
     def _string_tokens(self, inputs, check_padding=True):
-        """String inputs -> dense tokens (batch, T); None for other inputs.
-
-        `check_padding`: refuse a "" before a real token (call() checks once;
-        the mask, computed from the same inputs, need not check again).
-        """
-        if isinstance(inputs, tf.RaggedTensor):
-            if inputs.dtype != tf.string:
-                raise ValueError("ElmoLayer: ragged inputs must be string tokens.")
-            inputs = inputs.to_tensor(default_value="")
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.dtype != tf.string:
-            return None
-        rank = inputs.shape.rank
-        if rank == 1:
-            return tokenization.whitespace_tokenize(inputs)
-        if rank != 2:
-            raise ValueError(
-                f"ElmoLayer: string inputs must be sentences (batch,) or tokens (batch, T); "
-                f"got rank {rank}."
-            )
-        if not check_padding:
-            return inputs
-        return tokenization.check_trailing_padding(inputs, "ElmoLayer")
+        """String inputs -> dense tokens (batch, T); None for other inputs."""
+        return preprocessor_lib.string_tokens(inputs, "ElmoLayer", check_padding=check_padding)
 
     def _to_char_ids(self, inputs):
         """Any supported input -> int32 char ids (batch, T, max_chars)."""
-        tokens = self._string_tokens(inputs)
-        if tokens is not None:
-            return characters.tokens_to_char_ids(tokens, self.max_chars)
-        inputs = tf.convert_to_tensor(inputs)
-        rank = inputs.shape.rank
-        if not inputs.dtype.is_integer:
-            raise ValueError(
-                f"ElmoLayer: expected int char ids or strings, got dtype {inputs.dtype.name}."
-            )
-        if rank != 3 or (inputs.shape[-1] is not None and inputs.shape[-1] != self.max_chars):
-            raise ValueError(
-                f"ElmoLayer: char ids must have shape (batch, T, {self.max_chars}); "
-                f"got {inputs.shape}."
-            )
-        return tf.cast(inputs, tf.int32)
+        return preprocessor_lib.char_ids_of(inputs, self.max_chars, "ElmoLayer")
+
+    def _limits(self):
+        return {name: getattr(self, name) for name in preprocessor_lib.LIMIT_NAMES}
 
     def _check_limits(self, inputs):
-        """The request limits, checked before any model work; returns the inputs.
+        """The request limits, checked before any model work; returns the inputs."""
+        return preprocessor_lib.check_limits(inputs, self._limits())
 
-        Sentences come back tokenized (dense tokens), since their token
-        counts are known only after splitting: the split is checked while
-        still ragged, before padding it to a dense tensor.
+    def preprocessor(self, **overrides):
+        """An `ElmoPreprocessor` for this layer (its `max_chars` and request limits).
+
+        On JAX and PyTorch, map it over a `tf.data` pipeline of text to feed
+        `fit`; `overrides` are its arguments (`tokenizer`, `sequence_length`).
         """
-        limits = (self.max_batch_size, self.max_tokens_per_sentence, self.max_tokens_per_request)
-        if all(limit is None for limit in limits):
-            return inputs
-        if not isinstance(inputs, tf.RaggedTensor):
-            inputs = tf.convert_to_tensor(inputs)
-            if inputs.shape.rank is None or inputs.shape.rank == 0:
-                return inputs  # not a batch: the input checks below say so
-        batch = inputs.nrows() if isinstance(inputs, tf.RaggedTensor) else tf.shape(inputs)[0]
-        inputs = limits_lib.after(limits_lib.batch_checks(batch, self.max_batch_size), inputs)
-        if isinstance(inputs, tf.RaggedTensor):
-            longest = limits_lib.longest_row(inputs.row_lengths())
-        elif inputs.dtype == tf.string and inputs.shape.rank == 1:
-            inputs = tokenization.tokenize_ragged(inputs)
-            longest = limits_lib.longest_row(inputs.row_lengths())
-        else:
-            longest = tf.shape(inputs)[1] if inputs.shape.rank >= 2 else 0
-        checks = limits_lib.token_checks(
-            batch, longest, self.max_tokens_per_sentence, self.max_tokens_per_request
-        )
-        inputs = limits_lib.after(checks, inputs)
-        if isinstance(inputs, tf.RaggedTensor) and inputs.dtype == tf.string:
-            inputs = inputs.to_tensor(default_value="")
-        return inputs
+        return preprocessor_lib.ElmoPreprocessor.from_layer(self, **overrides)
 
     # ------------------------------------------------------------------ model
     def _representations(self, char_ids, initial_state=None, token_vectors=None):
@@ -652,11 +605,39 @@ class ElmoLayer(keras.layers.Layer):
     def __call__(self, *args, **kwargs):
         # Keras takes only tensors and arrays as positional inputs; the README's
         # Python lists of tokens or sentences become string tensors first.
+        # On JAX and PyTorch text goes through the preprocessor (TensorFlow
+        # ops, eagerly) and the model gets the backend's char ids.
+        prepare = self._prepare_input
         if args:
-            args = (tokenization.python_strings_to_tensor(args[0], "ElmoLayer"),) + args[1:]
+            args = (prepare(args[0]),) + args[1:]
         elif "inputs" in kwargs:
-            kwargs["inputs"] = tokenization.python_strings_to_tensor(kwargs["inputs"], "ElmoLayer")
+            kwargs["inputs"] = prepare(kwargs["inputs"])
         return super().__call__(*args, **kwargs)
+
+    def _prepare_input(self, inputs):
+        inputs = tokenization.python_strings_to_tensor(inputs, "ElmoLayer")
+        if keras.config.backend() == "tensorflow":
+            return inputs
+        if self.is_efml:
+            raise BackendError(
+                f"ElmoLayer: ELMoForManyLangs models run on the TensorFlow backend only "
+                f"(Keras runs on {keras.config.backend()!r}): run with KERAS_BACKEND=tensorflow."
+            )
+        if isinstance(inputs, keras.KerasTensor):
+            if inputs.dtype == "string":
+                raise preprocessor_lib.text_in_model_error("ElmoLayer")
+            return inputs
+        if isinstance(inputs, tf.RaggedTensor) or tf.is_tensor(inputs):
+            inputs = self.preprocessor()(inputs)  # TensorFlow tensors: text or char ids
+        elif preprocessor_lib.is_text(inputs):
+            inputs = self.preprocessor()(inputs)
+        # Char ids of the backend: checked here, before Keras's call machinery
+        # (which would rewrap a limit's InvalidArgumentError); static shapes.
+        preprocessor_lib.check_char_ids_spec(
+            inputs.shape, keras.backend.standardize_dtype(inputs.dtype), self.max_chars, "ElmoLayer"
+        )
+        preprocessor_lib.check_shape_limits(tuple(inputs.shape), self._limits())
+        return inputs
 
     def _efml_token_vectors(self, inputs):
         """ELMoForManyLangs: string inputs -> (token vectors, mask); char ids refused."""
@@ -669,34 +650,43 @@ class ElmoLayer(keras.layers.Layer):
             )
         return self.token_encoder(tokens), tf.not_equal(tokens, "")
 
-    def call(self, inputs, training=None):
+    def _model_inputs(self, inputs):
+        """The inputs -> (list of layers, token vectors, mask), through `_representations`."""
+        if keras.config.backend() != "tensorflow":
+            # Char ids of the backend, checked in __call__ (text came through
+            # the preprocessor there, or through tf.data).
+            layers, tokens, mask, _ = self._representations(keras.ops.cast(inputs, "int32"))
+            return layers, tokens, mask
         inputs = self._check_limits(inputs)
         tokens = self._string_tokens(inputs) if self.token_cache.active else None
         if self.is_efml:
-            layers, tokens, mask, _ = self._representations(
-                None, token_vectors=self._efml_token_vectors(inputs)
-            )
+            token_vectors = self._efml_token_vectors(inputs)
         elif tokens is not None:
-            layers, tokens, mask, _ = self._representations(
-                None, token_vectors=self._cached_token_vectors(tokens)
-            )
+            token_vectors = self._cached_token_vectors(tokens)
         else:
             layers, tokens, mask, _ = self._representations(self._to_char_ids(inputs))
+            return layers, tokens, mask
+        layers, tokens, mask, _ = self._representations(None, token_vectors=token_vectors)
+        return layers, tokens, mask
+
+    def call(self, inputs, training=None):
+        ops = keras.ops
+        layers, tokens, mask = self._model_inputs(inputs)
         # Everything is float32 inside; the outputs take the compute dtype.
-        m = tf.cast(mask, tokens.dtype)[..., None]
+        m = ops.expand_dims(ops.cast(mask, tokens.dtype), -1)
         mixes = [
             self.dropout_layer(mix(layers, mask=mask), training=training) * m for mix in self.mixes
         ]
         dtype = self.compute_dtype
         if self.output_mode == "elmo":
-            mixes = [tf.cast(mixed, dtype) for mixed in mixes]
+            mixes = [ops.cast(mixed, dtype) for mixed in mixes]
             return mixes[0] if len(mixes) == 1 else mixes
-        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-        denom = tf.maximum(tf.cast(lengths, tokens.dtype), 1.0)[:, None]
+        lengths = ops.sum(ops.cast(mask, "int32"), axis=1)
+        denom = ops.expand_dims(ops.maximum(ops.cast(lengths, tokens.dtype), 1.0), -1)
         out = {
             "word_emb": tokens,
             "sequence_len": lengths,
-            "default": tf.reduce_sum(mixes[0], axis=1) / denom,
+            "default": ops.sum(mixes[0], axis=1) / denom,
         }
         for k, layer in enumerate(layers[1:]):
             out[f"lstm_outputs{k + 1}"] = layer
@@ -704,7 +694,7 @@ class ElmoLayer(keras.layers.Layer):
         for k, mixed in enumerate(mixes[1:]):
             out[f"elmo_{k + 1}"] = mixed
         return {
-            key: value if key == "sequence_len" else tf.cast(value, dtype)
+            key: value if key == "sequence_len" else ops.cast(value, dtype)
             for key, value in out.items()
         }
 
@@ -715,6 +705,8 @@ class ElmoLayer(keras.layers.Layer):
                 # Raw sentences are split inside call(); put a tokenizer layer
                 # in front to get a mask in a functional model.
                 return keras.ops.not_equal(inputs, "") if len(inputs.shape) == 2 else None
+            return keras.ops.any(keras.ops.greater(inputs, 0), axis=-1)
+        if keras.config.backend() != "tensorflow":  # char ids (see __call__)
             return keras.ops.any(keras.ops.greater(inputs, 0), axis=-1)
         tokens = self._string_tokens(inputs, check_padding=False)
         if tokens is not None:

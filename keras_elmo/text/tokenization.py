@@ -138,6 +138,17 @@ def import_tensorflow_text(feature):
     return tensorflow_text
 
 
+def check_tokenizer(mode, who, argument):
+    """A layer's tokenizer name: `ValueError` unless known; "tf_text" imported now.
+
+    (Failing here names the extra, or the backend, rather than at the first call.)
+    """
+    if mode not in TOKENIZERS:
+        raise ValueError(f"{who}: {argument} must be one of {TOKENIZERS}, got {mode!r}.")
+    if mode == "tf_text":
+        import_tensorflow_text(f'{who}({argument}="tf_text")')
+
+
 def tokenize(sentences, mode="whitespace"):
     """In-graph tokenization by name -> dense tokens (batch, T); see the module docstring."""
     return tokenize_ragged(sentences, mode).to_tensor(default_value="")

@@ -70,19 +70,13 @@ class ElmoTokenizer(keras.layers.Layer):
     def __init__(self, mode="whitespace", max_tokens=None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        if mode not in tokenization.TOKENIZERS:
-            raise ValueError(
-                f"ElmoTokenizer: mode must be one of {tokenization.TOKENIZERS}, got {mode!r}."
-            )
+        tokenization.check_tokenizer(mode, "ElmoTokenizer", "mode")
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
             raise ValueError(
                 f"ElmoTokenizer: max_tokens must be a positive integer or None, got {max_tokens!r}."
             )
-        if mode == "tf_text":
-            # Fail here, naming the extra, rather than at the first call.
-            tokenization.import_tensorflow_text('ElmoTokenizer(mode="tf_text")')
         self.mode = mode
         self.max_tokens = max_tokens
         self.supports_masking = False
