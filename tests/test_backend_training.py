@@ -2,7 +2,7 @@
 
 Each backend runs in a fresh interpreter with KERAS_BACKEND set (one Python
 process cannot switch Keras backends), on the shipped small model
-(saved_models/elmo-small-en) and char-id inputs; the task is a toy tagger
+(saved_models/elmo-small-en); the task is a toy tagger
 (is a token capitalized?) that a linear head on ELMo vectors learns in a
 few steps.
 
@@ -12,7 +12,8 @@ few steps.
   `fine_tune` lets it (`"top"`: the top LSTM layer; `"all"`: the char CNN
   and every LSTM layer).
 - JAX: `model.fit(..., jit_compile=True)` on sentences of many lengths,
-  bucketed by tf.data to two padded lengths: the train step is traced a
+  sent as text through tf.data + the layer's `ElmoPreprocessor`, which pads
+  them to two lengths (`sequence_length=[8, 16]`): the train step is traced a
   bounded number of times (a Python counter in a layer of the model runs
   once per trace), the loss goes down, and the biLM stays where it was.
 """
@@ -127,30 +128,25 @@ JAX_SCRIPT = SENTENCES + textwrap.dedent("""
             return x
 
 
-    def examples():
-        for sentence in SENTENCES:
-            ids = keras_elmo.batch_to_ids([sentence], 50)[0].astype("int32")
-            yield ids, np.array(labels(sentence), "int32"), np.ones(len(sentence), "float32")
-
-
-    data = tf.data.Dataset.from_generator(
-        examples,
-        output_signature=(
-            tf.TensorSpec((None, 50), tf.int32),
-            tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None,), tf.float32),
-        ),
-    )
-    # Two padded lengths for 12 sentence lengths: 8 (3-8 tokens) and 16 (9-14).
-    data = data.bucket_by_sequence_length(
-        lambda ids, y, w: tf.shape(ids)[0],
-        bucket_boundaries=[9, 17],
-        bucket_batch_sizes=[4, 4, 4],
-        pad_to_bucket_boundary=True,
-        drop_remainder=True,
-    ).cache()
-
     elmo = keras_elmo.ElmoLayer.from_preset("elmo-small-en", fine_tune="mix")
+    # Text reaches the model through tf.data + the preprocessor, which pads
+    # the time axis to 8 or 16: two shapes for 12 sentence lengths.
+    preprocessor = elmo.preprocessor(sequence_length=[8, 16])
+
+
+    def prepare(text, y):
+        ids = preprocessor(text)
+        shape = tf.shape(ids)[:2]
+        weights = tf.ones_like(y, tf.float32).to_tensor(shape=shape)
+        return ids, y.to_tensor(shape=shape), weights
+
+
+    texts = [" ".join(sentence) for sentence in SENTENCES]
+    targets = tf.ragged.constant([labels(sentence) for sentence in SENTENCES], dtype=tf.int32)
+    # Batches of 2 in length order: 6 different longest sentences (4, 6, ... 14).
+    data = tf.data.Dataset.from_tensor_slices((texts, targets)).ragged_batch(2)
+    data = data.map(prepare).cache()
+
     char_ids = keras.Input((None, 50), dtype="int32")
     logits = keras.layers.Dense(2)(CountTraces()(elmo(char_ids)))
     model = keras.Model(char_ids, logits)
@@ -170,6 +166,7 @@ JAX_SCRIPT = SENTENCES + textwrap.dedent("""
         "losses": history.history["loss"],
         "traced_lengths": traces,
         "batch_lengths": sorted({int(x.shape[1]) for x, _, _ in data}),
+        "batch_longest": sorted({int(tf.reduce_max(tf.reduce_sum(w, 1))) for _, _, w in data}),
         "sentence_lengths": len({len(s) for s in SENTENCES}),
         "steps": 5 * sum(1 for _ in data),
         "bilm_moved": max(
@@ -216,7 +213,9 @@ def test_jax_fit_jit_compiles_once_per_bucket_and_learns():
     # when it builds the optimizer state), not one per sentence length or step.
     assert set(out["traced_lengths"]) <= {8, 16}, out["traced_lengths"]
     assert len(out["traced_lengths"]) <= len(out["batch_lengths"]) + 1, out["traced_lengths"]
-    assert out["sentence_lengths"] == 12 and out["steps"] > 12
+    # Unpadded, the 6 different longest sentences of the batches would be 6 shapes.
+    assert out["batch_longest"] == [4, 6, 8, 10, 12, 14], out["batch_longest"]
+    assert out["sentence_lengths"] == 12 and out["steps"] == 60
     assert out["losses"][-1] < 0.8 * out["losses"][0], out["losses"]
     assert out["mix_moved"] > 1e-3
     assert out["bilm_moved"] == 0.0
