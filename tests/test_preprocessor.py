@@ -12,7 +12,7 @@ import tensorflow as tf
 from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
-from keras_elmo import ElmoLayer, ElmoPreprocessor, batch_to_ids
+from keras_elmo import ElmoLayer, ElmoPreprocessor, ElmoTokenizer, batch_to_ids
 from keras_elmo.errors import BackendError, InputError
 from keras_elmo.text import tokenization
 
@@ -130,6 +130,8 @@ def test_a_string_input_in_a_model_works_only_on_tensorflow():
         layer(text)
     with pytest.raises(BackendError, match="tf.data"):
         ElmoPreprocessor()(text)
+    with pytest.raises(BackendError, match="ElmoTokenizer: on the"):
+        ElmoTokenizer()(text)
 
 
 def test_elmo_layer_limits_on_char_ids_and_text():
@@ -138,3 +140,54 @@ def test_elmo_layer_limits_on_char_ids_and_text():
     for given in (["a b c d"], batch_to_ids([["a", "b", "c", "d"]])):
         with pytest.raises(tf.errors.InvalidArgumentError, match="max_tokens_per_sentence=3"):
             layer(given)
+
+
+@pytest.mark.slow
+def test_bilm_tf_fixture_replayed_from_raw_sentences():
+    """The bilm-tf fixture's stateful 10-batch replay, fed the raw sentences
+    (whitespace-split by the preprocessor, on every backend): the top layer
+    within the originals' 1e-6."""
+    from support.bilm_fixture import ATOL, N_BATCHES, fixture_layer, load_fixture
+
+    sentences, expected = load_fixture()
+    layer = fixture_layer(stateful=True, output_mode="dict")
+    worst = 0.0
+    for i in range(N_BATCHES):
+        top = numpy_of(layer([s[i] for s in sentences])["lstm_outputs2"])
+        for k in range(len(sentences)):
+            want = expected[k][i]
+            got = top[k, : len(want)]
+            assert not top[k, len(want) :].any()
+            worst = max(worst, float(np.abs(got - want).max()))
+    print(f"{BACKEND}: bilm-tf fixture from raw sentences, max abs error {worst:.2e}")
+    assert worst <= ATOL, f"{BACKEND}: max abs error {worst:.2e}"
+
+
+SENTENCES = ["a good film", "good acting and a good plot", "I loved it , good", "really fun"]
+SENTENCES += ["a bad film", "bad acting , bad plot", "I hated it", "really bad and dull"]
+
+
+@pytest.mark.slow
+def test_fit_with_text_through_tf_data_and_the_preprocessor():
+    """The way to train on text on every backend: tf.data maps the layer's
+    preprocessor (bucketed lengths) and the model takes char ids. The task:
+    learn a teacher's scalar mix (same biLM) from its pooled vectors."""
+    keras.utils.set_random_seed(0)
+    teacher = ElmoLayer(TINY_OPTIONS)
+    teacher.build()
+    teacher.mixes[0].scalar_weights.assign([1.0, -1.0, 2.0])
+    teacher.mixes[0].gamma.assign([3.0])
+    student = teacher.clone()
+    student.mixes[0].scalar_weights.assign([0.0, 0.0, 0.0])
+    student.mixes[0].gamma.assign([1.0])
+    preprocessor = student.preprocessor(sequence_length=[4, 8])
+    pool = keras.layers.GlobalAveragePooling1D()
+    targets = numpy_of(pool(teacher(SENTENCES)))  # mask: real tokens only
+    data = tf.data.Dataset.from_tensor_slices((SENTENCES, targets)).batch(4)
+    data = data.map(lambda text, target: (preprocessor(text), target))
+    char_ids = keras.Input(shape=(None, 50), dtype="int32")
+    model = keras.Model(char_ids, keras.layers.GlobalAveragePooling1D()(student(char_ids)))
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    history = model.fit(data, epochs=30, verbose=0).history
+    assert history["loss"][-1] < 0.05 * history["loss"][0], history["loss"]
+    assert float(numpy_of(student.mixes[0].gamma)[0]) > 1.5  # from 1, toward the teacher's 3

@@ -282,6 +282,9 @@ class BidirectionalLM(keras.layers.Layer):
         if self.stateful:
             new_c, new_h = final_state  # rows past the batch keep their state
             for var, new in ((self.state_c, new_c), (self.state_h, new_h)):
+                # No gradient flows into a later call through the carried
+                # state (as a TensorFlow variable assignment).
+                new = ops.stop_gradient(new)
                 var.assign(ops.slice_update(ops.convert_to_tensor(var), (0, 0, 0, 0), new))
         outputs = [
             ops.concatenate([out[0], reverse_within_lengths(out[1], lengths)], axis=-1)
@@ -291,9 +294,11 @@ class BidirectionalLM(keras.layers.Layer):
 
     def _initial_state_portable(self, batch):
         if self.stateful:
-            c = ops.convert_to_tensor(self.state_c)
-            h = ops.convert_to_tensor(self.state_h)
-            return c[:, :, :batch], h[:, :, :batch]
+            # Copies: the call updates the variables in place at its end, and
+            # torch's backward pass still needs the values it started from.
+            c = ops.copy(ops.convert_to_tensor(self.state_c)[:, :, :batch])
+            h = ops.copy(ops.convert_to_tensor(self.state_h)[:, :, :batch])
+            return c, h
         c = ops.broadcast_to(
             ops.expand_dims(self.initial_c, 2), (self.n_layers, 2, batch, self.units)
         )

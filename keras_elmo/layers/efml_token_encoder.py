@@ -26,6 +26,7 @@ import os
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from keras_elmo import options as options_lib
 
@@ -252,6 +253,36 @@ class EfmlTokenEncoder(keras.layers.Layer):
             word_ids = self._word_table.lookup(keys)  # EFML looks the cut token up
             h = tf.concat([tf.gather(tf.convert_to_tensor(self.word_embed), word_ids), h], -1)
         return tf.matmul(h, self.w_proj) + self.b_proj
+
+    def encode_ids(self, char_ids, word_ids=None):
+        """The numeric part in `keras.ops` (every backend, static shapes).
+
+        EFML's char ids (N, max_chars) (`char_ids`) and, with a word
+        embedding, its word ids (N,) -> (N, P): the same model as
+        `encode_unique` without the string lookups (TensorFlow tables) and
+        without its truncation of all-padding windows, so the same numbers
+        up to float32 rounding.
+        """
+        char_ids = ops.cast(ops.convert_to_tensor(char_ids), "int32")
+        x = ops.take(ops.convert_to_tensor(self.char_embed), char_ids, axis=0)  # (N, C, d)
+        pieces = []
+        for kernel, bias in zip(self.conv_kernels, self.conv_biases):
+            conv = ops.conv(x, ops.convert_to_tensor(kernel), strides=1, padding="valid")
+            pooled = ops.max(conv, axis=1) + bias
+            pieces.append(ops.relu(pooled) if self.activation == "relu" else ops.tanh(pooled))
+        h = ops.concatenate(pieces, axis=-1)
+        f = self.n_features
+        for kernel, bias in zip(self.highway_kernels, self.highway_biases):
+            z = ops.matmul(h, kernel) + bias
+            gate = ops.sigmoid(z[:, f:])
+            h = gate * h + (1.0 - gate) * ops.relu(z[:, :f])
+        if self.word_dim:
+            if word_ids is None:
+                raise ValueError("EfmlTokenEncoder.encode_ids: this model needs word ids too.")
+            word_ids = ops.cast(ops.convert_to_tensor(word_ids), "int32")
+            words = ops.take(ops.convert_to_tensor(self.word_embed), word_ids, axis=0)
+            h = ops.concatenate([words, h], axis=-1)
+        return ops.matmul(h, self.w_proj) + self.b_proj
 
     def boundary_vectors(self):
         """The vectors of `<bos>` and `<eos>`, (2, P)."""

@@ -108,6 +108,13 @@ class ElmoLayer(keras.layers.Layer):
               graph (`keras_elmo.ElmoTokenizer` offers other tokenizers);
             - Python lists of token lists (of any lengths: the shorter are
               padded with `""`) or of sentence strings.
+            The text handling is `keras_elmo.ElmoPreprocessor`'s. On JAX and
+            PyTorch an eager call sends text through it first (TensorFlow
+            ops), and a model's input is char ids: `fit` on text maps
+            `layer.preprocessor()` over a `tf.data` pipeline
+            (docs/backends.md). There the token cache is not used (the char
+            CNN gives the same vectors) and ELMoForManyLangs models are
+            refused (`BackendError`).
         training: bool or `None`. Whether dropout applies. Defaults to `None`
             (Keras's training flag, e.g. `True` inside `model.fit`).
 
@@ -625,7 +632,7 @@ class ElmoLayer(keras.layers.Layer):
             )
         if isinstance(inputs, keras.KerasTensor):
             if inputs.dtype == "string":
-                raise preprocessor_lib.text_in_model_error("ElmoLayer")
+                raise tokenization.text_in_model_error("ElmoLayer")
             return inputs
         if isinstance(inputs, tf.RaggedTensor) or tf.is_tensor(inputs):
             inputs = self.preprocessor()(inputs)  # TensorFlow tensors: text or char ids

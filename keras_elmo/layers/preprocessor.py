@@ -22,7 +22,6 @@ import keras
 import numpy as np
 
 from keras_elmo import limits as limits_lib
-from keras_elmo.errors import BackendError
 from keras_elmo.text import characters, tokenization
 
 LIMIT_NAMES = limits_lib.LIMIT_NAMES
@@ -180,15 +179,6 @@ def is_text(inputs):
     return dtype is not None and getattr(dtype, "name", str(dtype)) == "string"
 
 
-def text_in_model_error(who):
-    """The error for a string `keras.Input` on a backend whose tensors hold no strings."""
-    return BackendError(
-        f"{who}: on the {keras.config.backend()!r} backend a Keras model cannot take text "
-        "(its tensors hold no strings): map keras_elmo.ElmoPreprocessor over a tf.data "
-        "pipeline and give the model char ids, keras.Input(shape=(None, 50), dtype='int32')."
-    )
-
-
 # ---------------------------------------------------------------- the layer
 @keras.saving.register_keras_serializable(package="keras_elmo")
 class ElmoPreprocessor(keras.layers.Layer):
@@ -215,10 +205,15 @@ class ElmoPreprocessor(keras.layers.Layer):
             `jit` compiles a bounded number of shapes; the padding is
             all-zero tokens, whose ELMo vectors are zero and masked. Nothing
             is ever cut. Defaults to `None` (the longest sentence's length).
-        max_batch_size, max_tokens_per_sentence, max_tokens_per_request:
-            int or `None`. The request limits of `ElmoLayer` (see
-            `keras_elmo.limits`), checked on the tokens before padding.
-            Default `None` (unbounded).
+        max_batch_size: int or `None`. Request limit: the largest batch.
+            Defaults to `None` (any).
+        max_tokens_per_sentence: int or `None`. Request limit on the
+            longest sentence's tokens, counted before any bucket padding.
+            Defaults to `None` (unbounded).
+        max_tokens_per_request: int or `None`. Request limit on batch x the
+            longest sentence's tokens. Defaults to `None` (unbounded). As in
+            `ElmoLayer`, a request over a limit raises
+            `tf.errors.InvalidArgumentError` naming it (`keras_elmo.limits`).
         **kwargs: other `keras.layers.Layer` arguments (`name`).
 
     Call arguments:
@@ -286,7 +281,7 @@ class ElmoPreprocessor(keras.layers.Layer):
         inputs = tokenization.python_strings_to_tensor(inputs, "ElmoPreprocessor")
         if isinstance(inputs, keras.KerasTensor):
             if keras.config.backend() != "tensorflow" and inputs.dtype == "string":
-                raise text_in_model_error("ElmoPreprocessor")
+                raise tokenization.text_in_model_error("ElmoPreprocessor")
             return super().__call__(inputs, *args, **kwargs)
         if keras.config.backend() != "tensorflow" and not isinstance(inputs, tf.RaggedTensor):
             if not is_text(inputs) and not tf.is_tensor(inputs):

@@ -138,6 +138,19 @@ def import_tensorflow_text(feature):
     return tensorflow_text
 
 
+def text_in_model_error(who):
+    """The error for a string `keras.Input` on a backend whose tensors hold no strings."""
+    import keras
+
+    from keras_elmo.errors import BackendError
+
+    return BackendError(
+        f"{who}: on the {keras.config.backend()!r} backend a Keras model cannot take text "
+        "(its tensors hold no strings): map keras_elmo.ElmoPreprocessor over a tf.data "
+        "pipeline and give the model char ids, keras.Input(shape=(None, 50), dtype='int32')."
+    )
+
+
 def check_tokenizer(mode, who, argument):
     """A layer's tokenizer name: `ValueError` unless known; "tf_text" imported now.
 

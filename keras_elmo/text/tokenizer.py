@@ -92,6 +92,8 @@ class ElmoTokenizer(keras.layers.Layer):
         # tensors and arrays as positional inputs).
         if args:
             args = (tokenization.python_strings_to_tensor(args[0], "ElmoTokenizer"),) + args[1:]
+            if isinstance(args[0], keras.KerasTensor) and keras.config.backend() != "tensorflow":
+                raise tokenization.text_in_model_error("ElmoTokenizer")
         return super().__call__(*args, **kwargs)
 
     def call(self, inputs):
