@@ -17,7 +17,7 @@ from support.layer_checks import run_layer_test
 from support.tiny_model import TINY_OPTIONS
 from support.tolerance import assert_same_up_to_path
 
-from keras_elmo import ElmoLayer, ElmoTokenizer, ScalarMix, batch_to_ids
+from keras_elmo import ElmoLayer, ElmoPreprocessor, ElmoTokenizer, ScalarMix, batch_to_ids
 from keras_elmo.layers.bilm import BidirectionalLM
 from keras_elmo.layers.efml_token_encoder import EfmlTokenEncoder
 from keras_elmo.layers.lstm import ProjectedLSTM
@@ -145,6 +145,26 @@ def test_elmo_tokenizer_layer_checks(tmp_path):
         run_mixed_precision=False,  # strings in, strings out
         run_training_check=False,  # no weights
     )
+
+
+def test_elmo_preprocessor_layer_checks(tmp_path):
+    layer, out = run_layer_test(
+        lambda **kw: ElmoPreprocessor(**kw),
+        tf.constant(["The cat sat .", "Hello world"]),
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
+        expected_output_shape=(2, 4, 50),
+        expected_symbolic_shape=(2, None, 50),  # the token count depends on the text
+        tmp_path=tmp_path,
+        run_mixed_precision=False,  # strings in, int char ids out
+        run_training_check=False,  # no weights
+    )
+    # The char ids of the spec: <bow> "c" "a" "t" <eow>, then padding ids; a
+    # missing token is all zeros.
+    out = np.asarray(out)
+    assert out[0, 1, :5].tolist() == [259, ord("c") + 1, ord("a") + 1, ord("t") + 1, 260]
+    assert set(out[0, 1, 5:].tolist()) == {261}
+    assert not out[1, 2:].any()
 
 
 # Every output mode (one mix, several mixes; the ELMo vectors or TF Hub's dict),
@@ -490,6 +510,7 @@ LAYER_CHECKS = {
     ScalarMix: test_scalar_mix_layer_checks,
     ElmoLayer: test_elmo_layer_layer_checks,
     ElmoTokenizer: test_elmo_tokenizer_layer_checks,
+    ElmoPreprocessor: test_elmo_preprocessor_layer_checks,
     SharedSoftmax: test_shared_softmax_layer_checks,
 }
 
