@@ -22,6 +22,21 @@ from support import tiny_model  # noqa: E402
 from support.bilm_fixture import FIXTURE_DIR  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test marked only_backend(NAME, ...) is deselected (not skipped) under
+    another Keras backend: it runs in the CI leg of its backend."""
+    import keras
+
+    backend = keras.backend.backend()
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_backend")
+        (drop if marker is not None and backend not in marker.args else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
 def tiny_options():
     return tiny_model.tiny_options()

@@ -290,9 +290,8 @@ def test_lstm_layouts_give_one_model(random_files, monkeypatch):
 
 # ------------------------------------------------------------------ JAX only
 @pytest.mark.multi_backend
+@pytest.mark.only_backend("jax")  # JAX's jit: runs in the KERAS_BACKEND=jax leg
 def test_jax_jit_compiles_the_model_and_eager_calls_reuse_buckets(fixture_dir):
-    if BACKEND != "jax":
-        pytest.skip("JAX's jit: runs in the KERAS_BACKEND=jax leg")
     import jax
 
     layer = fixture_layer(fixture_dir)
@@ -319,14 +318,13 @@ def _portable(monkeypatch, on):
     monkeypatch.setattr(backend_path, "FORCE_PORTABLE", on)
 
 
+@pytest.mark.only_backend("tensorflow")  # the TensorFlow kernels and tables
 @pytest.mark.parametrize("layout", ["auto", "feature_major"])
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_keras_ops_path_matches_the_tf_kernels(monkeypatch, layout, layer_norm):
     """On TensorFlow both implementations run: every output of the dict mode
     (word_emb, both LSTM layers, the mix with or without layer norm) agrees
     to the cross-path tolerance, stateless and over a stateful sequence."""
-    if BACKEND != "tensorflow":
-        pytest.skip("the TensorFlow kernels exist on the TensorFlow backend only")
     if layout == "feature_major":
         monkeypatch.setattr(lstm_lib, "FEATURE_MAJOR_MIN_RECURRENT", 0)
     kwargs = {"output_mode": "dict", "do_layer_norm": layer_norm}
@@ -340,9 +338,8 @@ def test_keras_ops_path_matches_the_tf_kernels(monkeypatch, layout, layer_norm):
         assert_same_up_to_path(outputs[True], outputs[False], err_msg=f"stateful={stateful}")
 
 
+@pytest.mark.only_backend("tensorflow")  # the TensorFlow kernels and tables
 def test_keras_ops_path_has_the_tf_kernels_gradients(monkeypatch):
-    if BACKEND != "tensorflow":
-        pytest.skip("the TensorFlow kernels exist on the TensorFlow backend only")
     grads = {}
     for on in (False, True):
         _portable(monkeypatch, on)
@@ -362,13 +359,12 @@ def test_the_switch_picks_the_path(monkeypatch):
     assert backend_path.use_tf_kernels() == (BACKEND == "tensorflow")
 
 
+@pytest.mark.only_backend("tensorflow")  # the TensorFlow kernels and tables
 @pytest.mark.parametrize("model", ["model_legacy", "model_zip"])
 def test_efml_numeric_part_in_keras_ops_matches_its_tf_encoder(model):
     """ELMoForManyLangs' char CNN + highway + projection on ids (`encode_ids`,
     keras.ops) against its TensorFlow encoder on the same tokens; the string
     lookups that make the ids are TensorFlow tables."""
-    if BACKEND != "tensorflow":
-        pytest.skip("the EFML lexicon lookups are TensorFlow tables")
     import tensorflow as tf
     from support.efml_fixture import EFML
     from support.efml_fixture import SENTENCES as EFML_SENTENCES
