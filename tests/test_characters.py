@@ -123,6 +123,20 @@ def test_invalid_utf8_is_a_clear_error():
         tokens_to_char_ids(tf.constant([b"ok", b"\xff\xfe"]))
 
 
+def test_an_invalid_token_is_shown_as_a_bounded_prefix():
+    """A megabyte of a bad token is not copied into the error message."""
+    long_bad = b"\xff" + b"x" * 1_000_000
+    with pytest.raises(ValueError) as err:
+        batch_to_ids([[b"ok", long_bad]])
+    assert "not valid UTF-8" in str(err.value) and len(str(err.value)) < 300
+    with pytest.raises(tf.errors.InvalidArgumentError) as err:
+        tokens_to_char_ids(tf.constant([b"ok", long_bad]))
+    message = err.value.message
+    # U+FFFD (printed as its escaped UTF-8 bytes) and 39 more characters.
+    assert "not valid UTF-8" in message and "\\xef\\xbf\\xbd" + "x" * 39 in message
+    assert "x" * 41 not in message and len(message) < 1000
+
+
 def test_bad_batches_are_clear_errors():
     with pytest.raises(TypeError, match="list of tokens"):
         batch_to_ids(["a sentence as a string"])

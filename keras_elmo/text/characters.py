@@ -19,6 +19,9 @@ import numpy as np
 from keras_elmo.errors import InputError
 
 MAX_CHARS_PER_TOKEN = 50
+# Error messages show at most this many characters of a bad token (a token
+# may be a megabyte long).
+SHOWN_CHARS = 40
 
 # The raw (unshifted) special char ids of the original vocabulary.
 BOS_CHAR = 256  # begin of sentence
@@ -66,11 +69,17 @@ def encode_utf8(text, where):
 
 def _token_bytes(token, where):
     if isinstance(token, bytes):
-        decode_utf8(token, f"{where}: token {token!r}")
+        decode_utf8(token, f"{where}: token {shown(token)}")
         return token
     if not isinstance(token, str):
         raise TypeError(f"{where}: tokens must be str or bytes, got {type(token).__name__}.")
-    return encode_utf8(token, f"{where}: token {token!r}")
+    return encode_utf8(token, f"{where}: token {shown(token)}")
+
+
+def shown(token):
+    """A token for an error message: its repr, at most `SHOWN_CHARS` characters of it."""
+    text = repr(token)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def token_to_ids(token, max_chars=MAX_CHARS_PER_TOKEN, where="token"):
@@ -202,7 +211,7 @@ def tokens_to_char_ids(tokens, max_chars=MAX_CHARS_PER_TOKEN, validate_utf8=True
             tf.reduce_all(valid),
             [
                 "keras_elmo: a token is not valid UTF-8 (invalid bytes shown as U+FFFD):",
-                tf.boolean_mask(clean, ~valid),
+                tf.strings.substr(tf.boolean_mask(clean, ~valid), 0, SHOWN_CHARS, unit="UTF8_CHAR"),
             ],
             summarize=3,
         )
