@@ -1,0 +1,90 @@
+"""ELMoForManyLangs models on every Keras backend (issue 24, item 3).
+
+On JAX and PyTorch an EFML `ElmoLayer` looks its string tokens up eagerly
+(TensorFlow tables, `EfmlTokenEncoder.packed_ids`) and runs the model in
+keras.ops (`encode_packed`); on TensorFlow it keeps its graph path. Each
+backend must give EFML's own outputs (tests/fixtures/efml):
+
+    KERAS_BACKEND=jax python -m pytest -q -s -m multi_backend tests/test_backends_efml.py
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from support.efml_fixture import ATOL, EFML, MODELS, SENTENCES, expected
+from support.tolerance import assert_same_up_to_path
+
+from keras_elmo import ElmoLayer
+
+BACKEND = keras.backend.backend()
+
+
+def stacked(outputs, n_lstm_layers):
+    """A dict output -> numpy (batch, n_lstm_layers + 1, T, 2P), EFML's layout."""
+    word = ops.convert_to_numpy(outputs["word_emb"])
+    layers = [np.concatenate([word, word], -1)] + [
+        ops.convert_to_numpy(outputs[f"lstm_outputs{k + 1}"]) for k in range(n_lstm_layers)
+    ]
+    return np.stack(layers, axis=1)
+
+
+def check_against_efml(stack, model, record_property, what):
+    refs = expected(model)
+    worst = 0.0
+    for k, ref in enumerate(refs):
+        got = stack[k, :, : len(SENTENCES[k])]
+        assert_same_up_to_path(got, ref, err_msg=f"{model} sentence {k}")
+        worst = max(worst, float(np.max(np.abs(got - ref))))
+    assert worst <= ATOL
+    record_property(f"{BACKEND}:{what}", worst)
+    print(f"\n[{BACKEND}] {what}: max abs error {worst:.3g} (EFML's ATOL {ATOL:g})")
+
+
+@pytest.mark.multi_backend
+@pytest.mark.parametrize("model", MODELS)
+def test_efml_token_lists_match_efml_on_this_backend(model, record_property):
+    layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict")
+    outputs = layer([list(s) for s in SENTENCES])
+    assert all(ops.is_tensor(v) for v in outputs.values())
+    check_against_efml(stacked(outputs, layer.n_lstm_layers), model, record_property, model)
+
+
+@pytest.mark.multi_backend
+def test_efml_raw_sentences_and_the_mix_on_this_backend():
+    model = MODELS[0]
+    layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict")
+    sentences = [" ".join(s) for s in SENTENCES[:3]]
+    outputs = layer(np.asarray(sentences, dtype=object))
+    stack = stacked(outputs, layer.n_lstm_layers)
+    for k, ref in enumerate(expected(model)[:3]):
+        assert_same_up_to_path(stack[k, :, : len(SENTENCES[k])], ref, err_msg=f"sentence {k}")
+    lengths = ops.convert_to_numpy(outputs["sequence_len"])
+    np.testing.assert_array_equal(lengths, [len(s) for s in SENTENCES[:3]])
+    # Positions past a sentence's end are zeros in every output.
+    elmo = ops.convert_to_numpy(outputs["elmo"])
+    for k, n in enumerate(lengths):
+        assert not np.any(elmo[k, n:])
+        assert np.all(np.any(elmo[k, :n] != 0, axis=-1))
+
+
+@pytest.mark.multi_backend
+def test_efml_char_ids_are_refused_on_this_backend():
+    layer = ElmoLayer.from_elmoformanylangs(EFML / MODELS[0])
+    with pytest.raises(ValueError, match="ELMoForManyLangs model; it takes string tokens"):
+        layer(np.ones((1, 2, 50), dtype="int32"))
+
+
+@pytest.mark.only_backend("tensorflow")  # the TensorFlow kernels and tables
+def test_packed_keras_ops_path_matches_the_tensorflow_encoder():
+    # The TensorFlow backend keeps its graph path (string tables + tf kernels);
+    # the packed ids + keras.ops path of JAX and PyTorch gives the same vectors.
+    import tensorflow as tf
+    from support.efml_fixture import padded
+
+    for model in MODELS:
+        encoder = ElmoLayer.from_elmoformanylangs(EFML / model).token_encoder
+        tokens = padded(SENTENCES)
+        vectors, mask = encoder.encode_packed(encoder.packed_ids(tokens))
+        np.testing.assert_array_equal(mask.numpy(), tf.not_equal(tokens, "").numpy())
+        assert_same_up_to_path(vectors.numpy(), encoder(tokens).numpy(), err_msg=model)
