@@ -51,6 +51,58 @@ def test_efml_token_lists_match_efml_on_this_backend(model, record_property):
 
 
 @pytest.mark.multi_backend
+def test_efml_stateful_second_call_and_warm_up_on_this_backend(record_property):
+    # EFML's second sents2elmo call on the same Embedder is the reference for
+    # stateful=True (tests/test_efml_layer.py has the TensorFlow twin).
+    model = MODELS[1]
+    layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict", stateful=True)
+    tokens = [list(s) for s in SENTENCES]
+    check_against_efml(
+        stacked(layer(tokens), layer.n_lstm_layers), model, record_property, "first call"
+    )
+    n = len(SENTENCES)
+    first_state = [
+        ops.convert_to_numpy(s)[:, :, :n] for s in (layer.bilm.state_c, layer.bilm.state_h)
+    ]
+    second = stacked(layer(tokens), layer.n_lstm_layers)
+    refs = np.load(EFML / f"{model}_outputs_second_call.npz")
+    worst = 0.0
+    for k, sentence in enumerate(SENTENCES):
+        got = second[k, :, : len(sentence)]
+        assert_same_up_to_path(got, refs[f"s{k}"], err_msg=f"second call, sentence {k}")
+        worst = max(worst, float(np.max(np.abs(got - refs[f"s{k}"]))))
+    assert worst <= ATOL
+    print(f"\n[{BACKEND}] stateful second call: max abs error {worst:.3g}")
+    # One warm-up round of 8 streams = that first stateful call's carried state.
+    warmed = ElmoLayer.from_elmoformanylangs(EFML / model).warm_up(SENTENCES, n_streams=8)
+    for carried, stored in zip(first_state, (warmed.bilm.initial_c, warmed.bilm.initial_h)):
+        assert_same_up_to_path(ops.convert_to_numpy(stored), carried.mean(axis=2))
+
+
+@pytest.mark.multi_backend
+def test_efml_packed_ids_in_a_keras_model_and_a_keras_file(tmp_path):
+    # On JAX and PyTorch a Keras model's input is the packed ids (the string
+    # lookups stay outside, as text stays in ElmoPreprocessor); on TensorFlow
+    # the model takes the string tokens themselves.
+    model = MODELS[1]
+    layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict")
+    longest = max(len(s) for s in SENTENCES)
+    tokens = np.asarray([s + [""] * (longest - len(s)) for s in SENTENCES], dtype=object)
+    if BACKEND == "tensorflow":
+        inputs, batch = keras.Input(shape=(None,), dtype="string"), tokens
+    else:
+        width = layer.token_encoder.packed_width
+        inputs = keras.Input(shape=(None, width), dtype="int32")
+        batch = layer.token_encoder.packed_ids(tokens).numpy()
+    net = keras.Model(inputs, layer(inputs)["elmo"])
+    direct = ops.convert_to_numpy(layer(tokens)["elmo"])
+    np.testing.assert_array_equal(ops.convert_to_numpy(net(batch)), direct)
+    net.save(tmp_path / "efml.keras")
+    loaded = keras.saving.load_model(tmp_path / "efml.keras")
+    assert_same_up_to_path(ops.convert_to_numpy(loaded(batch)), direct)
+
+
+@pytest.mark.multi_backend
 def test_efml_raw_sentences_and_the_mix_on_this_backend():
     model = MODELS[0]
     layer = ElmoLayer.from_elmoformanylangs(EFML / model, output_mode="dict")

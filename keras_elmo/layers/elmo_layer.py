@@ -654,14 +654,22 @@ class ElmoLayer(keras.layers.Layer):
             if inputs.dtype == "string":
                 raise tokenization.text_in_model_error("ElmoLayer")
             return inputs
+        if not (isinstance(inputs, tf.RaggedTensor) or preprocessor_lib.is_text(inputs)):
+            # Packed ids already (a functional model's call, a tf.data batch).
+            shape = tuple(getattr(inputs, "shape", ()))
+            dtype = keras.backend.standardize_dtype(getattr(inputs, "dtype", "float32"))
+            width = self.token_encoder.packed_width
+            if len(shape) != 3 or shape[-1] != width or not keras.backend.is_int_dtype(dtype):
+                raise ValueError(self._EFML_NO_CHAR_IDS)
+            preprocessor_lib.check_shape_limits(shape, self._limits())
+            return keras.ops.convert_to_tensor(inputs)
         tokens = self._string_tokens(self._check_limits(inputs))
-        if tokens is None:
-            raise ValueError(self._EFML_NO_CHAR_IDS)
         return keras.ops.convert_to_tensor(self.token_encoder.packed_ids(tokens).numpy())
 
     _EFML_NO_CHAR_IDS = (
         "ElmoLayer: this is an ELMoForManyLangs model; it takes string tokens (batch, T) "
-        "or sentences (batch,). Char ids from batch_to_ids are the English models' "
+        "or sentences (batch,) (on JAX and PyTorch also its packed ids, "
+        "token_encoder.packed_ids). Char ids from batch_to_ids are the English models' "
         "byte ids and do not apply to its character lexicon."
     )
 
@@ -815,8 +823,13 @@ class ElmoLayer(keras.layers.Layer):
             if self.is_efml:
                 longest = max(len(s) for s in batch)
                 tokens = tf.constant([list(s) + [""] * (longest - len(s)) for s in batch])
+                if keras.config.backend() == "tensorflow":
+                    vectors = self._efml_token_vectors(tokens)
+                else:
+                    packed = self.token_encoder.packed_ids(tokens).numpy()
+                    vectors = self.token_encoder.encode_packed(packed)
                 _, _, _, state = self._representations(
-                    None, initial_state=state, token_vectors=self._efml_token_vectors(tokens)
+                    None, initial_state=state, token_vectors=vectors
                 )
                 continue
             char_ids = tf.constant(characters.batch_to_ids(batch, self.max_chars))
