@@ -140,3 +140,16 @@ def test_packed_keras_ops_path_matches_the_tensorflow_encoder():
         vectors, mask = encoder.encode_packed(encoder.packed_ids(tokens))
         np.testing.assert_array_equal(mask.numpy(), tf.not_equal(tokens, "").numpy())
         assert_same_up_to_path(vectors.numpy(), encoder(tokens).numpy(), err_msg=model)
+
+
+@pytest.mark.multi_backend
+def test_efml_request_limits_on_this_backend():
+    import tensorflow as tf
+
+    layer = ElmoLayer.from_elmoformanylangs(EFML / MODELS[0], max_tokens_per_sentence=3)
+    too_long = [["a", "b", "c", "d"]]
+    packed = layer.token_encoder.packed_ids(np.asarray(too_long, dtype=object)).numpy()
+    for inputs in (too_long, ["a b c d"], packed):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="max_tokens_per_sentence=3"):
+            layer(inputs)
+    assert ops.convert_to_numpy(layer([["a", "b", "c"]])).shape[:2] == (1, 3)
