@@ -153,3 +153,34 @@ def test_efml_request_limits_on_this_backend():
         with pytest.raises(tf.errors.InvalidArgumentError, match="max_tokens_per_sentence=3"):
             layer(inputs)
     assert ops.convert_to_numpy(layer([["a", "b", "c"]])).shape[:2] == (1, 3)
+
+
+@pytest.mark.multi_backend
+@pytest.mark.parametrize("fine_tune", ["mix", "all"])
+def test_efml_fit_on_this_backend(fine_tune):
+    # A Keras model on the packed ids (string tokens on TensorFlow), fit
+    # with jit_compile on JAX: the char embedding trains only with "all".
+    layer = ElmoLayer.from_elmoformanylangs(EFML / MODELS[1], fine_tune=fine_tune)
+    longest = max(len(s) for s in SENTENCES)
+    tokens = np.asarray([s + [""] * (longest - len(s)) for s in SENTENCES], dtype=object)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        inputs, batch = keras.Input(shape=(None,), dtype="string"), tf.constant(tokens)
+    else:
+        inputs = keras.Input(shape=(None, layer.token_encoder.packed_width), dtype="int32")
+        batch = layer.token_encoder.packed_ids(tokens).numpy()
+    pooled = keras.layers.GlobalAveragePooling1D()(layer(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=BACKEND == "jax",
+    )
+    chars = ops.convert_to_numpy(layer.token_encoder.char_embed).copy()
+    mix = ops.convert_to_numpy(layer.mixes[0].scalar_weights).copy()
+    history = model.fit(batch, np.arange(len(SENTENCES)) % 2, epochs=2, batch_size=4, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert not np.array_equal(ops.convert_to_numpy(layer.mixes[0].scalar_weights), mix)
+    moved = not np.array_equal(ops.convert_to_numpy(layer.token_encoder.char_embed), chars)
+    assert moved == (fine_tune == "all")
