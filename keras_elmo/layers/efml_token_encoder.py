@@ -25,6 +25,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -286,7 +287,55 @@ class EfmlTokenEncoder(keras.layers.Layer):
 
     def boundary_vectors(self):
         """The vectors of `<bos>` and `<eos>`, (2, P)."""
+        if keras.config.backend() != "tensorflow":
+            return self.encode_ids(*self._boundary_ids())
         return self.encode_unique(tf.constant(["<bos>", "<eos>"]), boundary=True)
+
+    def _boundary_ids(self):
+        """(char ids (2, max_chars), word ids (2,) or None) of `<bos>`, `<eos>`
+        as `char_ids(..., boundary=True)` and the word lookup give them."""
+        self._check_ready()
+        c, w = self.char_lexicon, self.word_lexicon
+        begin, end = c[options_lib.EFML_BEGIN_OF_WORD], c[options_lib.EFML_END_OF_WORD]
+        names = ("<bos>", "<eos>")
+        chars = [[begin, c[n], end] + [c["<pad>"]] * (self.max_chars - 3) for n in names]
+        words = [w.get(n, w["<oov>"]) for n in names] if self.word_dim else None
+        return np.asarray(chars, np.int32), None if words is None else np.asarray(words, np.int32)
+
+    # ------------------------------------------------------------------ packed ids
+    # On JAX and PyTorch the string lookups run eagerly (TensorFlow tables)
+    # and the model gets one int32 tensor (B, T, 2 + max_chars) per batch:
+    # [1 (a token; 0 at padding), word id (0 without words), char ids ...],
+    # all zeros at padding.
+    @property
+    def packed_width(self):
+        return 2 + self.max_chars
+
+    def packed_ids(self, tokens):
+        """Dense string tokens (B, T), "" as padding -> packed ids (B, T, 2 + max_chars), TF."""
+        self._check_ready()
+        tokens = tf.convert_to_tensor(tokens, tf.string)
+        shape = tf.shape(tokens)
+        flat = tf.reshape(tokens, [-1])
+        char_ids, keys = self.char_ids(flat)
+        if self.word_dim:
+            word_ids = tf.cast(self._word_table.lookup(keys), tf.int32)
+        else:
+            word_ids = tf.zeros_like(flat, tf.int32)
+        real = tf.not_equal(flat, "")
+        packed = tf.concat([tf.cast(real, tf.int32)[:, None], word_ids[:, None], char_ids], 1)
+        packed = packed * tf.cast(real, tf.int32)[:, None]
+        return tf.reshape(packed, tf.concat([shape, [self.packed_width]], 0))
+
+    def encode_packed(self, packed):
+        """Packed ids (B, T, 2 + max_chars) -> (token vectors (B, T, P), mask (B, T)), keras.ops."""
+        packed = ops.cast(ops.convert_to_tensor(packed), "int32")
+        batch, steps = ops.shape(packed)[0], ops.shape(packed)[1]
+        flat = ops.reshape(packed, (-1, self.packed_width))
+        vectors = self.encode_ids(flat[:, 2:], flat[:, 1] if self.word_dim else None)
+        mask = ops.greater(packed[..., 0], 0)
+        vectors = ops.reshape(vectors, (batch, steps, self.output_dim))
+        return vectors * ops.cast(mask, vectors.dtype)[..., None], mask
 
     def call(self, tokens):
         tokens = tf.convert_to_tensor(tokens, tf.string)

@@ -11,7 +11,7 @@ from keras_elmo import options as options_lib
 from keras_elmo.checkpoints import download, efml
 from keras_elmo.checkpoints import original as conversion
 from keras_elmo.checkpoints.model_source import ModelSource
-from keras_elmo.errors import BackendError, InputError
+from keras_elmo.errors import InputError
 from keras_elmo.layers import backend_path
 from keras_elmo.layers import preprocessor as preprocessor_lib
 from keras_elmo.layers import token_cache as token_cache_lib
@@ -113,8 +113,9 @@ class ElmoLayer(keras.layers.Layer):
             ops), and a model's input is char ids: `fit` on text maps
             `layer.preprocessor()` over a `tf.data` pipeline
             (docs/backends.md). There the token cache is not used (the char
-            CNN gives the same vectors) and ELMoForManyLangs models are
-            refused (`BackendError`).
+            CNN gives the same vectors). An ELMoForManyLangs model looks its
+            string tokens up eagerly (TensorFlow tables) and takes the ids
+            of `EfmlTokenEncoder.packed_ids`.
         training: bool or `None`. Whether dropout applies. Defaults to `None`
             (Keras's training flag, e.g. `True` inside `model.fit`).
 
@@ -626,10 +627,7 @@ class ElmoLayer(keras.layers.Layer):
         if keras.config.backend() == "tensorflow":
             return inputs
         if self.is_efml:
-            raise BackendError(
-                f"ElmoLayer: ELMoForManyLangs models run on the TensorFlow backend only "
-                f"(Keras runs on {keras.config.backend()!r}): run with KERAS_BACKEND=tensorflow."
-            )
+            return self._efml_packed_ids(inputs)
         if isinstance(inputs, keras.KerasTensor):
             if inputs.dtype == "string":
                 raise tokenization.text_in_model_error("ElmoLayer")
@@ -646,15 +644,40 @@ class ElmoLayer(keras.layers.Layer):
         preprocessor_lib.check_shape_limits(tuple(inputs.shape), self._limits())
         return inputs
 
+    def _efml_packed_ids(self, inputs):
+        """JAX, PyTorch: EFML string inputs -> the encoder's packed ids, a backend tensor.
+
+        The lexicon lookups are TensorFlow tables, run eagerly here; the
+        model (`EfmlTokenEncoder.encode_packed`) is keras.ops.
+        """
+        if isinstance(inputs, keras.KerasTensor):
+            if inputs.dtype == "string":
+                raise tokenization.text_in_model_error("ElmoLayer")
+            return inputs
+        if not (isinstance(inputs, tf.RaggedTensor) or preprocessor_lib.is_text(inputs)):
+            # Packed ids already (a functional model's call, a tf.data batch).
+            shape = tuple(getattr(inputs, "shape", ()))
+            dtype = keras.backend.standardize_dtype(getattr(inputs, "dtype", "float32"))
+            width = self.token_encoder.packed_width
+            if len(shape) != 3 or shape[-1] != width or not keras.backend.is_int_dtype(dtype):
+                raise ValueError(self._EFML_NO_CHAR_IDS)
+            preprocessor_lib.check_shape_limits(shape, self._limits())
+            return keras.ops.convert_to_tensor(inputs)
+        tokens = self._string_tokens(self._check_limits(inputs))
+        return keras.ops.convert_to_tensor(self.token_encoder.packed_ids(tokens).numpy())
+
+    _EFML_NO_CHAR_IDS = (
+        "ElmoLayer: this is an ELMoForManyLangs model; it takes string tokens (batch, T) "
+        "or sentences (batch,) (on JAX and PyTorch also its packed ids, "
+        "token_encoder.packed_ids). Char ids from batch_to_ids are the English models' "
+        "byte ids and do not apply to its character lexicon."
+    )
+
     def _efml_token_vectors(self, inputs):
         """ELMoForManyLangs: string inputs -> (token vectors, mask); char ids refused."""
         tokens = self._string_tokens(inputs)
         if tokens is None:
-            raise ValueError(
-                "ElmoLayer: this is an ELMoForManyLangs model; it takes string tokens (batch, T) "
-                "or sentences (batch,). Char ids from batch_to_ids are the English models' "
-                "byte ids and do not apply to its character lexicon."
-            )
+            raise ValueError(self._EFML_NO_CHAR_IDS)
         return self.token_encoder(tokens), tf.not_equal(tokens, "")
 
     def _model_inputs(self, inputs):
@@ -662,6 +685,10 @@ class ElmoLayer(keras.layers.Layer):
         if keras.config.backend() != "tensorflow":
             # Char ids of the backend, checked in __call__ (text came through
             # the preprocessor there, or through tf.data).
+            if self.is_efml:  # packed ids (EfmlTokenEncoder.packed_ids)
+                token_vectors = self.token_encoder.encode_packed(inputs)
+                layers, tokens, mask, _ = self._representations(None, token_vectors=token_vectors)
+                return layers, tokens, mask
             layers, tokens, mask, _ = self._representations(keras.ops.cast(inputs, "int32"))
             return layers, tokens, mask
         inputs = self._check_limits(inputs)
@@ -796,8 +823,13 @@ class ElmoLayer(keras.layers.Layer):
             if self.is_efml:
                 longest = max(len(s) for s in batch)
                 tokens = tf.constant([list(s) + [""] * (longest - len(s)) for s in batch])
+                if keras.config.backend() == "tensorflow":
+                    vectors = self._efml_token_vectors(tokens)
+                else:
+                    packed = self.token_encoder.packed_ids(tokens).numpy()
+                    vectors = self.token_encoder.encode_packed(packed)
                 _, _, _, state = self._representations(
-                    None, initial_state=state, token_vectors=self._efml_token_vectors(tokens)
+                    None, initial_state=state, token_vectors=vectors
                 )
                 continue
             char_ids = tf.constant(characters.batch_to_ids(batch, self.max_chars))
