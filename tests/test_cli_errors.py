@@ -141,7 +141,7 @@ def test_an_existing_output_that_is_not_hdf5_is_refused_and_kept(tmp_path, text)
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
     status, stderr, imported, _ = run_cli(tmp_path, "embed", text, notes)
-    assert_one_line_error(status, stderr, imported, notes, "not an HDF5 file")
+    assert_one_line_error(status, stderr, imported, notes, "not an HDF5 or Parquet file")
     assert notes.read_text() == "my notes\n"
 
 
