@@ -1,6 +1,19 @@
-"""The tail every benchmark shares: its markdown table printed and written to results/."""
+"""What the benchmarks share: worker processes, and the tail: the markdown table printed
+and written to results/."""
 
 import os
+import subprocess
+import sys
+
+
+def run_worker(script, argv, env):
+    """`python SCRIPT ARGV` with `env`; its stdout (a RuntimeError with the end of its stderr
+    if it fails)."""
+    cmd = [sys.executable, os.path.abspath(script)] + list(argv)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout
 
 
 def write_table(lines, path):

@@ -50,12 +50,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from _results import write_table
+from _results import run_worker, write_table
 from bench_elmo import hardware, make_sentences
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -245,11 +244,8 @@ def worker_run(args):
 # --------------------------------------------------------------------- driver
 def _sub(argv, env):
     """Run this script as a worker; its RESULT line (None for the weight writer)."""
-    cmd = [sys.executable, os.path.abspath(__file__)] + argv
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    found = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    stdout = run_worker(__file__, argv, env)
+    found = [line[7:] for line in stdout.splitlines() if line.startswith("RESULT ")]
     return json.loads(found[-1]) if found else None
 
 

@@ -115,15 +115,7 @@ def main():
                     "format": args.format,
                     "batch_size": args.batch_size,
                 }
-                proc = subprocess.run(
-                    [sys.executable, "-c", RUN, REPO, json.dumps(job)],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if proc.returncode:
-                    raise SystemExit(f"{which} failed:\n{proc.stderr[-3000:]}")
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                result = run_job(RUN, job, which)
                 results[which].append(result)
                 print(
                     f"repeat {repeat} {which}: {result['seconds']:.1f} s, "
@@ -152,6 +144,24 @@ def main():
     )
     print(table)
     print(f"\nbeam-embed throughput / embed throughput: {ratio:.2f}")
+    write_record("beam", args, results, ratio, table)
+
+
+def run_job(script, job, which):
+    """`python -c SCRIPT REPO JOB` in a fresh interpreter; the JSON of its last line."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, REPO, json.dumps(job)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        raise SystemExit(f"{which} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_record(prefix, args, results, ratio, table, **extra):
+    """results/PREFIX_DATE.json: the run's machine, arguments, runs, ratio and table."""
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
@@ -160,9 +170,10 @@ def main():
         "runs": results,
         "ratio": ratio,
         "table": table,
+        **extra,
     }
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = f"beam_{datetime.date.today().isoformat()}.json"
+    name = f"{prefix}_{datetime.date.today().isoformat()}.json"
     with open(os.path.join(HERE, "results", name), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
 

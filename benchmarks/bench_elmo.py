@@ -54,12 +54,11 @@ import platform
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from _results import write_table
+from _results import run_worker, write_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("small", "medium", "original")
@@ -316,11 +315,7 @@ def worker_run(args):
 
 # --------------------------------------------------------------------- driver
 def _sub(argv, env):
-    cmd = [sys.executable, os.path.abspath(__file__)] + argv
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return proc.stdout
+    return run_worker(__file__, argv, env)
 
 
 def main(argv=None):

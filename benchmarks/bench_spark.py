@@ -19,18 +19,15 @@ machine's details to benchmarks/results/spark_<date>.json.
 """
 
 import argparse
-import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench_beam import brown_lines, cpu_model  # noqa: E402  (the same input, the same record)
+from bench_beam import brown_lines, run_job, write_record  # noqa: E402  (the same input, the same record)
 
 RUN = r"""
 import functools, json, os, sys, time
@@ -101,15 +98,7 @@ print(json.dumps({"seconds": seconds}))
 
 
 def run_one(job):
-    proc = subprocess.run(
-        [sys.executable, "-c", RUN, REPO, json.dumps(job)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode:
-        raise SystemExit(f"{job['which']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_job(RUN, job, job["which"])
 
 
 def table(results, lines, tokens, args, label):
@@ -182,24 +171,13 @@ def main():
     ratio = median["embed"] / median["spark"]
     print(main_table)
     print(f"\nspark-embed tokens/s / embed tokens/s: {ratio:.2f}")
-    record = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "load_average": os.getloadavg(),
-        "args": vars(args),
-        "runs": results,
-        "ratio": ratio,
-        "table": main_table,
-    }
+    extra = {}
     if args.engines:
         engine_table, engine_median = table(engines, args.lines, tokens, args, names.get)
         print("\n" + engine_table)
-        record.update(engines=engines, engine_table=engine_table)
-        record["pandas_over_arrow_seconds"] = engine_median["pandas"] / engine_median["arrow"]
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    name = f"spark_{datetime.date.today().isoformat()}.json"
-    with open(os.path.join(HERE, "results", name), "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
+        extra.update(engines=engines, engine_table=engine_table)
+        extra["pandas_over_arrow_seconds"] = engine_median["pandas"] / engine_median["arrow"]
+    write_record("spark", args, results, ratio, main_table, **extra)
 
 
 if __name__ == "__main__":

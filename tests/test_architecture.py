@@ -16,7 +16,7 @@ ORDER = [
     # registration imports every module that registers a Keras object by name
     # (importlib, when called), none at import: any module that loads a
     # .keras file (ElmoLayer.from_source, the export, Beam) may call it.
-    ("", ["version", "errors", "registration", "progress", "cpu", "options", "limits"]),
+    ("", ["version", "errors", "durable", "registration", "progress", "cpu", "options", "limits"]),
     ("text", ["characters", "tokenization", "tokenizer"]),
     (
         "checkpoints",

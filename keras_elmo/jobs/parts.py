@@ -28,6 +28,7 @@ import time
 
 import h5py
 
+from keras_elmo import durable
 from keras_elmo.errors import InputError
 
 PARTIAL_SUFFIX = ".partial"
@@ -51,19 +52,11 @@ def partial_dir(output_file):
     return output_target(output_file) + PARTIAL_SUFFIX
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def commit_file(tmp_path, final_path):
     """Make a finished file durable, then give it its final name (atomic)."""
-    _fsync(tmp_path)
+    durable.fsync_path(tmp_path)
     os.replace(tmp_path, final_path)
-    _fsync(os.path.dirname(final_path))
+    durable.fsync_path(os.path.dirname(final_path))
 
 
 class _DiskFile:
@@ -363,7 +356,7 @@ class PartStore:
                 os.close(fd)
                 fd = None
                 return None
-            _fsync(parent)
+            durable.fsync_path(parent)
             return fd
         except OSError as err:
             if fd is not None:

@@ -25,7 +25,6 @@ the current one; when files are there but neither is usable, an
 `latest.weights.h5`) is read as it is, without a digest to check.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,8 @@ import shutil
 import tempfile
 import warnings
 
+from keras_elmo import durable
+from keras_elmo.checkpoints.download import file_sha256
 from keras_elmo.errors import ElmoError, InputError
 
 METADATA_FILE = "training_metadata.json"
@@ -55,29 +56,6 @@ def weights_name(epoch):
     return f"epoch-{epoch:06d}.weights.h5"
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path):
-    try:
-        _fsync_path(path)
-    except OSError:  # no directory handles (Windows): the rename is still atomic
-        pass
-
-
 def _write_json_atomic(path, record):
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f"{_TMP_PREFIX}{os.getpid()}-{os.path.basename(path)}")
@@ -86,7 +64,7 @@ def _write_json_atomic(path, record):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(directory)
+    durable.fsync_dir(directory)
 
 
 def _read_record(directory, name, legacy_weights):
@@ -125,7 +103,7 @@ def _read_record(directory, name, legacy_weights):
     size = os.path.getsize(weights_path)
     if size != record.get("size"):
         return None, f"{weights} has {size} bytes, the metadata says {record.get('size')!r:.20}"
-    if _sha256(weights_path) != record.get("sha256"):
+    if file_sha256(weights_path) != record.get("sha256"):
         return None, f"{weights} does not match the digest in the metadata"
     for key in ("steps", "steps_per_epoch"):
         value = record.get(key)
@@ -199,10 +177,10 @@ def _save(model, directory, epoch, steps_per_epoch, previous):
     final = os.path.join(directory, name)
     tmp = os.path.join(directory, f"{_TMP_PREFIX}{os.getpid()}-{name}")
     model.save_weights(tmp, overwrite=True)
-    _fsync_path(tmp)
-    size, digest = os.path.getsize(tmp), _sha256(tmp)
+    durable.fsync_path(tmp)
+    size, digest = os.path.getsize(tmp), file_sha256(tmp)
     os.replace(tmp, final)
-    _fsync_dir(directory)
+    durable.fsync_dir(directory)
     record = {
         "format": FORMAT,
         "epoch": int(epoch),
