@@ -52,8 +52,8 @@ try:
     from pyspark.sql import types as T
 except ImportError as err:  # pragma: no cover - depends on the installation
     raise ImportError(
-        "keras_elmo.integrations.spark needs pyspark and pyarrow: pip install "
-        "'keras_elmo[spark]' (or -e '.[spark]' in the checkout)."
+        "keras_elmo.integrations.spark needs pyspark and pyarrow: pip install -e '.[spark]' "
+        "in the keras_elmo checkout."
     ) from err
 
 HUB_OUTPUTS = ("word_emb", "elmo")

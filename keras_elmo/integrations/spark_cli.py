@@ -59,7 +59,7 @@ def run(args):
         from pyspark.sql import SparkSession
     except ImportError:
         raise InputError(
-            "spark-embed needs pyspark: pip install 'keras_elmo[spark]' (or -e '.[spark]')."
+            "spark-embed needs pyspark: pip install -e '.[spark]' in the keras_elmo checkout."
         ) from None
     from keras_elmo.integrations import spark
 

@@ -44,7 +44,7 @@ def _pyarrow():
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - depends on the installation
         raise InputError(
-            "Parquet output needs pyarrow: pip install 'keras_elmo[spark]' (or pyarrow)."
+            "Parquet output needs pyarrow: pip install -e '.[spark]' in the keras_elmo checkout."
         ) from None
     return pa, pq
 
